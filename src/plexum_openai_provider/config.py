@@ -1,0 +1,117 @@
+"""HostConfig: the operator's config.json section for this plugin, validated.
+
+Every key is optional. A wrong key, type or value raises :class:`ConfigError` naming the key and
+the value, so an operator sees at ``initialize`` (or at ``run --config``) exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_MODEL", "HostConfig", "load_config_file"]
+
+DEFAULT_MODEL = "codex"
+
+
+class HostConfig(BaseModel):
+    """See docs/protocol.md (HostConfig) for the meaning of each key."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    binary: str | None = Field(default=None, min_length=1)
+    extra_args: tuple[str, ...] = ()
+    supported_models: tuple[str, ...] = Field(default=(DEFAULT_MODEL,), min_length=1)
+    model_args: dict[str, str] = Field(default_factory=dict)
+    turn_timeout_s: float = Field(default=1800.0, gt=0)
+    idle_timeout_s: float = Field(default=600.0, gt=0)
+    tool_timeout_s: float = Field(default=300.0, gt=0)
+    consume_marker: str = Field(default="...(tool called)", min_length=1)
+
+    @classmethod
+    def parse(cls, data: Any) -> HostConfig:
+        """Validate a decoded JSON object (``None`` means all defaults)."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"config must be a JSON object, not {type(data).__name__}", key="config", value=data
+            )
+        # JSON has lists, not tuples: accept them where the model keeps tuples.
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            raise _config_error(exc, data) from None
+        config._check_values()
+        return config
+
+    def _check_values(self) -> None:
+        for arg in self.extra_args:
+            if "\0" in arg:
+                raise ConfigError(
+                    f"config key 'extra_args' has an invalid value {arg!r}: NUL bytes cannot be"
+                    " passed to a program",
+                    key="extra_args",
+                    value=list(self.extra_args),
+                )
+        models = self.supported_models
+        for model in models:
+            if not model.strip() or models.count(model) > 1:
+                raise ConfigError(
+                    f"config key 'supported_models' has an invalid value {json.dumps(list(models))}:"
+                    f" model ids must be non-empty and unique ({model!r})",
+                    key="supported_models",
+                    value=list(models),
+                )
+        for model in self.model_args:
+            if model not in models:
+                raise ConfigError(
+                    f"config key 'model_args' names model {model!r}, which is not in"
+                    f" supported_models {json.dumps(list(models))}",
+                    key="model_args",
+                    value=dict(self.model_args),
+                )
+
+    def model_arg(self, model: str) -> str | None:
+        """The ``--model`` value for an advertised model id (``None``: codex's default)."""
+        return self.model_args.get(model)
+
+
+def _config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
+    err = exc.errors()[0]
+    loc = [str(part) for part in err.get("loc", ())]
+    key = loc[0] if loc else "config"
+    if err.get("type") == "extra_forbidden":
+        known = ", ".join(HostConfig.model_fields)
+        return ConfigError(
+            f"config key {key!r} is not known (known keys: {known})", key=key, value=data.get(key)
+        )
+    value = data.get(key) if key in data else err.get("input")
+    where = ".".join(loc) or "config"
+    msg = str(err.get("msg", "invalid")).replace("tuple", "list")
+    if isinstance(value, tuple):
+        value = list(value)
+    return ConfigError(
+        f"config key {where!r} has an invalid value {json.dumps(value, default=str)}: {msg}",
+        key=key,
+        value=value,
+    )
+
+
+def load_config_file(path: Path) -> HostConfig:
+    """Read a JSON file holding one object of HostConfig keys."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", key="config") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid JSON: {exc}", key="config") from None
+    return HostConfig.parse(data)

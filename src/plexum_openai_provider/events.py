@@ -1,0 +1,104 @@
+"""Canonical events of a turn, as the protocol names them (``event.type``).
+
+Frozen dataclasses; :func:`event_to_dict` gives the wire form and :func:`event_from_dict` reads it
+back (the host client uses it), tolerating fields it does not know.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeAlias
+
+__all__ = [
+    "ErrorCode",
+    "ErrorEvent",
+    "Event",
+    "Notice",
+    "TextDelta",
+    "ToolCall",
+    "ToolResult",
+    "Usage",
+    "event_from_dict",
+    "event_to_dict",
+]
+
+ErrorCode = Literal[
+    "codex_not_found",
+    "codex_failed",
+    "codex_exited",
+    "resume_failed",
+    "timeout",
+    "cancelled",
+    "invalid_request",
+    "internal",
+]
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    type: ClassVar[str] = "text_delta"
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    type: ClassVar[str] = "tool_call"
+    block_id: str
+    name: str
+    arguments: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    type: ClassVar[str] = "tool_result"
+    block_id: str
+    output: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of one turn (not the thread's running total that codex prints)."""
+
+    type: ClassVar[str] = "usage"
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Notice:
+    type: ClassVar[str] = "notice"
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    retryable: bool = False
+
+
+Event: TypeAlias = TextDelta | ToolCall | ToolResult | Usage | Notice | ErrorEvent
+
+_BY_TYPE: dict[str, type[Event]] = {
+    cls.type: cls for cls in (TextDelta, ToolCall, ToolResult, Usage, Notice, ErrorEvent)
+}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    return {"type": event.type, **dataclasses.asdict(event)}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The event of a wire dict; unknown fields are ignored, an unknown type is a ValueError."""
+    cls = _BY_TYPE.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})

@@ -1,0 +1,109 @@
+"""The provider: validates turn requests, starts turns, and keeps one running turn per agent.
+
+Use from Python::
+
+    provider = await CodexProvider.create(HostConfig())
+    turn = provider.start_turn(TurnRequest(AgentContext("cx", Path("/srv/agents/cx")), "hello"))
+    async for event in turn:
+        print(event)
+    result = await turn.result()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from .codex.binary import CodexBinary, resolve_codex
+from .codex.home import codex_home as default_codex_home
+from .codex.rollout import RolloutLocator
+from .config import HostConfig
+from .errors import AgentBusyError, InvalidRequestError
+from .requests import TurnRequest
+from .turn import Turn
+
+__all__ = ["CodexProvider"]
+
+log = logging.getLogger(__name__)
+
+
+class CodexProvider:
+    def __init__(
+        self,
+        config: HostConfig,
+        binary: CodexBinary,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = config
+        self.binary = binary
+        self.env: dict[str, str] = dict(os.environ if env is None else env)
+        self.codex_home: Path = default_codex_home(self.env)
+        self.locator = RolloutLocator(self.codex_home)
+        self._running: dict[str, Turn] = {}
+        self._turn_ids: set[str] = set()
+
+    @classmethod
+    async def create(
+        cls, config: HostConfig | None = None, *, env: Mapping[str, str] | None = None
+    ) -> CodexProvider:
+        """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs)."""
+        config = config or HostConfig()
+        binary = await resolve_codex(config.binary)
+        return cls(config, binary, env=env)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.config.supported_models)
+
+    def running_turn(self, agent_id: str) -> Turn | None:
+        return self._running.get(agent_id)
+
+    def start_turn(self, request: TurnRequest) -> Turn:
+        """Validate and start; raises InvalidRequestError or AgentBusyError before anything runs."""
+        self.validate(request)
+        if request.agent.id in self._running:
+            raise AgentBusyError(request.agent.id)
+        turn_id = request.turn_id or f"t-{uuid.uuid4().hex[:12]}"
+        if turn_id in self._turn_ids:
+            raise InvalidRequestError(f"turn_id {turn_id!r} was already used", field="turn_id")
+        self._turn_ids.add(turn_id)
+        turn = Turn(self, request, turn_id)
+        self._running[request.agent.id] = turn
+        self.prepare_turn(turn)
+        turn.start()
+        return turn
+
+    def prepare_turn(self, turn: Turn) -> None:
+        """Hook for subclasses and the plugin: attach bridge and block hooks before the turn runs."""
+
+    def validate(self, request: TurnRequest) -> None:
+        request.agent.validate()
+        if not isinstance(request.prompt, str) or not request.prompt:
+            raise InvalidRequestError("the user message is empty", field="messages")
+        if "\0" in request.prompt:
+            raise InvalidRequestError("the user message contains a NUL byte", field="messages")
+        if request.model is not None and request.model not in self.config.supported_models:
+            raise InvalidRequestError(
+                f"model {request.model!r} is not advertised (supported: "
+                f"{', '.join(self.config.supported_models)})",
+                field="model",
+            )
+        if request.turn_id is not None and (not isinstance(request.turn_id, str) or not request.turn_id):
+            raise InvalidRequestError("turn_id must be a non-empty string", field="turn_id")
+
+    def _turn_ended(self, turn: Turn) -> None:
+        if self._running.get(turn.request.agent.id) is turn:
+            del self._running[turn.request.agent.id]
+
+    async def cancel_all(self, reason: str = "the plugin is shutting down") -> None:
+        """Cancel every running turn and wait for them to end."""
+        turns = list(self._running.values())
+        for turn in turns:
+            turn.cancel(reason)
+        if turns:
+            await asyncio.gather(*(t.result() for t in turns), return_exceptions=True)

@@ -1,0 +1,119 @@
+"""The typed inputs and outputs of a turn: agent context, turn request, turn result."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import InvalidRequestError
+from .events import Usage
+
+__all__ = [
+    "AgentContext",
+    "MAX_AGENT_ID",
+    "ToolSpec",
+    "TurnError",
+    "TurnRequest",
+    "TurnResult",
+    "TurnStatus",
+    "last_user_message",
+]
+
+MAX_AGENT_ID = 128
+
+TurnStatus = Literal["completed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """Who the turn is for: the agent's id and its workspace (codex's working directory)."""
+
+    id: str
+    workspace: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "workspace", Path(self.workspace))
+
+    def validate(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise InvalidRequestError("agent.id must be a non-empty string", field="agent.id")
+        if len(self.id) > MAX_AGENT_ID:
+            raise InvalidRequestError(
+                f"agent.id is {len(self.id)} characters long; at most {MAX_AGENT_ID} are allowed",
+                field="agent.id",
+            )
+        if any(unicodedata.category(ch).startswith("C") for ch in self.id):
+            raise InvalidRequestError(
+                f"agent.id {self.id!r} contains control or unassigned characters", field="agent.id"
+            )
+        ws = str(self.workspace)
+        if "\0" in ws or not os.path.isabs(ws):
+            raise InvalidRequestError(
+                f"agent.workspace {ws!r} must be an absolute path", field="agent.workspace"
+            )
+        if not self.workspace.is_dir():
+            raise InvalidRequestError(
+                f"agent.workspace {ws!r} does not exist or is not a directory",
+                field="agent.workspace",
+            )
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A host tool offered to the model for one turn."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """One turn: ``prompt`` is the user's last message (codex keeps the conversation itself)."""
+
+    agent: AgentContext
+    prompt: str
+    model: str | None = None
+    turn_id: str | None = None
+    tools: tuple[ToolSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class TurnError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    turn_id: str
+    status: TurnStatus
+    thread_id: str | None = None
+    usage: Usage | None = None
+    error: TurnError | None = None
+
+
+def last_user_message(messages: Any) -> str:
+    """The content of the last ``user`` message of a protocol ``messages`` list."""
+    if not isinstance(messages, list):
+        raise InvalidRequestError("messages must be a list", field="messages")
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):  # content parts: keep the text ones
+                texts = [
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict) and isinstance(p.get("text"), str)
+                ]
+                if texts:
+                    return "\n".join(texts)
+            raise InvalidRequestError(
+                "the last user message has no text content", field="messages.content"
+            )
+    raise InvalidRequestError("messages has no user message", field="messages")

@@ -1,0 +1,405 @@
+"""A scripted Responses-API model server on 127.0.0.1.
+
+It lets the real codex binary run real turns offline: codex POSTs ``/v1/responses`` and the server
+answers with server-sent events built from a script. Every request body is recorded, so tests can
+assert on exactly what the model was sent.
+
+The server speaks just enough HTTP/1.1 for codex (reqwest): one request per connection, answered
+with ``Connection: close``. It runs on its own event loop in a daemon thread, so synchronous code
+(pytest, the ``--demo`` commands, benchmarks that time a bare ``codex exec``) can use it as well as
+asyncio code.
+
+Replies:
+
+* :class:`Message` - an assistant message (``response.output_item.done`` with a ``message`` item).
+* :class:`FunctionCall` - a ``function_call`` item, with ``namespace`` for MCP tools.
+* :class:`CustomToolCall` - a ``custom_tool_call`` (code mode's ``exec``).
+* :class:`Failed` - a ``response.failed`` event.
+* :class:`HttpError` - a plain HTTP error status.
+* :class:`Hang` - accept the request and never answer.
+
+A reply is a list of these output items (several calls in one response), or one of them. Replies
+queued with :meth:`ScriptedModelServer.enqueue` are used first, in order; after that the
+``script`` callable decides (by default :func:`echo_script`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeAlias
+
+__all__ = [
+    "CustomToolCall",
+    "Failed",
+    "FunctionCall",
+    "Hang",
+    "HttpError",
+    "Message",
+    "Reply",
+    "ResponsesRequest",
+    "ScriptedModelServer",
+    "Usage",
+    "echo_script",
+    "write_codex_home",
+]
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 100
+    cached_input_tokens: int = 0
+    output_tokens: int = 10
+    reasoning_output_tokens: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": self.cached_input_tokens},
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_output_tokens},
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+
+    def item(self, ids: Iterator[int]) -> dict[str, Any]:
+        return {
+            "type": "message",
+            "role": "assistant",
+            "id": f"msg_{next(ids)}",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": self.text, "annotations": []}],
+        }
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    name: str
+    arguments: str
+    call_id: str | None = None
+    namespace: str | None = None
+
+    def item(self, ids: Iterator[int]) -> dict[str, Any]:
+        n = next(ids)
+        out: dict[str, Any] = {
+            "type": "function_call",
+            "id": f"fc_{n}",
+            "call_id": self.call_id or f"call_{n}",
+            "name": self.name,
+            "arguments": self.arguments,
+            "status": "completed",
+        }
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        return out
+
+
+@dataclass(frozen=True)
+class CustomToolCall:
+    input: str
+    name: str = "exec"
+    call_id: str | None = None
+    namespace: str | None = "functions"
+
+    def item(self, ids: Iterator[int]) -> dict[str, Any]:
+        n = next(ids)
+        out: dict[str, Any] = {
+            "type": "custom_tool_call",
+            "id": f"ctc_{n}",
+            "call_id": self.call_id or f"call_{n}",
+            "name": self.name,
+            "input": self.input,
+            "status": "completed",
+        }
+        if self.namespace is not None:
+            out["namespace"] = self.namespace
+        return out
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str = "the scripted model failed"
+    code: str = "server_error"
+
+
+@dataclass(frozen=True)
+class HttpError:
+    status: int = 500
+    body: str = '{"error": {"message": "scripted HTTP error", "type": "server_error"}}'
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Accept the request and never answer (until the server stops)."""
+
+
+OutputItem: TypeAlias = Message | FunctionCall | CustomToolCall
+Reply: TypeAlias = OutputItem | Sequence[OutputItem] | Failed | HttpError | Hang
+
+
+@dataclass
+class ResponsesRequest:
+    """One request codex sent to the model, as received."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input(self) -> list[dict[str, Any]]:
+        items = self.body.get("input")
+        return items if isinstance(items, list) else []
+
+    @property
+    def raw(self) -> str:
+        return json.dumps(self.body, ensure_ascii=False)
+
+    def user_texts(self) -> list[str]:
+        """Every text of every ``user`` message in the input, in order."""
+        out = []
+        for item in self.input:
+            if item.get("type") == "message" and item.get("role") == "user":
+                for part in item.get("content") or []:
+                    if isinstance(part, dict) and "text" in part:
+                        out.append(str(part["text"]))
+        return out
+
+    def last_user_text(self) -> str:
+        texts = self.user_texts()
+        return texts[-1] if texts else ""
+
+    def assistant_texts(self) -> list[str]:
+        out = []
+        for item in self.input:
+            if item.get("type") == "message" and item.get("role") == "assistant":
+                for part in item.get("content") or []:
+                    if isinstance(part, dict) and "text" in part:
+                        out.append(str(part["text"]))
+        return out
+
+    def items_of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [item for item in self.input if item.get("type") == kind]
+
+    def tool_names(self) -> list[str]:
+        """Names of the tools offered, MCP namespaces flattened as ``namespace.name``."""
+        names: list[str] = []
+        for tool in self.body.get("tools") or []:
+            if tool.get("type") == "namespace":
+                ns = tool.get("name", "")
+                names.extend(f"{ns}.{t.get('name')}" for t in tool.get("tools") or [])
+            else:
+                names.append(str(tool.get("name")))
+        return names
+
+
+def echo_script(request: ResponsesRequest) -> Reply:
+    """The default script: answer ``echo: <the last user text>`` once the tools have been called."""
+    return Message("echo: " + request.last_user_text())
+
+
+class ScriptedModelServer:
+    """See the module docstring. Use as a context manager, or call :meth:`start` and :meth:`stop`."""
+
+    def __init__(
+        self,
+        script: Callable[[ResponsesRequest], Reply] = echo_script,
+        usage: Usage | None = None,
+    ) -> None:
+        self.script = script
+        self.usage = usage or Usage()
+        self.requests: list[ResponsesRequest] = []
+        self._queue: list[Reply] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._hung: list[asyncio.StreamWriter] = []
+        self.port = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> ScriptedModelServer:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0, limit=1 << 30)
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            ready.set()
+            loop.run_forever()
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="scripted-model-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("scripted model server did not start")
+        return self
+
+    def stop(self) -> None:
+        loop, server = self._loop, self._server
+        if loop is None or server is None:
+            return
+
+        async def close() -> None:
+            server.close()
+            for writer in self._hung:
+                writer.close()
+            await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread:
+            self._thread.join(10)
+        self._loop = self._server = None
+
+    def __enter__(self) -> ScriptedModelServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # -- scripting ---------------------------------------------------------------------------
+    def enqueue(self, *replies: Reply) -> None:
+        with self._lock:
+            self._queue.extend(replies)
+
+    def _next_reply(self, request: ResponsesRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self._queue:
+                return self._queue.pop(0)
+        return self.script(request)
+
+    # -- HTTP --------------------------------------------------------------------------------
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            headers = {}
+            for line in header_lines:
+                if ":" in line:
+                    key, value = line.split(":", 1)
+                    headers[key.strip().lower()] = value.strip()
+            body = await self._read_body(reader, headers)
+            method, path, _ = request_line.split(" ", 2)
+            if method != "POST" or not path.rstrip("/").endswith("/responses"):
+                await self._send(writer, 404, "application/json", b'{"error": "not found"}')
+                return
+            request = ResponsesRequest(json.loads(body or b"{}"), headers)
+            reply = self._next_reply(request)
+            if isinstance(reply, Hang):
+                self._hung.append(writer)
+                return
+            if isinstance(reply, HttpError):
+                await self._send(writer, reply.status, "application/json", reply.body.encode())
+                return
+            await self._send(writer, 200, "text/event-stream", self._sse(request, reply))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        if not writer.is_closing():
+            writer.close()
+
+    async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+        if "content-length" in headers:
+            return await reader.readexactly(int(headers["content-length"]))
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+                if size == 0:
+                    await reader.readuntil(b"\r\n")
+                    return b"".join(chunks)
+                chunks.append(await reader.readexactly(size))
+                await reader.readexactly(2)
+        return b""
+
+    async def _send(
+        self, writer: asyncio.StreamWriter, status: int, content_type: str, payload: bytes
+    ) -> None:
+        head = (
+            f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
+            f"content-type: {content_type}\r\ncontent-length: {len(payload)}\r\n"
+            "connection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + payload)
+        await writer.drain()
+
+    def _sse(self, request: ResponsesRequest, reply: Reply) -> bytes:
+        response_id = f"resp_{next(self._ids)}"
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("response.created", {"response": {"id": response_id}}),
+        ]
+        if isinstance(reply, Failed):
+            events.append(
+                (
+                    "response.failed",
+                    {
+                        "response": {
+                            "id": response_id,
+                            "error": {"code": reply.code, "message": reply.message},
+                        }
+                    },
+                )
+            )
+        else:
+            items = [reply] if isinstance(reply, OutputItem) else list(reply)  # type: ignore[arg-type, misc]
+            for item in items:
+                events.append(("response.output_item.done", {"item": item.item(self._ids)}))
+            events.append(
+                (
+                    "response.completed",
+                    {"response": {"id": response_id, "usage": self.usage.to_wire()}},
+                )
+            )
+        out = []
+        for name, data in events:
+            data = {"type": name, **data}
+            out.append(f"event: {name}\ndata: {json.dumps(data)}\n\n")
+        return "".join(out).encode()
+
+
+def write_codex_home(codex_home: Path, base_url: str, *, extra_toml: str = "") -> Path:
+    """Write a ``config.toml`` that points codex at a scripted server, with no retries.
+
+    codex retries a failing model five times with backoff (6 s for ``response.failed``, 25 s for
+    HTTP 500) unless the provider sets ``request_max_retries`` and ``stream_max_retries`` to 0.
+    """
+    codex_home.mkdir(parents=True, exist_ok=True)
+    config = codex_home / "config.toml"
+    config.write_text(
+        'model_provider = "scripted"\n'
+        'model = "scripted-model"\n'
+        "[model_providers.scripted]\n"
+        'name = "scripted"\n'
+        f'base_url = "{base_url}"\n'
+        'wire_api = "responses"\n'
+        "request_max_retries = 0\n"
+        "stream_max_retries = 0\n" + extra_toml
+    )
+    return config
+
+
+@contextmanager
+def scripted_codex_home(
+    codex_home: Path, script: Callable[[ResponsesRequest], Reply] = echo_script
+) -> Iterator[ScriptedModelServer]:
+    """A started server and a CODEX_HOME pointed at it."""
+    with ScriptedModelServer(script) as server:
+        write_codex_home(codex_home, server.base_url)
+        yield server
