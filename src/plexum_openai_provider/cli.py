@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     run.add_argument("--json", action="store_true", help="print canonical events as JSON lines")
     run.add_argument(
-        "message", help="the user's message; '-' reads it from stdin (put '--' before a message"
-        " that starts with '-')"
+        "message",
+        help="the user's message; '-' reads it from stdin (put '--' before a message"
+        " that starts with '-')",
     )
     return parser
 

@@ -93,7 +93,9 @@ class CodexProvider:
                 f"{', '.join(self.config.supported_models)})",
                 field="model",
             )
-        if request.turn_id is not None and (not isinstance(request.turn_id, str) or not request.turn_id):
+        if request.turn_id is not None and (
+            not isinstance(request.turn_id, str) or not request.turn_id
+        ):
             raise InvalidRequestError("turn_id must be a non-empty string", field="turn_id")
 
     def _turn_ended(self, turn: Turn) -> None:

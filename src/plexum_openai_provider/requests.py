@@ -12,8 +12,8 @@ from .errors import InvalidRequestError
 from .events import Usage
 
 __all__ = [
-    "AgentContext",
     "MAX_AGENT_ID",
+    "AgentContext",
     "ToolSpec",
     "TurnError",
     "TurnRequest",

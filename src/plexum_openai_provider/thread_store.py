@@ -44,6 +44,7 @@ def read_thread_id(workspace: Path) -> str | None:
 
 def write_thread_id(workspace: Path, thread_id: str) -> None:
     atomic_write(workspace / SESSION_FILE, thread_id.encode() + b"\n")
+    sweep_stale_temporaries(workspace / SESSION_FILE)
 
 
 def clear_thread_id(workspace: Path) -> bool:
@@ -68,6 +69,28 @@ def atomic_write(path: Path, data: bytes) -> None:
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def sweep_stale_temporaries(path: Path) -> int:
+    """Remove temporaries of ``path`` left by writers that were killed mid-write."""
+    removed = 0
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def fsync_dir(folder: Path) -> None:

@@ -28,7 +28,7 @@ from .codex.exec_events import (
     TurnFailed,
     parse_exec_line,
 )
-from .codex.process import CodexProcess
+from .codex.process import CodexProcess, Wake
 from .codex.rollout import read_records, turn_usage
 from .events import ErrorEvent, Event, Notice, TextDelta, Usage
 from .framing import OversizeLine
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 _STALE_THREAD_MARKERS = ("no rollout found", "thread not found")
 
 _RETRYABLE = {"codex_failed", "codex_exited", "timeout", "internal"}
-
-_CANCEL = object()
 
 
 @dataclass
@@ -116,7 +114,7 @@ class Turn:
         self._cancelled = True
         self._cancel_reason = reason
         if self._proc is not None:
-            self._proc.lines.put_nowait(_CANCEL)  # type: ignore[arg-type]
+            self._proc.wake()
 
     @property
     def done(self) -> bool:
@@ -200,6 +198,7 @@ class Turn:
         env = {**provider.env, **self.hooks.env}
         if self._cancelled:
             attempt.status = "cancelled"
+            attempt.error = TurnError("cancelled", self._cancel_reason or "cancelled")
             return attempt
         self._proc = proc = await CodexProcess.start(
             argv,
@@ -208,7 +207,7 @@ class Turn:
             stdin_data=self.request.prompt.encode("utf-8"),
         )
         if self._cancelled:  # cancel() came while codex was starting
-            proc.lines.put_nowait(_CANCEL)  # type: ignore[arg-type]
+            proc.wake()
         pending_error: str | None = None
         deadline = time.monotonic() + config.turn_timeout_s
         while True:
@@ -218,7 +217,9 @@ class Turn:
                     line = await proc.lines.get()
             except TimeoutError:
                 which = "turn_timeout_s" if time.monotonic() >= deadline else "idle_timeout_s"
-                limit = config.turn_timeout_s if which == "turn_timeout_s" else config.idle_timeout_s
+                limit = (
+                    config.turn_timeout_s if which == "turn_timeout_s" else config.idle_timeout_s
+                )
                 attempt.status = "failed"
                 attempt.error = TurnError(
                     "timeout",
@@ -227,7 +228,7 @@ class Turn:
                 )
                 await proc.stop()
                 break
-            if line is _CANCEL:
+            if isinstance(line, Wake):
                 attempt.status = "cancelled"
                 attempt.error = TurnError("cancelled", self._cancel_reason or "cancelled")
                 await proc.stop()
@@ -237,7 +238,7 @@ class Turn:
             if isinstance(line, OversizeLine):
                 log.warning("turn %s: skipped a %d-byte codex line", self.turn_id, line.size)
                 continue
-            event = parse_exec_line(line)  # type: ignore[arg-type]
+            event = parse_exec_line(line)
             if pending_error is not None and not isinstance(event, (TurnFailed, ErrorLine)):
                 self._emit(Notice("codex_error", pending_error))
                 pending_error = None
@@ -325,7 +326,9 @@ class Turn:
         if counts is None:
             # No rollout record: a new thread's total is its first turn's; otherwise it is the
             # best figure there is.
-            log.warning("turn %s: no per-turn usage in the rollout; using codex's total", self.turn_id)
+            log.warning(
+                "turn %s: no per-turn usage in the rollout; using codex's total", self.turn_id
+            )
             counts = attempt.completed
         return Usage(
             counts.input_tokens,

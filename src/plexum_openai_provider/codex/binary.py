@@ -32,7 +32,7 @@ class CodexBinary:
 def bundled_codex() -> str | None:
     """The codex of the ``openai-codex-cli-bin`` wheel, if it is installed and present."""
     try:
-        import codex_cli_bin
+        import codex_cli_bin  # type: ignore[import-untyped]
     except ImportError:
         return None
     try:
@@ -85,7 +85,9 @@ async def codex_version(path: str) -> str:
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise RuntimeError(f"`{path} --version` did not answer in {_VERSION_TIMEOUT_S:.0f} s") from None
+        raise RuntimeError(
+            f"`{path} --version` did not answer in {_VERSION_TIMEOUT_S:.0f} s"
+        ) from None
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip()[-500:]
         raise RuntimeError(f"`{path} --version` exited with {proc.returncode}: {tail}")

@@ -117,7 +117,14 @@ class Malformed:
 
 
 ExecEvent: TypeAlias = (
-    ThreadStarted | AgentMessage | ItemError | TurnCompleted | TurnFailed | ErrorLine | Other | Malformed
+    ThreadStarted
+    | AgentMessage
+    | ItemError
+    | TurnCompleted
+    | TurnFailed
+    | ErrorLine
+    | Other
+    | Malformed
 )
 
 

@@ -19,12 +19,19 @@ from pathlib import Path
 
 from ..framing import OversizeLine, read_lines
 
-__all__ = ["CodexProcess", "descendants"]
+__all__ = ["WAKE", "CodexProcess", "Wake", "descendants"]
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 16 * 1024
 PIPE_DRAIN_S = 2.0
+
+
+class Wake:
+    """Put into :attr:`CodexProcess.lines` by :meth:`CodexProcess.wake` to interrupt a reader."""
+
+
+WAKE = Wake()
 
 
 def descendants(pid: int) -> list[int]:
@@ -60,7 +67,7 @@ class CodexProcess:
     def __init__(self, proc: asyncio.subprocess.Process, stdin_data: bytes) -> None:
         self._proc = proc
         self.pid = proc.pid
-        self.lines: asyncio.Queue[bytes | OversizeLine | None] = asyncio.Queue()
+        self.lines: asyncio.Queue[bytes | OversizeLine | Wake | None] = asyncio.Queue()
         self._stderr: deque[bytes] = deque()
         self._stderr_size = 0
         self._tasks = [
@@ -95,6 +102,10 @@ class CodexProcess:
     @property
     def returncode(self) -> int | None:
         return self._proc.returncode
+
+    def wake(self) -> None:
+        """Make the reader of :attr:`lines` get :data:`WAKE` now (cancellation)."""
+        self.lines.put_nowait(WAKE)
 
     def stderr_tail(self, limit: int = 2000) -> str:
         text = b"".join(self._stderr).decode("utf-8", errors="replace")

@@ -62,7 +62,7 @@ class RolloutLocator:
         # Recent day folders first (a thread started today or yesterday is the usual case), then
         # every folder: a walk of the whole tree costs more the longer codex has been in use.
         sessions = self.codex_home / "sessions"
-        today = dt.datetime.now(dt.timezone.utc).date()
+        today = dt.datetime.now(dt.UTC).date()
         for days in (0, 1, -1):
             day = today - dt.timedelta(days=days)
             folder = sessions / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}"

@@ -319,7 +319,7 @@ class ScriptedModelServer:
         if "content-length" in headers:
             return await reader.readexactly(int(headers["content-length"]))
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
                 if size == 0:
@@ -358,7 +358,7 @@ class ScriptedModelServer:
                 )
             )
         else:
-            items = [reply] if isinstance(reply, OutputItem) else list(reply)  # type: ignore[arg-type, misc]
+            items = [reply] if isinstance(reply, OutputItem) else list(reply)  # type: ignore[arg-type]
             for item in items:
                 events.append(("response.output_item.done", {"item": item.item(self._ids)}))
             events.append(

@@ -1,0 +1,79 @@
+"""`plexum-openai-provider-plugin run` as a person runs it: a real process, the real codex."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from plexum_openai_provider.testing import Failed, ScriptedModelServer
+
+PLUGIN = shutil.which("plexum-openai-provider-plugin")
+pytestmark = pytest.mark.skipif(PLUGIN is None, reason="the package is not installed")
+
+
+def run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    assert PLUGIN is not None
+    return subprocess.run(
+        [PLUGIN, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_run_streams_the_answer_and_resumes(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    first = run(["run", "--workspace", str(workspace), "hello"], codex_env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "echo: hello\n"
+    assert "[usage] input 100 (cached 0), output 10 (reasoning 0)" in first.stderr
+
+    second = run(["run", "--json", "--workspace", str(workspace), "--", "-dash first"], codex_env)
+    assert second.returncode == 0, second.stderr
+    lines = [json.loads(line) for line in second.stdout.splitlines()]
+    assert [line["type"] for line in lines] == ["notice", "text_delta", "usage", "result"]
+    assert lines[1] == {"type": "text_delta", "text": "echo: -dash first"}
+    result = lines[-1]
+    assert result["status"] == "completed"
+    assert (workspace / ".plexum-codex-session").read_text().strip() == result["thread_id"]
+    assert model_server.requests[-1].user_texts()[-2:] == ["hello", "-dash first"]
+
+
+def test_run_reads_the_message_from_stdin(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    done = run(["run", "--workspace", str(workspace), "-"], codex_env, stdin="from\nstdin\n")
+    assert done.returncode == 0, done.stderr
+    assert model_server.requests[-1].last_user_text() == "from\nstdin\n"
+
+
+def test_failed_turn_exits_non_zero(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    model_server.enqueue(Failed("nope"))
+    done = run(["run", "--json", "--workspace", str(workspace), "hi"], codex_env)
+    assert done.returncode == 1
+    last = json.loads(done.stdout.splitlines()[-1])
+    assert last["status"] == "failed" and last["error"]["code"] == "codex_failed"
+    assert "nope" in last["error"]["message"]
+
+
+def test_bad_config_and_workspace_are_clear_errors(
+    codex_env: dict[str, str], workspace: Path, tmp_path: Path, model_server: ScriptedModelServer
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"idle_timeout_s": "soon"}')
+    done = run(["run", "--config", str(config), "--workspace", str(workspace), "hi"], codex_env)
+    assert done.returncode == 2
+    assert "idle_timeout_s" in done.stderr and '"soon"' in done.stderr
+
+    done = run(["run", "--workspace", str(tmp_path / "missing"), "hi"], codex_env)
+    assert done.returncode == 2
+    assert "agent.workspace" in done.stderr and "does not exist" in done.stderr
+
+    config.write_text('{"binary": "/nonexistent/codex"}')
+    done = run(["run", "--config", str(config), "--workspace", str(workspace), "hi"], codex_env)
+    assert done.returncode == 2 and "/nonexistent/codex" in done.stderr
+    assert model_server.requests == []

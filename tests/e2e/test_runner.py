@@ -1,0 +1,335 @@
+"""The runner end to end: the real codex binary against the scripted model server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from plexum_openai_provider import (
+    AgentBusyError,
+    AgentContext,
+    CodexProvider,
+    ErrorEvent,
+    Event,
+    HostConfig,
+    InvalidRequestError,
+    Notice,
+    TextDelta,
+    TurnRequest,
+    TurnResult,
+    Usage,
+)
+from plexum_openai_provider.testing import (
+    Failed,
+    FunctionCall,
+    Hang,
+    HttpError,
+    Message,
+    ScriptedModelServer,
+)
+from plexum_openai_provider.testing import Usage as WireUsage
+from plexum_openai_provider.thread_store import SESSION_FILE
+from tests.helpers import process_group_members, processes_matching, wait_until
+
+# codex warns once per turn that the scripted model has no metadata; it is a notice, not a failure.
+METADATA_WARNING = Notice(
+    "codex_warning",
+    "Model metadata for `scripted-model` not found. Defaulting to fallback metadata; this can"
+    " degrade performance and cause issues.",
+)
+
+
+async def make_provider(env: dict[str, str], **config: object) -> CodexProvider:
+    return await CodexProvider.create(HostConfig.parse(config), env=env)
+
+
+async def run_turn(
+    provider: CodexProvider, workspace: Path, prompt: str, **kw: object
+) -> tuple[list[Event], TurnResult]:
+    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), prompt, **kw))  # type: ignore[arg-type]
+    events = [event async for event in turn]
+    return events, await turn.result()
+
+
+def without_warning(events: list[Event]) -> list[Event]:
+    return [e for e in events if e != METADATA_WARNING]
+
+
+async def test_first_turn_streams_text_and_stores_thread(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env)
+    events, result = await run_turn(provider, workspace, "hello")
+
+    assert events == [METADATA_WARNING, TextDelta("echo: hello"), Usage(100, 0, 10, 0)]
+    assert result.status == "completed" and result.error is None
+    assert result.usage == Usage(100, 0, 10, 0)
+    assert (workspace / SESSION_FILE).read_text() == f"{result.thread_id}\n"
+    assert [r.last_user_text() for r in model_server.requests] == ["hello"]
+
+
+async def test_second_turn_resumes_the_thread(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env)
+    model_server.enqueue(Message("the first answer"))
+    _, first = await run_turn(provider, workspace, "first question")
+    events, second = await run_turn(provider, workspace, "second question")
+
+    assert second.thread_id == first.thread_id
+    assert TextDelta("echo: second question") in events
+    request = model_server.requests[-1]
+    assert request.user_texts()[-2:] == ["first question", "second question"]
+    assert "the first answer" in request.assistant_texts()
+
+
+async def test_usage_is_per_turn_not_the_running_total(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env)
+    figures = [WireUsage(100, 0, 10, 0), WireUsage(250, 50, 20, 7), WireUsage(40, 30, 5, 1)]
+    usages = []
+    for i, wire in enumerate(figures):
+        model_server.usage = wire
+        events, result = await run_turn(provider, workspace, f"turn {i}")
+        assert result.status == "completed"
+        usage_events = [e for e in events if isinstance(e, Usage)]
+        assert usage_events == [result.usage]
+        usages.append(result.usage)
+    assert usages == [
+        Usage(w.input_tokens, w.cached_input_tokens, w.output_tokens, w.reasoning_output_tokens)
+        for w in figures
+    ]
+
+
+async def test_usage_of_a_turn_with_two_model_requests_adds_them(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env)
+    model_server.enqueue(
+        FunctionCall("exec_command", json.dumps({"cmd": "echo tool-ran"})), Message("done")
+    )
+    events, result = await run_turn(provider, workspace, "use the shell")
+    assert result.usage == Usage(200, 0, 20, 0)
+    assert "tool-ran" in json.dumps(model_server.requests[1].body)
+    assert without_warning(events)[0] == TextDelta("done")
+
+
+@pytest.mark.parametrize(
+    ("reply", "needle"),
+    [(HttpError(500), "high demand"), (Failed("the model broke"), "the model broke")],
+    ids=["http-500", "response-failed"],
+)
+async def test_failing_model_fails_the_turn(
+    codex_env: dict[str, str],
+    workspace: Path,
+    model_server: ScriptedModelServer,
+    reply: object,
+    needle: str,
+) -> None:
+    provider = await make_provider(codex_env)
+    model_server.enqueue(reply)  # type: ignore[arg-type]
+    events, result = await run_turn(provider, workspace, "hi")
+
+    assert result.status == "failed"
+    assert result.error is not None and result.error.code == "codex_failed"
+    assert needle in result.error.message
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert errors == [ErrorEvent("codex_failed", result.error.message, retryable=True)]
+    assert not any(isinstance(e, Usage) for e in events)
+    # The thread was created before the failure: it is kept for the next turn.
+    assert (workspace / SESSION_FILE).read_text().strip() == result.thread_id
+
+
+async def test_hanging_model_ends_by_idle_timeout_and_leaves_no_process(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env, idle_timeout_s=1.5)
+    model_server.enqueue(Hang())
+    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "hi"))
+    events = [e async for e in turn]
+    result = await turn.result()
+
+    assert result.status == "failed"
+    assert result.error is not None and result.error.code == "timeout"
+    assert "idle_timeout_s=1.5" in result.error.message
+    assert ErrorEvent("timeout", result.error.message, retryable=True) in events
+    assert turn._proc is not None
+    assert process_group_members(turn._proc.pid) == []
+
+
+async def test_turn_timeout_ends_a_turn_that_keeps_printing(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env, turn_timeout_s=2, idle_timeout_s=60)
+    model_server.enqueue(Hang())
+    _events, result = await run_turn(provider, workspace, "hi")
+    assert result.error is not None and result.error.code == "timeout"
+    assert "turn_timeout_s=2" in result.error.message
+
+
+async def test_cancel_mid_tool_leaves_no_process(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    marker = f"sleep {300 + uuid.uuid4().int % 600}"
+    model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": marker})))
+    model_server.enqueue(Message("never reached"))
+    provider = await make_provider(codex_env)
+    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "run a long command"))
+    await wait_until(lambda: bool(processes_matching(marker)))
+    turn.cancel()
+    events = [e async for e in turn]
+    result = await turn.result()
+
+    assert result.status == "cancelled"
+    assert result.error is not None and result.error.code == "cancelled"
+    assert ErrorEvent("cancelled", result.error.message, retryable=False) in events
+    assert processes_matching(marker) == []
+    assert turn._proc is not None and process_group_members(turn._proc.pid) == []
+    # The thread id is kept: the next turn resumes it.
+    assert (workspace / SESSION_FILE).read_text().strip() == result.thread_id
+    _, after = await run_turn(provider, workspace, "again")
+    assert after.thread_id == result.thread_id and after.status == "completed"
+
+
+async def test_cancel_while_waiting_for_the_model(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    model_server.enqueue(Hang())
+    provider = await make_provider(codex_env)
+    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "hi"))
+    await wait_until(lambda: len(model_server.requests) == 1)
+    turn.cancel()
+    result = await turn.result()
+    assert result.status == "cancelled"
+    assert turn._proc is not None and process_group_members(turn._proc.pid) == []
+
+
+PROMPTS = {
+    "dash": "-x not a flag",
+    "double-dash": "--help",
+    "lone-dash": "-",
+    "newlines": "line one\n\n  line three\n",
+    "quotes": 'it\'s "quoted" `and` $(not run) \\ back',
+    "non-ascii": "héllo wörld — 你好 🚀",
+    "large": "".join(f"{i:07d} lorem ipsum dolor sit amet\n" for i in range(7000)),  # ~245 KiB
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROMPTS))
+async def test_prompt_reaches_the_model_byte_for_byte(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, name: str
+) -> None:
+    prompt = PROMPTS[name]
+    model_server.enqueue(Message("ok"))
+    provider = await make_provider(codex_env)
+    _, result = await run_turn(provider, workspace, prompt)
+    assert result.status == "completed"
+    assert model_server.requests[-1].last_user_text() == prompt
+
+
+async def test_ten_mib_agent_message_arrives_whole(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    big = "".join(f"{i:09d}\n" for i in range(1024 * 1024))  # 10 MiB
+    model_server.enqueue(Message(big))
+    provider = await make_provider(codex_env)
+    events, result = await run_turn(provider, workspace, "a big answer please")
+    assert result.status == "completed"
+    texts = [e for e in events if isinstance(e, TextDelta)]
+    assert len(texts) == 1 and texts[0].text == big
+
+
+async def test_stale_thread_id_gives_notice_and_a_fresh_thread(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    stale = str(uuid.uuid4())
+    (workspace / SESSION_FILE).write_text(stale + "\n")
+    provider = await make_provider(codex_env)
+    events, result = await run_turn(provider, workspace, "are you there")
+
+    assert result.status == "completed" and result.thread_id not in (None, stale)
+    notices = [e for e in events if isinstance(e, Notice) and e.code == "resume_failed"]
+    assert len(notices) == 1 and stale in notices[0].message
+    assert (workspace / SESSION_FILE).read_text() == f"{result.thread_id}\n"
+    # The prompt reached the model once, in a new thread.
+    assert [r.last_user_text() for r in model_server.requests] == ["are you there"]
+
+
+async def test_garbage_in_the_session_file_gives_notice_and_a_fresh_thread(
+    codex_env: dict[str, str], workspace: Path
+) -> None:
+    (workspace / SESSION_FILE).write_text("--last\n")
+    provider = await make_provider(codex_env)
+    events, result = await run_turn(provider, workspace, "hi")
+    assert result.status == "completed"
+    assert any(isinstance(e, Notice) and e.code == "resume_failed" for e in events)
+    assert (workspace / SESSION_FILE).read_text() == f"{result.thread_id}\n"
+
+
+async def test_codex_exiting_without_a_turn_reports_its_stderr(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env, extra_args=["--no-such-flag"])
+    events, result = await run_turn(provider, workspace, "hi")
+    assert result.status == "failed"
+    assert result.error is not None and result.error.code == "codex_exited"
+    assert "--no-such-flag" in result.error.message
+    assert events == [ErrorEvent("codex_exited", result.error.message, retryable=True)]
+    assert model_server.requests == []
+
+
+async def test_model_args_choose_the_model(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(
+        codex_env, supported_models=["codex", "big"], model_args={"big": "gpt-big-test"}
+    )
+    assert provider.models == ["codex", "big"]
+    await run_turn(provider, workspace, "default model")
+    await run_turn(provider, workspace, "big model", model="big")
+    assert [r.body["model"] for r in model_server.requests] == ["scripted-model", "gpt-big-test"]
+    with pytest.raises(InvalidRequestError) as err:
+        provider.start_turn(TurnRequest(AgentContext("cx", workspace), "x", model="gpt-9"))
+    assert err.value.field == "model" and "gpt-9" in err.value.message
+
+
+async def test_second_turn_for_a_busy_agent_is_refused(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    model_server.enqueue(Hang())
+    provider = await make_provider(codex_env)
+    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "one"))
+    await wait_until(lambda: len(model_server.requests) == 1)
+    with pytest.raises(AgentBusyError):
+        provider.start_turn(TurnRequest(AgentContext("cx", workspace), "two"))
+    turn.cancel()
+    assert (await turn.result()).status == "cancelled"
+    # Free again once the turn has ended.
+    _, result = await run_turn(provider, workspace, "three")
+    assert result.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("agent", "field"),
+    [
+        (AgentContext("cx", Path("relative/ws")), "agent.workspace"),
+        (AgentContext("cx", Path("/nonexistent/plexum/ws")), "agent.workspace"),
+        (AgentContext("", Path("/tmp")), "agent.id"),
+        (AgentContext("a\nb", Path("/tmp")), "agent.id"),
+        (AgentContext("x" * 500, Path("/tmp")), "agent.id"),
+    ],
+)
+async def test_invalid_agent_is_refused_before_codex_runs(
+    codex_env: dict[str, str], model_server: ScriptedModelServer, agent: AgentContext, field: str
+) -> None:
+    provider = await make_provider(codex_env)
+    with pytest.raises(InvalidRequestError) as err:
+        provider.start_turn(TurnRequest(agent, "hi"))
+    assert err.value.field == field
+    await asyncio.sleep(0)
+    assert model_server.requests == []

@@ -1,0 +1,69 @@
+"""The exec JSONL parser on lines recorded from the real codex 0.163."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plexum_openai_provider.codex.exec_events import (
+    AgentMessage,
+    ErrorLine,
+    ItemError,
+    Malformed,
+    Other,
+    ThreadStarted,
+    TokenCounts,
+    TurnCompleted,
+    TurnFailed,
+    parse_exec_line,
+)
+
+DATA = Path(__file__).parent.parent / "data"
+
+
+def test_recorded_lines() -> None:
+    lines = (DATA / "exec-0.163-lines.jsonl").read_bytes().splitlines()
+    parsed = [parse_exec_line(line) for line in lines]
+    assert parsed[0] == ThreadStarted("01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1")
+    assert isinstance(parsed[1], ItemError) and parsed[1].message.startswith("Model metadata")
+    assert isinstance(parsed[2], Other) and parsed[2].kind == "turn.started"
+    assert parsed[3] == AgentMessage("echo: hello there")
+    assert parsed[4] == TurnCompleted(TokenCounts(300, 0, 30, 0))
+    assert parsed[5] == ErrorLine(
+        "We’re currently experiencing high demand, which may cause temporary errors."
+    )
+    assert parsed[6] == TurnFailed("stream disconnected before completion: boom failed")
+
+
+def test_items_of_other_kinds_and_versions_are_tolerated() -> None:
+    for line in [
+        b'{"type":"item.started","item":{"id":"item_2","type":"command_execution",'
+        b'"command":"ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}',
+        b'{"type":"item.completed","item":{"id":"item_3","type":"reasoning","text":"hmm"}}',
+        b'{"type":"item.completed","item":{"id":"item_4","type":"mcp_tool_call","server":"s",'
+        b'"tool":"t","status":"completed"}}',
+        b'{"type":"item.updated","item":{"id":"item_5","type":"todo_list","items":[]}}',
+        b'{"type":"some.future.event","x":1}',
+    ]:
+        assert isinstance(parse_exec_line(line), Other)
+
+
+def test_malformed_lines_are_values_not_exceptions() -> None:
+    for line in [
+        b"",
+        b"not json",
+        b"[1,2]",
+        b'{"no_type":1}',
+        b'{"type":"thread.started"}',
+        b"\xff\xfe",
+        b'{"type": 5}',
+    ]:
+        assert isinstance(parse_exec_line(line), Malformed)
+
+
+def test_odd_shapes_degrade_gracefully() -> None:
+    assert parse_exec_line(b'{"type":"turn.completed"}') == TurnCompleted(TokenCounts())
+    assert parse_exec_line(
+        b'{"type":"turn.completed","usage":{"input_tokens":"x","output_tokens":true}}'
+    ) == TurnCompleted(TokenCounts())
+    assert parse_exec_line(b'{"type":"turn.failed"}') == TurnFailed("turn failed")
+    assert parse_exec_line(b'{"type":"turn.failed","error":"plain"}') == TurnFailed("plain")
