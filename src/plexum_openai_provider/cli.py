@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from .config import HostConfig, load_config_file
 from .errors import ProviderError
 from .events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage, event_to_dict
 from .provider import CodexProvider
-from .requests import AgentContext, TurnRequest, TurnResult
+from .requests import AgentContext, TurnRequest
 
 __all__ = ["main"]
 
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
     sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="speak the plugin protocol on stdio (the default)")
     run = sub.add_parser("run", help="run one agent turn and stream the answer")
     run.add_argument("--workspace", required=True, type=Path, help="the agent's workspace folder")
     run.add_argument("--agent", default="cli", help="agent id (default: cli)")
@@ -64,13 +66,25 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] == "serve":
+        from .plugin.serve import serve_stdio
+
+        _setup_logging(_env_log_level(logging.INFO))
+        return serve_stdio()
     parser = _parser()
     ns = parser.parse_args(args)
-    _setup_logging(logging.DEBUG if ns.verbose else logging.WARNING)
+    _setup_logging(logging.DEBUG if ns.verbose else _env_log_level(logging.WARNING))
     if ns.command == "run":
         return _run_command(ns)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
+
+
+def _env_log_level(default: int) -> int:
+    """``PLEXUM_LOG_LEVEL`` (debug, info, warning, error) overrides the command's default."""
+    name = os.environ.get("PLEXUM_LOG_LEVEL", "").upper()
+    level = logging.getLevelName(name) if name else default
+    return level if isinstance(level, int) else default
 
 
 def _run_command(ns: argparse.Namespace) -> int:
@@ -103,22 +117,10 @@ async def _run_turn(config: HostConfig, request: TurnRequest, *, as_json: bool) 
             _print_human(event)
     result = await turn.result()
     if as_json:
-        _print_json({"type": "result", **_result_dict(result)})
+        _print_json({"type": "result", **result.to_wire()})
     elif result.status != "completed":
         print(f"turn {result.status}", file=sys.stderr)
     return {"completed": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)
-
-
-def _result_dict(result: TurnResult) -> dict[str, object]:
-    return {
-        "turn_id": result.turn_id,
-        "status": result.status,
-        "thread_id": result.thread_id,
-        "usage": event_to_dict(result.usage) if result.usage else None,
-        "error": {"code": result.error.code, "message": result.error.message}
-        if result.error
-        else None,
-    }
 
 
 def _print_json(data: dict[str, object]) -> None:

@@ -30,6 +30,8 @@ __all__ = ["CodexProvider"]
 
 log = logging.getLogger(__name__)
 
+_TURN_IDS_KEPT = 100_000
+
 
 class CodexProvider:
     def __init__(
@@ -45,7 +47,8 @@ class CodexProvider:
         self.codex_home: Path = default_codex_home(self.env)
         self.locator = RolloutLocator(self.codex_home)
         self._running: dict[str, Turn] = {}
-        self._turn_ids: set[str] = set()
+        # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
+        self._turn_ids: dict[str, None] = {}
 
     @classmethod
     async def create(
@@ -71,7 +74,9 @@ class CodexProvider:
         turn_id = request.turn_id or f"t-{uuid.uuid4().hex[:12]}"
         if turn_id in self._turn_ids:
             raise InvalidRequestError(f"turn_id {turn_id!r} was already used", field="turn_id")
-        self._turn_ids.add(turn_id)
+        self._turn_ids[turn_id] = None
+        if len(self._turn_ids) > _TURN_IDS_KEPT:
+            del self._turn_ids[next(iter(self._turn_ids))]
         turn = Turn(self, request, turn_id)
         self._running[request.agent.id] = turn
         self.prepare_turn(turn)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import InvalidRequestError
-from .events import Usage
+from .events import Usage, event_to_dict
 
 __all__ = [
     "MAX_AGENT_ID",
@@ -94,6 +94,35 @@ class TurnResult:
     thread_id: str | None = None
     usage: Usage | None = None
     error: TurnError | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The ``turn/start`` result of the protocol."""
+        usage = None
+        if self.usage is not None:
+            usage = {k: v for k, v in event_to_dict(self.usage).items() if k != "type"}
+        return {
+            "turn_id": self.turn_id,
+            "status": self.status,
+            "thread_id": self.thread_id,
+            "usage": usage,
+            "error": {"code": self.error.code, "message": self.error.message}
+            if self.error
+            else None,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> TurnResult:
+        usage = data.get("usage")
+        error = data.get("error")
+        return cls(
+            turn_id=str(data.get("turn_id")),
+            status=data.get("status", "failed"),
+            thread_id=data.get("thread_id"),
+            usage=Usage(**usage) if isinstance(usage, dict) else None,
+            error=TurnError(str(error.get("code")), str(error.get("message")))
+            if isinstance(error, dict)
+            else None,
+        )
 
 
 def last_user_message(messages: Any) -> str:

@@ -1,0 +1,28 @@
+"""JSON-RPC 2.0 over newline-delimited JSON streams. Knows nothing of codex or of Plexum."""
+
+from .connection import Connection, Handler
+from .errors import (
+    AGENT_BUSY,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    NOT_INITIALIZED,
+    PARSE_ERROR,
+    ConnectionClosed,
+    JsonRpcError,
+)
+
+__all__ = [
+    "AGENT_BUSY",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "METHOD_NOT_FOUND",
+    "NOT_INITIALIZED",
+    "PARSE_ERROR",
+    "Connection",
+    "ConnectionClosed",
+    "Handler",
+    "JsonRpcError",
+]

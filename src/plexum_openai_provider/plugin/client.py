@@ -1,0 +1,231 @@
+"""The host side of protocol.md: spawn a plugin process and drive it.
+
+::
+
+    async with await PluginClient.spawn(tools={"get_time": lambda args: "12:00"}) as plugin:
+        await plugin.initialize({"idle_timeout_s": 120})
+        turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "hello",
+                                 tools=[ToolSpec("get_time")])
+        async for event in turn:
+            ...
+        result = await turn.result()
+
+``host/call_tool`` requests from the plugin are answered from ``tools`` (name → a function of the
+arguments returning a string or a :class:`ToolOutput`, sync or async); an exception becomes a
+JSON-RPC error, which the plugin hands to the model as an error result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..events import Event, event_from_dict
+from ..framing import read_lines
+from ..jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, JsonRpcError
+from ..requests import AgentContext, ToolSpec, TurnResult
+
+__all__ = ["ClientTurn", "PluginClient", "ToolFunction", "ToolOutput"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    text: str
+    is_error: bool = False
+
+
+ToolFunction = Callable[[dict[str, Any]], "str | ToolOutput | Awaitable[str | ToolOutput]"]
+
+_END = object()
+
+
+class ClientTurn:
+    """One turn as the host sees it: ``async for event in turn`` then ``await turn.result()``."""
+
+    def __init__(self, turn_id: str, queue: asyncio.Queue[Any], request: asyncio.Task[Any]) -> None:
+        self.turn_id = turn_id
+        self._queue = queue
+        self._request = request
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            yield item
+
+    async def result(self) -> TurnResult:
+        """The turn's result; raises JsonRpcError if the plugin refused the turn."""
+        return TurnResult.from_wire(await asyncio.shield(self._request))
+
+
+class PluginClient:
+    def __init__(
+        self, process: asyncio.subprocess.Process, tools: Mapping[str, ToolFunction]
+    ) -> None:
+        self.process = process
+        self.tools = dict(tools)
+        self.stderr_tail: deque[str] = deque(maxlen=200)
+        self._queues: dict[str, asyncio.Queue[Any]] = {}
+        assert process.stdout is not None and process.stdin is not None
+        self.connection = Connection(process.stdout, process.stdin, self._handle, name="plugin")
+        self._serving = asyncio.create_task(self.connection.serve())
+        self._stderr_task = asyncio.create_task(self._read_stderr())
+        self.initialize_result: dict[str, Any] | None = None
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: Sequence[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        tools: Mapping[str, ToolFunction] | None = None,
+        cwd: str | None = None,
+    ) -> PluginClient:
+        """Start the plugin (default: this package's, with this interpreter) on pipes."""
+        argv = list(argv) if argv else [sys.executable, "-m", "plexum_openai_provider", "serve"]
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            limit=1 << 20,
+        )
+        return cls(process, tools or {})
+
+    async def __aenter__(self) -> PluginClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- requests ------------------------------------------------------------------------------
+    async def initialize(
+        self, config: Mapping[str, Any] | None = None, *, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "protocol_version": 1,
+            "host_info": {"name": "plexum-openai-provider host client", "version": "1"},
+        }
+        if config is not None:
+            params["config"] = dict(config)
+        result = await self.connection.request("initialize", params, timeout=timeout)
+        self.initialize_result = result
+        return dict(result)
+
+    def start_turn(
+        self,
+        turn_id: str,
+        agent: AgentContext,
+        message: str,
+        *,
+        model: str | None = None,
+        tools: Sequence[ToolSpec] = (),
+    ) -> ClientTurn:
+        params: dict[str, Any] = {
+            "turn_id": turn_id,
+            "agent": {"id": agent.id, "workspace": str(agent.workspace)},
+            "messages": [{"role": "user", "content": message}],
+        }
+        if model is not None:
+            params["model"] = model
+        if tools:
+            params["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.input_schema}
+                for t in tools
+            ]
+        return self.start_turn_raw(params)
+
+    def start_turn_raw(self, params: dict[str, Any]) -> ClientTurn:
+        """``turn/start`` with params exactly as given (tests use it for invalid requests)."""
+        turn_id = str(params.get("turn_id"))
+        queue = self._queues.setdefault(turn_id, asyncio.Queue())
+
+        async def run() -> Any:
+            try:
+                return await self.connection.request("turn/start", params)
+            finally:
+                queue.put_nowait(_END)
+                self._queues.pop(turn_id, None)
+
+        return ClientTurn(turn_id, queue, asyncio.create_task(run()))
+
+    async def cancel(self, turn_id: str) -> None:
+        await self.connection.request("turn/cancel", {"turn_id": turn_id}, timeout=30)
+
+    async def consume(
+        self, agent: AgentContext, block_ids: Sequence[str], marker: str | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "agent": {"id": agent.id, "workspace": str(agent.workspace)},
+            "block_ids": list(block_ids),
+        }
+        if marker is not None:
+            params["marker"] = marker
+        return dict(await self.connection.request("session/consume", params))
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        await self.connection.request("shutdown", {}, timeout=timeout)
+
+    async def close(self, timeout: float = 30.0) -> int:
+        """Close the plugin's stdin and wait for it to exit (killed after ``timeout``)."""
+        stdin = self.process.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()
+        try:
+            code = await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            log.warning("the plugin did not exit within %s s; killing it", timeout)
+            self.process.kill()
+            code = await self.process.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(self._serving, self._stderr_task), 5)
+        return code
+
+    # -- from the plugin -----------------------------------------------------------------------
+    async def _handle(self, method: str, params: Any, is_notification: bool) -> Any:
+        if method == "turn/event":
+            if isinstance(params, dict) and isinstance(params.get("event"), dict):
+                queue = self._queues.get(str(params.get("turn_id")))
+                if queue is None:
+                    log.warning("an event for unknown turn %r", params.get("turn_id"))
+                else:
+                    queue.put_nowait(event_from_dict(params["event"]))
+            return None
+        if method == "host/call_tool":
+            return await self._call_tool(params)
+        raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+
+    async def _call_tool(self, params: Any) -> dict[str, Any]:
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            raise JsonRpcError(INVALID_PARAMS, "host/call_tool needs a name")
+        function = self.tools.get(params["name"])
+        if function is None:
+            raise JsonRpcError(INVALID_PARAMS, f"the host has no tool {params['name']!r}")
+        arguments = params.get("arguments")
+        output = function(arguments if isinstance(arguments, dict) else {})
+        if inspect.isawaitable(output):
+            output = await output
+        if isinstance(output, str):
+            output = ToolOutput(output)
+        return {"content": [{"type": "text", "text": output.text}], "is_error": output.is_error}
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        async for line in read_lines(self.process.stderr, max_line=64 * 1024):
+            if isinstance(line, bytes):
+                self.stderr_tail.append(line.decode("utf-8", errors="replace"))
