@@ -26,11 +26,15 @@ from .errors import AgentBusyError, InvalidRequestError
 from .requests import TurnRequest
 from .turn import Turn
 
-__all__ = ["CodexProvider"]
+__all__ = ["MAX_PROMPT_CHARS", "CodexProvider"]
 
 log = logging.getLogger(__name__)
 
 _TURN_IDS_KEPT = 100_000
+
+# codex 0.163 refuses a longer input ("input_too_large", max_chars 1048576) after it has already
+# created a thread: refuse it here, before anything runs.
+MAX_PROMPT_CHARS = 1_048_576
 
 
 class CodexProvider:
@@ -90,6 +94,12 @@ class CodexProvider:
         request.agent.validate()
         if not isinstance(request.prompt, str) or not request.prompt:
             raise InvalidRequestError("the user message is empty", field="messages")
+        if len(request.prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequestError(
+                f"the user message is {len(request.prompt)} characters long; codex accepts at most"
+                f" {MAX_PROMPT_CHARS}",
+                field="messages",
+            )
         if "\0" in request.prompt:
             raise InvalidRequestError("the user message contains a NUL byte", field="messages")
         if request.model is not None and request.model not in self.config.supported_models:

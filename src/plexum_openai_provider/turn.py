@@ -268,7 +268,7 @@ class Turn:
                 attempt.stale_resume = True
                 return attempt
             attempt.status = "failed"
-            detail = pending_error or tail or "no output"
+            detail = pending_error or _stderr_summary(tail) or "no output"
             attempt.error = TurnError(
                 "codex_exited",
                 f"codex exited with code {code} before the turn ended: {detail}",
@@ -336,6 +336,21 @@ class Turn:
             counts.output_tokens,
             counts.reasoning_output_tokens,
         )
+
+
+def _stderr_summary(tail: str) -> str:
+    """The part of codex's stderr that says what went wrong: from its last ``Error`` line on,
+    without the stack backtrace; else the whole tail."""
+    lines = tail.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(("Error", "error"))]
+    if not starts:
+        return tail
+    kept = []
+    for line in lines[starts[-1] :]:
+        if line.strip().startswith("Stack backtrace"):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip()
 
 
 def _is_stale(stderr_tail: str) -> bool:

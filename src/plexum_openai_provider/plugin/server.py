@@ -151,7 +151,9 @@ class PluginServer:
         except AgentBusyError as exc:
             raise JsonRpcError(AGENT_BUSY, exc.message, {"agent_id": exc.agent_id}) from None
         except InvalidRequestError as exc:
-            raise JsonRpcError(INVALID_PARAMS, exc.message, {"field": exc.field}) from None
+            raise JsonRpcError(
+                INVALID_PARAMS, f"invalid params: {exc.field}: {exc.message}", {"field": exc.field}
+            ) from None
         self._turns[turn.turn_id] = turn
         connection = self.connection
         assert connection is not None

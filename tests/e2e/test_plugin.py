@@ -1,0 +1,394 @@
+"""protocol.md through the real plugin process and the real codex."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plexum_openai_provider import AgentContext, Notice, TextDelta, Usage
+from plexum_openai_provider.jsonrpc import JsonRpcError
+from plexum_openai_provider.plugin.client import PluginClient
+from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
+from tests.helpers import process_group_members, processes_matching, wait_until
+from tests.raw_plugin import RawPlugin
+
+
+def turn_params(
+    turn_id: str, agent: str, workspace: Path, text: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "turn_id": turn_id,
+        "agent": {"id": agent, "workspace": str(workspace)},
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+async def test_example_session_through_the_client(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        init = await plugin.initialize()
+        assert init["protocol_version"] == 1
+        assert init["plugin_info"]["name"] == "plexum-openai-provider"
+        assert init["models"] == [{"id": "codex"}]
+        assert init["capabilities"] == {
+            "agent_context": True,
+            "host_tools": True,
+            "consume": True,
+            "cancel": True,
+        }
+        assert init["codex"]["version"] == "0.163.0" and Path(init["codex"]["path"]).is_file()
+
+        turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "hello")
+        events = [e async for e in turn]
+        result = await turn.result()
+        assert [type(e) for e in events] == [Notice, TextDelta, Usage]
+        assert events[1] == TextDelta("echo: hello")
+        assert result.status == "completed" and result.usage == Usage(100, 0, 10, 0)
+        assert (workspace / ".plexum-codex-session").read_text().strip() == result.thread_id
+
+        second = plugin.start_turn("t-2", AgentContext("cx", workspace), "and again")
+        assert TextDelta("echo: and again") in [e async for e in second]
+        assert (await second.result()).thread_id == result.thread_id
+    assert plugin.process.returncode == 0
+
+
+async def test_requests_before_initialize_and_busy_agents(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    plugin = await RawPlugin.spawn(codex_env)
+    early = await plugin.request(1, "turn/start", turn_params("t-0", "cx", workspace, "hi"))
+    assert early["error"]["code"] == -32002
+    await plugin.initialize()
+
+    model_server.enqueue(Hang())
+    await plugin.send(
+        {
+            "jsonrpc": "2.0",
+            "id": "slow",
+            "method": "turn/start",
+            "params": turn_params("t-1", "cx", workspace, "one"),
+        }
+    )
+    await wait_until(lambda: len(model_server.requests) == 1)
+    busy = await plugin.request("busy", "turn/start", turn_params("t-2", "cx", workspace, "two"))
+    assert busy["error"]["code"] == -32001 and "cx" in busy["error"]["message"]
+    # The running turn is not disturbed: cancel it and it ends cancelled.
+    assert (await plugin.request("c", "turn/cancel", {"turn_id": "t-1"}))["result"] == {}
+    slow = await plugin.answer("slow")
+    assert slow["result"]["status"] == "cancelled"
+    assert slow["result"]["error"]["code"] == "cancelled"
+    # A cancel after the end is a no-op; an unknown turn is -32602.
+    assert (await plugin.request("c2", "turn/cancel", {"turn_id": "t-1"}))["result"] == {}
+    unknown = await plugin.request("c3", "turn/cancel", {"turn_id": "nope"})
+    assert unknown["error"]["code"] == -32602 and "nope" in unknown["error"]["message"]
+    assert await plugin.close() == 0
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda p: p.pop("turn_id"), "turn_id"),
+        (lambda p: p.update(turn_id=5), "turn_id"),
+        (lambda p: p["agent"].update(workspace="relative/path"), "agent.workspace"),
+        (lambda p: p["agent"].update(workspace="/no/such/dir"), "agent.workspace"),
+        (lambda p: p["agent"].pop("id"), "agent.id"),
+        (lambda p: p["agent"].update(id="../../etc"), None),  # a hostile id is just a name here
+        (lambda p: p.update(messages=[]), "messages"),
+        (lambda p: p.update(messages=[{"role": "assistant", "content": "x"}]), "messages"),
+        (lambda p: p.update(messages="hello"), "messages"),
+        (lambda p: p.update(model="gpt-unknown"), "model"),
+        (lambda p: p["messages"][0].update(content="x" * (1024 * 1024 + 1)), "messages"),
+    ],
+)
+async def test_invalid_turn_params_name_the_field(
+    codex_env: dict[str, str],
+    workspace: Path,
+    model_server: ScriptedModelServer,
+    mutate: Any,
+    field: str | None,
+) -> None:
+    plugin = await RawPlugin.spawn(codex_env)
+    await plugin.initialize()
+    params = turn_params("t-1", "cx", workspace, "hi")
+    mutate(params)
+    answer = await plugin.request(1, "turn/start", params)
+    if field is None:
+        assert answer["result"]["status"] == "completed"
+    else:
+        assert answer["error"]["code"] == -32602, answer
+        assert answer["error"]["data"]["field"] == field
+        assert field.split(".")[-1] in answer["error"]["message"]
+        assert model_server.requests == []
+        assert not (workspace / ".plexum-codex-session").exists()
+    assert await plugin.close() == 0
+
+
+async def test_duplicate_turn_id_is_refused(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    plugin = await RawPlugin.spawn(codex_env)
+    await plugin.initialize()
+    first = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, "a"))
+    assert first["result"]["status"] == "completed"
+    again = await plugin.request(2, "turn/start", turn_params("t-1", "cx", workspace, "b"))
+    assert again["error"]["code"] == -32602 and again["error"]["data"]["field"] == "turn_id"
+    assert await plugin.close() == 0
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"bogus": 1}, "bogus"),
+        ({"idle_timeout_s": "soon"}, "idle_timeout_s"),
+        ({"binary": "/no/such/codex"}, "binary"),
+        ({"binary": "/bin/false"}, "binary"),
+        ({"binary": "definitely-not-on-path-codex"}, "binary"),
+    ],
+)
+async def test_bad_config_fails_initialize(
+    codex_env: dict[str, str], config: dict[str, Any], key: str
+) -> None:
+    plugin = await RawPlugin.spawn(codex_env)
+    answer = await plugin.request(1, "initialize", {"protocol_version": 1, "config": config})
+    assert answer["error"]["code"] == -32602
+    assert key in answer["error"]["message"]
+    assert answer["error"]["data"]["field"] == f"config.{key}"
+    # Still serving, still uninitialised, and a good initialize works.
+    assert (await plugin.request(2, "turn/cancel", {"turn_id": "x"}))["error"]["code"] == -32002
+    await plugin.initialize()
+    assert await plugin.close() == 0
+
+
+async def test_bad_input_corpus_is_answered_and_serving_goes_on(codex_env: dict[str, str]) -> None:
+    plugin = await RawPlugin.spawn(codex_env)
+    await plugin.initialize()
+    huge_int = int("9" * 1000)
+    long_str = "i" * (1024 * 1024)
+    corpus: list[tuple[bytes, Any, int | None]] = [
+        # (line, id of the answer, error code; None: no answer at all)
+        (b'{"jsonrpc":"2.0","id":1,"method":"turn/sta', None, -32700),
+        (b"\xff\xfe\x00garbage", None, -32700),
+        (b'{"jsonrpc":"2.0","id":"x","method":"initialize"', None, -32700),
+        (b"[]", None, -32600),
+        (b'[{"jsonrpc":"2.0","id":1,"method":"shutdown"}]', None, -32600),
+        (b"42", None, -32600),
+        (b'{"jsonrpc":"2.0","id":{"a":1},"method":"turn/cancel"}', None, -32600),
+        (b'{"jsonrpc":"2.0","id":1e400,"method":"turn/cancel"}', None, -32600),
+        (b'{"jsonrpc":"2.0","id":NaN,"method":"turn/cancel"}', None, -32700),
+        (b'{"jsonrpc":"1.0","id":"v1","method":"turn/cancel"}', "v1", -32600),
+        (b'{"jsonrpc":"2.0","id":"nm","method":7}', "nm", -32600),
+        (b'{"jsonrpc":"2.0","id":"unk","method":"no/such/method"}', "unk", -32601),
+        (b'{"jsonrpc":"2.0","id":"arr","method":"turn/cancel","params":[1,2]}', "arr", -32602),
+        (
+            b'{"jsonrpc":"2.0","id":"typ","method":"turn/cancel","params":{"turn_id":1}}',
+            "typ",
+            -32602,
+        ),
+        (
+            b'{"jsonrpc":"2.0","id":"typ2","method":"turn/start","params":{"turn_id":"t","agent":"cx","messages":[]}}',
+            "typ2",
+            -32602,
+        ),
+        (
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": huge_int,
+                    "method": "turn/cancel",
+                    "params": {"turn_id": "q"},
+                }
+            ).encode(),
+            huge_int,
+            -32602,
+        ),
+        (
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": long_str,
+                    "method": "turn/cancel",
+                    "params": {"turn_id": "q"},
+                }
+            ).encode(),
+            long_str,
+            -32602,
+        ),
+        (b'{"jsonrpc":"2.0","method":"no/such/notification"}', None, None),
+        (b'{"jsonrpc":"2.0","method":"turn/cancel","params":{"turn_id":"zz"}}', None, None),
+        (b'{"jsonrpc":"2.0","id":999,"result":{}}', None, None),
+        (b'{"jsonrpc":"2.0","id":998,"error":{"code":1,"message":"x"}}', None, None),
+        (b"", None, None),
+        (b"   ", None, None),
+        (
+            b'{"jsonrpc":"2.0","id":' + b"[" * 100000 + b"]" * 100000 + b',"method":"x"}',
+            None,
+            -32700,
+        ),
+    ]
+    for line, answer_id, code in corpus:
+        await plugin.send(line)
+        marker = f"after-{len(plugin.received)}"
+        await plugin.send(
+            {"jsonrpc": "2.0", "id": marker, "method": "turn/cancel", "params": {"turn_id": "none"}}
+        )
+        answers = []
+        while True:
+            message = await plugin.recv()
+            if message.get("id") == marker:
+                break
+            answers.append(message)
+        # The good request after every bad line is answered as usual: serving goes on.
+        assert message["error"]["code"] == -32602 and "none" in message["error"]["message"]
+        if code is None:
+            assert answers == [], (line[:80], answers)
+        else:
+            assert len(answers) == 1, (line[:80], answers)
+            assert answers[0]["jsonrpc"] == "2.0"
+            assert answers[0]["id"] == answer_id
+            assert answers[0]["error"]["code"] == code, (line[:80], answers)
+    assert plugin.process.returncode is None
+    assert await plugin.close() == 0
+
+
+async def test_eight_agents_at_once_keep_their_events_apart(
+    codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer
+) -> None:
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        await plugin.initialize()
+        turns = []
+        for i in range(8):
+            ws = tmp_path / f"agent-{i}"
+            ws.mkdir()
+            turns.append(
+                plugin.start_turn(f"t-{i}", AgentContext(f"agent-{i}", ws), f"message {i}")
+            )
+
+        async def collect(turn: Any) -> tuple[list[Any], Any]:
+            return [e async for e in turn], await turn.result()
+
+        outcomes = await asyncio.gather(*(collect(t) for t in turns))
+        for i, (events, result) in enumerate(outcomes):
+            assert result.status == "completed"
+            texts = [e for e in events if isinstance(e, TextDelta)]
+            assert texts == [TextDelta(f"echo: message {i}")]
+            assert [type(e) for e in events][-1] is Usage
+            assert (
+                tmp_path / f"agent-{i}" / ".plexum-codex-session"
+            ).read_text().strip() == result.thread_id
+        assert len({r.thread_id for _, r in outcomes}) == 8
+        assert sorted(r.last_user_text() for r in model_server.requests) == sorted(
+            f"message {i}" for i in range(8)
+        )
+
+
+async def test_sixteen_mib_lines_both_ways(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    plugin = await RawPlugin.spawn(codex_env)
+    await plugin.initialize()
+    # Host → plugin: a 16 MiB request line is read whole (and this one is refused by its size,
+    # which codex would refuse too, with a message that says so).
+    big_prompt = "p" * (16 * 1024 * 1024)
+    answer = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, big_prompt))
+    assert answer["error"]["code"] == -32602 and "16777216 characters" in answer["error"]["message"]
+    # Plugin → host: a 16 MiB agent message arrives as one text_delta line.
+    big_answer = "".join(f"{i:015d}\n" for i in range(1024 * 1024))
+    model_server.enqueue(Message(big_answer))
+    answer = await plugin.request(2, "turn/start", turn_params("t-2", "cx", workspace, "big one"))
+    assert answer["result"]["status"] == "completed"
+    deltas = [n for n in plugin.notes if n["params"]["event"]["type"] == "text_delta"]
+    assert len(deltas) == 1 and deltas[0]["params"]["event"]["text"] == big_answer
+    assert max(len(line) for line in plugin.received) > 16 * 1024 * 1024
+    assert await plugin.close() == 0
+
+
+STRAY_OUTPUT_PLUGIN = """
+import asyncio, os, subprocess, sys, warnings
+from plexum_openai_provider.plugin.serve import serve
+from plexum_openai_provider.plugin.stdio import protect_stdout
+fd = protect_stdout()
+print("a stray print")
+sys.stdout.write("stray write\\n")
+warnings.warn("a library warning")
+os.write(1, b"raw write to fd 1\\n")
+subprocess.run(["echo", "a child's output"])
+asyncio.run(serve(0, fd))
+"""
+
+
+async def test_stray_output_cannot_corrupt_stdout(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    plugin = await RawPlugin.spawn(codex_env, [sys.executable, "-c", STRAY_OUTPUT_PLUGIN])
+    await plugin.initialize()
+    answer = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, "hi"))
+    assert answer["result"]["status"] == "completed"
+    assert await plugin.close() == 0
+    for line in plugin.received:
+        assert json.loads(line)["jsonrpc"] == "2.0"
+    assert plugin.process.stderr is not None
+    stderr = (await plugin.process.stderr.read()).decode()
+    for text in [
+        "a stray print",
+        "stray write",
+        "a library warning",
+        "raw write to fd 1",
+        "a child's output",
+    ]:
+        assert text in stderr
+
+
+@pytest.mark.parametrize("how", ["stdin-closed", "shutdown"])
+async def test_ending_the_plugin_cancels_running_turns(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, how: str
+) -> None:
+    marker = "sleep 417"
+    model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": marker})))
+    plugin = await RawPlugin.spawn(codex_env)
+    await plugin.initialize()
+    await plugin.send(
+        {
+            "jsonrpc": "2.0",
+            "id": "turn",
+            "method": "turn/start",
+            "params": turn_params("t-1", "cx", workspace, "run it"),
+        }
+    )
+    await wait_until(lambda: bool(processes_matching(marker)))
+    codex_pids = [p for p in processes_matching("codex") if p != plugin.process.pid]
+    started = time.monotonic()
+    if how == "shutdown":
+        await plugin.send({"jsonrpc": "2.0", "id": "bye", "method": "shutdown", "params": {}})
+    else:
+        assert plugin.process.stdin is not None
+        plugin.process.stdin.close()
+    answers = {}
+    while len(answers) < (2 if how == "shutdown" else 1):
+        message = await plugin.recv(timeout=30)
+        if "id" in message:
+            answers[message["id"]] = message
+    assert answers["turn"]["result"]["status"] == "cancelled"
+    if how == "shutdown":
+        assert answers["bye"]["result"] == {}
+    assert await plugin.close() == 0
+    assert time.monotonic() - started < 15
+    assert processes_matching(marker) == []
+    for pid in codex_pids:
+        assert process_group_members(pid) == []
+
+
+async def test_host_tool_errors_surface_as_json_rpc_errors_in_the_client(
+    codex_env: dict[str, str], workspace: Path
+) -> None:
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        with pytest.raises(JsonRpcError) as err:
+            await plugin.start_turn("t-1", AgentContext("cx", workspace), "hi").result()
+        assert err.value.code == -32002

@@ -1,0 +1,91 @@
+"""The plugin process driven with raw protocol lines, for tests that need to see the wire."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from plexum_openai_provider.framing import OversizeLine, read_lines
+
+
+class RawPlugin:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        assert process.stdout is not None
+        self._lines = read_lines(process.stdout)
+        self.received: list[bytes] = []
+
+    @classmethod
+    async def spawn(cls, env: Mapping[str, str], argv: Sequence[str] | None = None) -> RawPlugin:
+        argv = list(argv or [sys.executable, "-m", "plexum_openai_provider"])
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=dict(env),
+        )
+        return cls(process)
+
+    async def send(self, message: dict[str, Any] | bytes) -> None:
+        data = message if isinstance(message, bytes) else json.dumps(message).encode()
+        assert self.process.stdin is not None
+        self.process.stdin.write(data + b"\n")
+        await self.process.stdin.drain()
+
+    async def recv_line(self, timeout: float = 60) -> bytes:
+        line = await asyncio.wait_for(anext(self._lines), timeout)
+        assert not isinstance(line, OversizeLine)
+        self.received.append(line)
+        return line
+
+    async def recv(self, timeout: float = 60) -> dict[str, Any]:
+        message = json.loads(await self.recv_line(timeout))
+        assert isinstance(message, dict)
+        return message
+
+    async def request(self, request_id: Any, method: str, params: Any = None) -> dict[str, Any]:
+        """Send a request; return its answer (notifications before it are kept in .notes)."""
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        await self.send(message)
+        return await self.answer(request_id)
+
+    notes: list[dict[str, Any]]
+
+    async def answer(self, request_id: Any, timeout: float = 60) -> dict[str, Any]:
+        if not hasattr(self, "notes"):
+            self.notes = []
+        while True:
+            message = await self.recv(timeout)
+            if "method" in message:
+                self.notes.append(message)
+                continue
+            assert message.get("id") == request_id, message
+            return message
+
+    async def initialize(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "protocol_version": 1,
+            "host_info": {"name": "test", "version": "1"},
+        }
+        if config is not None:
+            params["config"] = config
+        answer = await self.request("init", "initialize", params)
+        assert "result" in answer, answer
+        return answer["result"]  # type: ignore[no-any-return]
+
+    async def close(self, timeout: float = 30) -> int:
+        assert self.process.stdin is not None
+        if not self.process.stdin.is_closing():
+            self.process.stdin.close()
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+            raise
