@@ -18,12 +18,13 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from .bridge.manager import BridgeManager
 from .codex.binary import CodexBinary, resolve_codex
 from .codex.home import codex_home as default_codex_home
 from .codex.rollout import RolloutLocator
 from .config import HostConfig
 from .errors import AgentBusyError, InvalidRequestError
-from .requests import TurnRequest
+from .requests import ToolHandler, TurnRequest, validate_tools
 from .turn import Turn
 
 __all__ = ["MAX_PROMPT_CHARS", "CodexProvider"]
@@ -44,24 +45,44 @@ class CodexProvider:
         binary: CodexBinary,
         *,
         env: Mapping[str, str] | None = None,
+        tool_handler: ToolHandler | None = None,
+        socket_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.binary = binary
         self.env: dict[str, str] = dict(os.environ if env is None else env)
         self.codex_home: Path = default_codex_home(self.env)
         self.locator = RolloutLocator(self.codex_home)
+        self.bridge = BridgeManager(
+            binary.path,
+            self.codex_home,
+            self.env,
+            config.tool_timeout_s,
+            tool_handler,
+            socket_dir=socket_dir,
+        )
         self._running: dict[str, Turn] = {}
         # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
         self._turn_ids: dict[str, None] = {}
 
     @classmethod
     async def create(
-        cls, config: HostConfig | None = None, *, env: Mapping[str, str] | None = None
+        cls,
+        config: HostConfig | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        tool_handler: ToolHandler | None = None,
+        socket_dir: Path | None = None,
     ) -> CodexProvider:
-        """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs)."""
+        """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs).
+
+        ``tool_handler`` answers the host tools of turns that offer ``tools``."""
         config = config or HostConfig()
         binary = await resolve_codex(config.binary)
-        return cls(config, binary, env=env)
+        provider = cls(config, binary, env=env, tool_handler=tool_handler, socket_dir=socket_dir)
+        if tool_handler is not None:
+            provider.bridge.preload()
+        return provider
 
     @property
     def models(self) -> list[str]:
@@ -88,7 +109,8 @@ class CodexProvider:
         return turn
 
     def prepare_turn(self, turn: Turn) -> None:
-        """Hook for subclasses and the plugin: attach bridge and block hooks before the turn runs."""
+        """Attach the bridge (and the block reader) to a turn before it runs."""
+        self.bridge.attach(turn)
 
     def validate(self, request: TurnRequest) -> None:
         request.agent.validate()
@@ -107,6 +129,11 @@ class CodexProvider:
                 f"model {request.model!r} is not advertised (supported: "
                 f"{', '.join(self.config.supported_models)})",
                 field="model",
+            )
+        validate_tools(request.tools)
+        if request.tools and self.bridge.tool_handler is None:
+            raise InvalidRequestError(
+                "this provider has no tool_handler, so it cannot offer tools", field="tools"
             )
         if request.turn_id is not None and (
             not isinstance(request.turn_id, str) or not request.turn_id

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,12 +17,16 @@ from .events import Usage, event_to_dict
 __all__ = [
     "MAX_AGENT_ID",
     "AgentContext",
+    "ToolCallRequest",
+    "ToolHandler",
+    "ToolOutput",
     "ToolSpec",
     "TurnError",
     "TurnRequest",
     "TurnResult",
     "TurnStatus",
     "last_user_message",
+    "validate_tools",
 ]
 
 MAX_AGENT_ID = 128
@@ -61,6 +68,10 @@ class AgentContext:
             )
 
 
+# What the model's function-calling API accepts as a tool name.
+TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """A host tool offered to the model for one turn."""
@@ -68,6 +79,61 @@ class ToolSpec:
     name: str
     description: str = ""
     input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+
+def validate_tools(tools: tuple[ToolSpec, ...]) -> None:
+    seen: set[str] = set()
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        if not isinstance(tool.name, str) or not TOOL_NAME.fullmatch(tool.name):
+            raise InvalidRequestError(
+                f"tool name {tool.name!r} cannot be carried to the model: use 1-64 of A-Z a-z 0-9 _ -",
+                field=f"{where}.name",
+            )
+        if tool.name in seen:
+            raise InvalidRequestError(
+                f"tool name {tool.name!r} is given twice", field=f"{where}.name"
+            )
+        seen.add(tool.name)
+        if not isinstance(tool.description, str):
+            raise InvalidRequestError(
+                "a tool description must be a string", field=f"{where}.description"
+            )
+        schema = tool.input_schema
+        if not isinstance(schema, dict) or schema.get("type") != "object":
+            raise InvalidRequestError(
+                f"the input_schema of tool {tool.name!r} must be a JSON Schema object with"
+                ' "type": "object"',
+                field=f"{where}.input_schema",
+            )
+        try:
+            json.dumps(schema)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(
+                f"the input_schema of tool {tool.name!r} is not JSON: {exc}",
+                field=f"{where}.input_schema",
+            ) from None
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """A call of a host tool by the model, during a turn."""
+
+    turn_id: str
+    agent_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """The host's answer to a tool call: text for the model, and whether it is an error."""
+
+    text: str
+    is_error: bool = False
+
+
+ToolHandler = Callable[[ToolCallRequest], Awaitable[ToolOutput]]
 
 
 @dataclass(frozen=True)

@@ -24,23 +24,16 @@ import logging
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..events import Event, event_from_dict
 from ..framing import read_lines
 from ..jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, JsonRpcError
-from ..requests import AgentContext, ToolSpec, TurnResult
+from ..requests import AgentContext, ToolOutput, ToolSpec, TurnResult
 
 __all__ = ["ClientTurn", "PluginClient", "ToolFunction", "ToolOutput"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ToolOutput:
-    text: str
-    is_error: bool = False
 
 
 ToolFunction = Callable[[dict[str, Any]], "str | ToolOutput | Awaitable[str | ToolOutput]"]

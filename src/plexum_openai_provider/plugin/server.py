@@ -30,7 +30,14 @@ from ..jsonrpc import (
     JsonRpcError,
 )
 from ..provider import CodexProvider
-from ..requests import AgentContext, ToolSpec, TurnRequest, last_user_message
+from ..requests import (
+    AgentContext,
+    ToolCallRequest,
+    ToolOutput,
+    ToolSpec,
+    TurnRequest,
+    last_user_message,
+)
 from ..turn import Turn
 from .params import (
     InitializeParams,
@@ -130,7 +137,28 @@ class PluginServer:
         }
 
     async def _create_provider(self, config: dict[str, Any] | None) -> CodexProvider:
-        return await CodexProvider.create(HostConfig.parse(config), env=self._env)
+        return await CodexProvider.create(
+            HostConfig.parse(config), env=self._env, tool_handler=self._call_host_tool
+        )
+
+    async def _call_host_tool(self, call: ToolCallRequest) -> ToolOutput:
+        """``host/call_tool``; the bridge bounds it by ``tool_timeout_s``."""
+        assert self.connection is not None
+        try:
+            result = await self.connection.request(
+                "host/call_tool",
+                {
+                    "turn_id": call.turn_id,
+                    "agent_id": call.agent_id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                },
+            )
+        except JsonRpcError as exc:
+            return ToolOutput(f"the host failed the tool call: {exc.message}", is_error=True)
+        except ConnectionClosed:
+            return ToolOutput("the host is gone", is_error=True)
+        return _tool_output(result)
 
     # -- turns ---------------------------------------------------------------------------------
     async def _turn_start(self, provider: CodexProvider, raw: Any) -> dict[str, Any]:
@@ -185,6 +213,17 @@ class PluginServer:
         """Cancel every running turn and wait for them to wind down (bounded by the stop steps)."""
         if self.provider is not None:
             await self.provider.cancel_all()
+
+
+def _tool_output(result: Any) -> ToolOutput:
+    """The text of a host's ``host/call_tool`` result (text parts joined)."""
+    if not isinstance(result, dict):
+        return ToolOutput(f"the host answered the tool call with {result!r}", is_error=True)
+    parts = result.get("content")
+    texts = []
+    if isinstance(parts, list):
+        texts = [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
+    return ToolOutput("\n".join(texts), is_error=result.get("is_error") is True)
 
 
 _METHODS = {

@@ -1,0 +1,90 @@
+"""The MCP server of one bridge connection, served with the official ``mcp`` SDK.
+
+The SDK's stdio transport owns the process's fd 0/1; here the transport is the bridge socket, so
+this module frames it the way ``mcp.server.stdio`` does (one JSON-RPC message per line, parsed by
+``mcp_types.jsonrpc_message_adapter``) and hands the streams to ``Server.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.shared.message import SessionMessage
+
+from ..framing import OversizeLine, read_lines
+from ..requests import ToolSpec
+from .listener import CallTool
+
+__all__ = ["serve_mcp"]
+
+log = logging.getLogger(__name__)
+
+
+def _build_server(tools: Sequence[ToolSpec], call_tool: CallTool) -> Server[Any]:
+    listed = [
+        types.Tool(name=t.name, description=t.description or None, input_schema=t.input_schema)
+        for t in tools
+    ]
+
+    async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=listed)
+
+    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        output = await call_tool(params.name, dict(params.arguments or {}))
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=output.text)], is_error=output.is_error
+        )
+
+    return Server(
+        "plexum-host", version="1", on_list_tools=on_list_tools, on_call_tool=on_call_tool
+    )
+
+
+async def serve_mcp(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    tools: Sequence[ToolSpec],
+    call_tool: CallTool,
+) -> None:
+    """Serve MCP on one connection until codex (through the relay) closes it."""
+    server = _build_server(tools, call_tool)
+    to_server, from_socket = anyio.create_memory_object_stream[SessionMessage | Exception](16)
+    to_socket, from_server = anyio.create_memory_object_stream[SessionMessage](16)
+
+    async def read_socket() -> None:
+        async with to_server:
+            async for line in read_lines(reader):
+                if isinstance(line, OversizeLine) or not line.strip():
+                    continue
+                try:
+                    message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                except Exception as exc:  # the SDK answers a bad message itself
+                    await to_server.send(exc)
+                    continue
+                await to_server.send(SessionMessage(message))
+
+    async def write_socket() -> None:
+        async with from_server:
+            async for session_message in from_server:
+                data = session_message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                writer.write(data.encode() + b"\n")
+                await writer.drain()
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(read_socket)
+            group.start_soon(write_socket)
+            await server.run(from_socket, to_socket, server.create_initialization_options())
+            group.cancel_scope.cancel()
+    except (ConnectionError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+        log.debug("bridge connection ended: %s", exc)
+    finally:
+        with contextlib.suppress(Exception):
+            writer.close()
