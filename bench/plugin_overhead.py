@@ -77,14 +77,20 @@ async def measure(env: Env, rounds: int, fanouts: list[int]) -> dict[str, object
     for n in fanouts:
         start = time.perf_counter()
         bare = await asyncio.gather(
-            *(asyncio.to_thread(bare_codex_turn, env, env.workspace(f"cb{n}-{i}"), f"m{i}") for i in range(n))
+            *(
+                asyncio.to_thread(bare_codex_turn, env, env.workspace(f"cb{n}-{i}"), f"m{i}")
+                for i in range(n)
+            )
         )
         bare_wall = time.perf_counter() - start
         cpu0 = cpu_seconds(plugin.process.pid)
         start = time.perf_counter()
         counter += 1000
         await asyncio.gather(
-            *(plugin_turn(plugin, counter + i, env.workspace(f"cp{n}-{i}"), f"m{i}") for i in range(n))
+            *(
+                plugin_turn(plugin, counter + i, env.workspace(f"cp{n}-{i}"), f"m{i}")
+                for i in range(n)
+            )
         )
         wall = time.perf_counter() - start
         cpu = cpu_seconds(plugin.process.pid) - cpu0
@@ -112,9 +118,13 @@ def main() -> None:
     print("| path | median turn (s) | ratio to bare codex | ratio to in-process |")
     print("|---|---|---|---|")
     for kind in ("bare", "inproc", "plugin"):
-        print(f"| {kind} | {med[kind]:.3f} | {med[kind] / med['bare']:.3f} | {med[kind] / med['inproc']:.3f} |")
+        print(
+            f"| {kind} | {med[kind]:.3f} | {med[kind] / med['bare']:.3f} | {med[kind] / med['inproc']:.3f} |"
+        )
     print()
-    print("| agents at once | bare codex wall (s) | plugin wall (s) | ratio | plugin CPU per turn (ms) | plugin peak RSS (MiB) |")
+    print(
+        "| agents at once | bare codex wall (s) | plugin wall (s) | ratio | plugin CPU per turn (ms) | plugin peak RSS (MiB) |"
+    )
     print("|---|---|---|---|---|---|")
     for n, c in out["concurrency"].items():  # type: ignore[union-attr]
         print(

@@ -15,11 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from plexum_openai_provider.framing import read_lines
-from plexum_openai_provider.testing import FunctionCall, Message, ScriptedModelServer, write_codex_home
+from plexum_openai_provider.testing import (
+    FunctionCall,
+    Message,
+    ScriptedModelServer,
+    write_codex_home,
+)
 
-TOOL = {"name": "get_weather", "description": "Weather of a city",
-        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
-                         "required": ["city"]}}
+TOOL = {
+    "name": "get_weather",
+    "description": "Weather of a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
 
 
 async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, bytes]]:
@@ -27,8 +38,13 @@ async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, by
     workspace = root / "agents" / "cx"
     workspace.mkdir(parents=True)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "plexum_openai_provider", stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env,
+        sys.executable,
+        "-m",
+        "plexum_openai_provider",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
     )
     assert proc.stdin and proc.stdout
     wire: list[tuple[str, bytes]] = []
@@ -47,29 +63,75 @@ async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, by
             wire.append(("plugin → host", line))
             message = json.loads(line)
             if message.get("method") == "host/call_tool":
-                await send({"jsonrpc": "2.0", "id": message["id"], "result": {
-                    "content": [{"type": "text", "text": "Sunny, 21 °C"}], "is_error": False}})
+                await send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": message["id"],
+                        "result": {
+                            "content": [{"type": "text", "text": "Sunny, 21 °C"}],
+                            "is_error": False,
+                        },
+                    }
+                )
                 continue
             if message.get("id") == request_id and "method" not in message:
                 return message
 
     agent = {"id": "cx", "workspace": str(workspace)}
-    await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocol_version": 1, "host_info": {"name": "plexum", "version": "1.0"},
-        "config": {"idle_timeout_s": 120}}})
+    await send(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocol_version": 1,
+                "host_info": {"name": "plexum", "version": "1.0"},
+                "config": {"idle_timeout_s": 120},
+            },
+        }
+    )
     await until_answer(1)
-    await send({"jsonrpc": "2.0", "id": 2, "method": "turn/start", "params": {
-        "turn_id": "t-1", "agent": agent, "messages": [{"role": "user", "content": "Hello!"}]}})
+    await send(
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "turn/start",
+            "params": {
+                "turn_id": "t-1",
+                "agent": agent,
+                "messages": [{"role": "user", "content": "Hello!"}],
+            },
+        }
+    )
     await until_answer(2)
     if os.environ.get("CAPTURE_TOOLS"):
-        await send({"jsonrpc": "2.0", "id": 3, "method": "turn/start", "params": {
-            "turn_id": "t-2", "agent": agent, "tools": [TOOL],
-            "messages": [{"role": "user", "content": "Weather in Paris?"}]}})
+        await send(
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "turn/start",
+                "params": {
+                    "turn_id": "t-2",
+                    "agent": agent,
+                    "tools": [TOOL],
+                    "messages": [{"role": "user", "content": "Weather in Paris?"}],
+                },
+            }
+        )
         answer = await until_answer(3)
-        blocks = [json.loads(l)["params"]["event"]["block_id"] for d, l in wire
-                  if d == "plugin → host" and b'"tool_call"' in l and b'"turn/event"' in l]
-        await send({"jsonrpc": "2.0", "id": 4, "method": "session/consume", "params": {
-            "agent": agent, "block_ids": blocks}})
+        blocks = [
+            json.loads(l)["params"]["event"]["block_id"]
+            for d, l in wire
+            if d == "plugin → host" and b'"tool_call"' in l and b'"turn/event"' in l
+        ]
+        await send(
+            {
+                "jsonrpc": "2.0",
+                "id": 4,
+                "method": "session/consume",
+                "params": {"agent": agent, "block_ids": blocks},
+            }
+        )
         await until_answer(4)
         del answer
     await send({"jsonrpc": "2.0", "id": 5, "method": "shutdown", "params": {}})
@@ -80,7 +142,10 @@ async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, by
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="plexum-example-") as tmp, ScriptedModelServer() as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="plexum-example-") as tmp,
+        ScriptedModelServer() as server,
+    ):
         root = Path(tmp)
         write_codex_home(root / "codex-home", server.base_url)
         server.enqueue(Message("Hello! How can I help?"))

@@ -14,7 +14,7 @@ from ..requests import ToolCallRequest, ToolHandler, ToolOutput
 from ..turn import Turn
 from .listener import BridgeListener
 from .names import server_name, socket_path
-from .registration import Registrar, Registration, enable_overrides, plugin_command
+from .registration import Registrar, Registration, bridge_command, enable_overrides
 
 __all__ = ["BridgeManager"]
 
@@ -38,7 +38,7 @@ class BridgeManager:
         self.tool_timeout_s = tool_timeout_s
         self.tool_handler = tool_handler
         self.socket_dir = socket_dir
-        self.command = tuple(command or plugin_command())
+        self.command = tuple(command or bridge_command())
         self._registered: set[str] = set()
         self._preload: asyncio.Future[Any] | None = None
 

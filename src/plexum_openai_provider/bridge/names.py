@@ -27,12 +27,12 @@ _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 def server_name(agent_id: str) -> str:
     """``plexum-host-<id>`` for a plain id; otherwise the id with every character outside
-    ``[A-Za-z0-9_]`` made ``_``, cut to 40, and a hash of the whole id, so that distinct ids always
+    ``[A-Za-z0-9_]`` made ``_``, cut to 32, and a hash of the whole id, so that distinct ids always
     give distinct names (and distinct tool namespaces: codex maps ``-`` to ``_`` there)."""
     if _PLAIN.fullmatch(agent_id):
         return SERVER_PREFIX + agent_id
     digest = hashlib.sha256(agent_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", agent_id)[:40]
+    cleaned = re.sub(r"[^A-Za-z0-9_]", "_", agent_id)[:32]
     return f"{SERVER_PREFIX}{cleaned}_{digest}"
 
 

@@ -33,7 +33,7 @@ import tomlkit
 
 from ..thread_store import atomic_write
 
-__all__ = ["Registrar", "Registration", "enable_overrides", "plugin_command"]
+__all__ = ["Registrar", "Registration", "bridge_command", "enable_overrides", "plugin_command"]
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,22 @@ LOCK_NAME = ".plexum-mcp-registration.lock"
 
 
 def plugin_command() -> list[str]:
-    """The absolute command of this installed plugin, so that codex finds it under systemd's bare
-    PATH: the console script beside this interpreter, else ``<python> -m plexum_openai_provider``."""
+    """The absolute command of this installed plugin (works under systemd's bare PATH): the console
+    script beside this interpreter, else ``<python> -m plexum_openai_provider``."""
     script = Path(sys.executable).parent / "plexum-openai-provider-plugin"
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
     return [sys.executable, "-m", "plexum_openai_provider"]
+
+
+def bridge_command() -> list[str]:
+    """What codex runs as the agent's MCP server: this interpreter on the relay's file, isolated
+    and without ``site`` (``-I -S``). It is the same code as ``plexum-openai-provider-plugin
+    mcp-host``, but starts about 30 ms sooner (measured here: 0.09 s against 0.12 s), which every
+    tool turn pays because codex waits for the bridge. Absolute paths both: no PATH involved."""
+    from . import relay
+
+    return [sys.executable, "-I", "-S", str(Path(relay.__file__).resolve())]
 
 
 @dataclass(frozen=True)

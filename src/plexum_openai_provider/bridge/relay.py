@@ -6,7 +6,8 @@ ways between its stdio (codex) and the socket (the plugin, which serves MCP with
 
 When nobody listens (no turn of this agent is running) or the plugin refuses it, it still answers
 codex, by itself: an MCP server with no tools whose calls fail with the reason. It never hangs and
-never crashes codex. Standard library only: this runs once per tool turn and must start fast.
+never crashes codex. Standard library only, and importable as a lone file: this runs once per
+tool turn and must start fast.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import socket
 import sys
 import threading
-from typing import Any
 
 __all__ = ["HELLO_TIMEOUT_S", "relay_main"]
 
@@ -114,10 +114,10 @@ def serve_offline(reason: str) -> int:
             continue
         if not isinstance(message, dict) or "id" not in message or "method" not in message:
             continue  # notifications and responses need no answer
-        answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
+        answer: dict[str, object] = {"jsonrpc": "2.0", "id": message["id"]}
         method = message["method"]
         raw_params = message.get("params")
-        params: dict[str, Any] = raw_params if isinstance(raw_params, dict) else {}
+        params: dict[str, object] = raw_params if isinstance(raw_params, dict) else {}
         if method == "initialize":
             answer["result"] = {
                 "protocolVersion": params.get("protocolVersion") or _DEFAULT_PROTOCOL,
@@ -135,3 +135,8 @@ def serve_offline(reason: str) -> int:
         sys.stdout.buffer.write(json.dumps(answer).encode() + b"\n")
         sys.stdout.buffer.flush()
     return 0
+
+
+if __name__ == "__main__":
+    # Run as a file (``python -I -S relay.py``): see registration.bridge_command.
+    raise SystemExit(relay_main())

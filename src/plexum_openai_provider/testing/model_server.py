@@ -29,6 +29,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -153,6 +154,7 @@ class ResponsesRequest:
 
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic)
 
     @property
     def input(self) -> list[dict[str, Any]]:

@@ -1,0 +1,388 @@
+"""Host tools through mcp-host: the real plugin, the real codex, the scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plexum_openai_provider import AgentContext, TextDelta, ToolOutput, ToolSpec
+from plexum_openai_provider.bridge.names import mcp_namespace, server_name, socket_path
+from plexum_openai_provider.bridge.registration import bridge_command, plugin_command
+from plexum_openai_provider.plugin.client import PluginClient
+from plexum_openai_provider.testing import (
+    FunctionCall,
+    Message,
+    Reply,
+    ResponsesRequest,
+    ScriptedModelServer,
+)
+
+WEATHER = ToolSpec(
+    "get_weather",
+    "The weather of a city",
+    {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+
+
+def call(
+    tool: str, args: dict[str, Any], agent: str = "cx", call_id: str | None = None
+) -> FunctionCall:
+    return FunctionCall(
+        tool, json.dumps(args), call_id=call_id, namespace=mcp_namespace(server_name(agent))
+    )
+
+
+def outputs(request: ResponsesRequest) -> dict[str, str]:
+    """call_id → the output text the model was sent."""
+    out = {}
+    for item in request.items_of_type("function_call_output"):
+        value = item["output"]
+        if isinstance(value, list):
+            value = "\n".join(part.get("text", "") for part in value)
+        out[item["call_id"]] = value
+    return out
+
+
+@pytest.fixture
+def socket_dir(tmp_path: Path) -> Path:
+    return Path(f"/tmp/plexum-test-{os.getpid()}-{tmp_path.name[-8:]}")
+
+
+@pytest.fixture
+def plugin_env(codex_env: dict[str, str], socket_dir: Path) -> dict[str, str]:
+    return {**codex_env, "PLEXUM_SOCKET_DIR": str(socket_dir)}
+
+
+async def test_the_model_calls_a_host_tool_and_gets_its_output(
+    plugin_env: dict[str, str],
+    workspace: Path,
+    model_server: ScriptedModelServer,
+    codex_home: Path,
+    socket_dir: Path,
+) -> None:
+    seen: list[dict[str, Any]] = []
+    sock = socket_path("cx", codex_home, socket_dir)
+
+    def weather(args: dict[str, Any]) -> str:
+        seen.append(args)
+        # While the turn runs: the socket is the plugin user's alone.
+        assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(socket_dir).st_mode) == 0o700
+        assert os.stat(socket_dir).st_uid == os.getuid()
+        return f"Sunny in {args['city']}, 21 °C"
+
+    model_server.enqueue(
+        call("get_weather", {"city": "Paris"}, call_id="call_w1"), Message("It is sunny.")
+    )
+    async with await PluginClient.spawn(env=plugin_env, tools={"get_weather": weather}) as plugin:
+        await plugin.initialize()
+        turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "Weather?", tools=[WEATHER])
+        events = [e async for e in turn]
+        result = await turn.result()
+    assert result.status == "completed", result
+    assert seen == [{"city": "Paris"}]
+    assert TextDelta("It is sunny.") in events
+    first, second = model_server.requests
+    assert f"{mcp_namespace(server_name('cx'))}.get_weather" in first.tool_names()
+    assert "Sunny in Paris, 21 °C" in outputs(second)["call_w1"]
+    assert len(sock.parent.name) and len(os.fsencode(sock)) < 100
+    assert not sock.exists()  # nobody listens outside the turn
+
+
+async def test_errors_timeouts_and_parallel_calls(
+    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    async def slow(args: dict[str, Any]) -> str:
+        await asyncio.sleep(5)
+        return "too late"
+
+    def failing(args: dict[str, Any]) -> str:
+        raise RuntimeError("database is down")
+
+    tools = {
+        "echo": lambda args: f"echo {args.get('x')}",
+        "flagged": lambda args: ToolOutput("not allowed", is_error=True),
+        "failing": failing,
+        "slow": slow,
+    }
+    specs = [ToolSpec(name, input_schema={"type": "object"}) for name in tools]
+    model_server.enqueue(
+        [
+            call("echo", {"x": 1}, call_id="c_echo1"),
+            call("echo", {"x": 2}, call_id="c_echo2"),
+            call("flagged", {}, call_id="c_flag"),
+            call("failing", {}, call_id="c_fail"),
+            call("slow", {}, call_id="c_slow"),
+        ],
+        Message("done"),
+    )
+    async with await PluginClient.spawn(env=plugin_env, tools=tools) as plugin:
+        await plugin.initialize({"tool_timeout_s": 1.5})
+        turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "go", tools=specs)
+        events = [e async for e in turn]
+        result = await turn.result()
+    assert result.status == "completed", result
+    assert TextDelta("done") in events
+    got = outputs(model_server.requests[1])
+    assert "echo 1" in got["c_echo1"] and "echo 2" in got["c_echo2"]
+    assert "not allowed" in got["c_flag"]
+    assert "database is down" in got["c_fail"]
+    assert "did not answer tool 'slow' within 1.5 s" in got["c_slow"]
+
+
+async def test_tool_names_and_schemas_are_validated_at_turn_start(
+    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    async with await PluginClient.spawn(env=plugin_env) as plugin:
+        await plugin.initialize()
+        for tools, field in [
+            ([{"name": "bad name!", "input_schema": {"type": "object"}}], "tools[0].name"),
+            ([{"name": "x" * 65}], "tools[0].name"),
+            ([{"name": "a"}, {"name": "a"}], "tools[1].name"),
+            ([{"name": "a", "input_schema": {"type": "string"}}], "tools[0].input_schema"),
+            ([{"name": "a", "input_schema": []}], "tools.0.input_schema"),
+        ]:
+            turn = plugin.start_turn_raw(
+                {
+                    "turn_id": f"t-{field}-{len(tools)}",
+                    "agent": {"id": "cx", "workspace": str(workspace)},
+                    "messages": [{"role": "user", "content": "hi"}],
+                    "tools": tools,
+                }
+            )
+            with pytest.raises(Exception) as err:
+                await turn.result()
+            assert getattr(err.value, "code", None) == -32602
+            assert err.value.data["field"] == field  # type: ignore[attr-defined]
+    assert model_server.requests == []
+
+
+async def test_two_agents_at_once_see_only_their_own_tools(
+    plugin_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer
+) -> None:
+    def script(request: ResponsesRequest) -> Reply:
+        agent = request.last_user_text()
+        if request.items_of_type("function_call_output"):
+            return Message(f"{agent} done")
+        return call(f"tool_{agent}", {}, agent=agent)
+
+    model_server.script = script
+    calls: list[str] = []
+
+    def tool(name: str) -> Any:
+        async def run(args: dict[str, Any]) -> str:
+            calls.append(name)
+            await asyncio.sleep(0.5)  # both turns are inside a tool call at the same time
+            return f"{name} ran"
+
+        return run
+
+    async with await PluginClient.spawn(
+        env=plugin_env, tools={"tool_alpha": tool("tool_alpha"), "tool_beta": tool("tool_beta")}
+    ) as plugin:
+        await plugin.initialize()
+        turns = []
+        for agent in ("alpha", "beta"):
+            ws = tmp_path / agent
+            ws.mkdir()
+            turns.append(
+                plugin.start_turn(
+                    f"t-{agent}", AgentContext(agent, ws), agent, tools=[ToolSpec(f"tool_{agent}")]
+                )
+            )
+        results = await asyncio.gather(*(t.result() for t in turns))
+    assert [r.status for r in results] == ["completed", "completed"]
+    assert sorted(calls) == ["tool_alpha", "tool_beta"]
+    for request in model_server.requests:
+        agent = request.last_user_text()
+        other = "beta" if agent == "alpha" else "alpha"
+        names = request.tool_names()
+        assert f"{mcp_namespace(server_name(agent))}.tool_{agent}" in names
+        assert not any(other in name for name in names), names
+
+
+async def test_concurrent_first_turns_leave_correct_registrations(
+    plugin_env: dict[str, str],
+    tmp_path: Path,
+    model_server: ScriptedModelServer,
+    codex_home: Path,
+    socket_dir: Path,
+) -> None:
+    agents = [f"agent-{i}" if i % 2 else f"Agent {i}/ü" for i in range(10)]
+    async with (
+        await PluginClient.spawn(env=plugin_env) as one,
+        await PluginClient.spawn(env=plugin_env) as two,
+    ):
+        await asyncio.gather(one.initialize(), two.initialize())
+        turns = []
+        for i, agent in enumerate(agents):
+            ws = tmp_path / f"ws{i}"
+            ws.mkdir()
+            turns.append(
+                (one if i % 2 else two).start_turn(f"t-{i}", AgentContext(agent, ws), "hi")
+            )
+        results = await asyncio.gather(*(t.result() for t in turns))
+    assert all(r.status == "completed" for r in results)
+    config = tomllib.loads((codex_home / "config.toml").read_text())
+    servers = config["mcp_servers"]
+    assert len(servers) == 10
+    command = bridge_command()
+    for agent in agents:
+        table = servers[server_name(agent)]
+        assert [table["command"], *table["args"]] == [*command, "mcp-host"]
+        assert table["env"] == {
+            "PLEXUM_MCP_SOCKET": str(socket_path(agent, codex_home, socket_dir)),
+            "PLEXUM_MCP_AGENT_ID": agent,
+        }
+        assert table["enabled"] is False and table["required"] is True
+    assert config["model_provider"] == "scripted"  # the rest of the file survived
+    assert len({server_name(a) for a in agents}) == 10
+
+
+async def test_a_stale_registration_is_refreshed(
+    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
+) -> None:
+    config = codex_home / "config.toml"
+    config.write_text(
+        config.read_text()
+        + f'\n[mcp_servers.{server_name("cx")}]\ncommand = "/old/plugin"\nargs = ["mcp-host"]\n'
+    )
+    async with await PluginClient.spawn(env=plugin_env) as plugin:
+        await plugin.initialize()
+        assert (
+            await plugin.start_turn("t-1", AgentContext("cx", workspace), "hi").result()
+        ).status == "completed"
+    table = tomllib.loads(config.read_text())["mcp_servers"][server_name("cx")]
+    assert table["command"] != "/old/plugin" and table["enabled"] is False
+
+
+def test_server_names_are_valid_and_distinct() -> None:
+    ids = [
+        "cx",
+        "a-b",
+        "a_b",
+        "a b",
+        "ü",
+        "x" * 128,
+        "x" * 127 + "y",
+        "../../etc/passwd",
+        "a.b",
+        "A",
+    ]
+    names = [server_name(i) for i in ids]
+    assert len(set(names)) == len(ids)
+    assert len({mcp_namespace(n) for n in names}) == len(ids)
+    for name in names:
+        assert name.startswith("plexum-host-") and len(name) <= 64
+        assert all(c.isascii() and (c.isalnum() or c in "_-") for c in name)
+
+
+def test_socket_paths_are_short_and_stable(tmp_path: Path) -> None:
+    home = tmp_path / ("deep" * 30)
+    one = socket_path("x" * 128, home, Path("/tmp/plexum-s"))
+    assert one == socket_path("x" * 128, home, Path("/tmp/plexum-s"))
+    assert len(os.fsencode(one)) < 100
+    assert one != socket_path("x" * 127, home, Path("/tmp/plexum-s"))
+
+
+def _mcp_exchange(env: dict[str, str], command: list[str] | None = None) -> list[dict[str, Any]]:
+    messages = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "x", "arguments": {}},
+        },
+    ]
+    done = subprocess.run(
+        [*(command or bridge_command()), "mcp-host"],
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_mcp_host_outside_a_turn_answers_with_no_tools(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PLEXUM_MCP_SOCKET": str(tmp_path / "nobody.sock"),
+        "PLEXUM_MCP_AGENT_ID": "cx",
+    }
+    answers = _mcp_exchange(env)
+    assert [a["id"] for a in answers] == [1, 2, 3]
+    assert answers[0]["result"]["protocolVersion"] == "2025-06-18"
+    assert answers[1]["result"] == {"tools": []}
+    assert answers[2]["result"]["isError"] is True
+    assert "no turn of this agent is running" in answers[2]["result"]["content"][0]["text"]
+    # Without its environment it still answers instead of crashing codex.
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("PLEXUM_MCP")}
+    assert _mcp_exchange(bare)[1]["result"] == {"tools": []}
+    # The console script's `mcp-host` is the same relay.
+    assert _mcp_exchange(env, plugin_command()) == answers
+
+
+async def test_the_listener_refuses_another_agents_bridge(
+    plugin_env: dict[str, str],
+    workspace: Path,
+    model_server: ScriptedModelServer,
+    codex_home: Path,
+    socket_dir: Path,
+) -> None:
+    sock = socket_path("cx", codex_home, socket_dir)
+    verdicts: list[Any] = []
+
+    def probe(args: dict[str, Any]) -> str:
+        # A bridge presenting another agent's id, while cx's turn runs.
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(sock))
+            s.sendall(b'{"agent_id": "intruder"}\n')
+            verdicts.append(json.loads(s.makefile().readline()))
+        env = {**os.environ, "PLEXUM_MCP_SOCKET": str(sock), "PLEXUM_MCP_AGENT_ID": "intruder"}
+        verdicts.append(_mcp_exchange(env)[1]["result"])
+        return "probed"
+
+    model_server.enqueue(call("probe", {}, call_id="c1"), Message("ok"))
+    async with await PluginClient.spawn(env=plugin_env, tools={"probe": probe}) as plugin:
+        await plugin.initialize()
+        turn = plugin.start_turn(
+            "t-1", AgentContext("cx", workspace), "probe", tools=[ToolSpec("probe")]
+        )
+        assert (await turn.result()).status == "completed"
+    assert verdicts[0] == {"ok": False, "error": "wrong agent for this socket"}
+    assert verdicts[1] == {"tools": []}  # the intruder's relay fell back to offering nothing
+
+
+def test_the_relay_imports_no_heavy_module() -> None:
+    code = (
+        "import sys, plexum_openai_provider.cli as c, plexum_openai_provider.bridge.relay;"
+        "print(','.join(m for m in ('pydantic', 'mcp', 'anyio', 'tomlkit') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
