@@ -15,16 +15,19 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .bridge.manager import BridgeManager
 from .codex.binary import CodexBinary, resolve_codex
+from .codex.consume import ConsumeOutcome, rewrite_rollout
 from .codex.home import codex_home as default_codex_home
 from .codex.rollout import RolloutLocator
+from .codex.writer_lock import thread_writer_lock
 from .config import HostConfig
 from .errors import AgentBusyError, InvalidRequestError
-from .requests import ToolHandler, TurnRequest, validate_tools
+from .requests import AgentContext, ConsumeResult, ToolHandler, TurnRequest, validate_tools
+from .thread_store import is_thread_id, read_thread_id
 from .turn import Turn
 
 __all__ = ["MAX_PROMPT_CHARS", "CodexProvider"]
@@ -62,6 +65,8 @@ class CodexProvider:
             socket_dir=socket_dir,
         )
         self._running: dict[str, Turn] = {}
+        # Held by a turn while its codex runs and by consume while it rewrites: never both.
+        self._agent_locks: dict[str, asyncio.Lock] = {}
         # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
         self._turn_ids: dict[str, None] = {}
 
@@ -139,6 +144,46 @@ class CodexProvider:
             not isinstance(request.turn_id, str) or not request.turn_id
         ):
             raise InvalidRequestError("turn_id must be a non-empty string", field="turn_id")
+
+    def agent_lock(self, agent_id: str) -> asyncio.Lock:
+        return self._agent_locks.setdefault(agent_id, asyncio.Lock())
+
+    async def consume(
+        self, agent: AgentContext, block_ids: Sequence[str], marker: str | None = None
+    ) -> ConsumeResult:
+        """Rewrite the agent's codex session so that a resumed turn sends the model ``"{}"`` as
+        these calls' arguments and ``marker`` as their outputs. Waits for a running turn of the
+        agent; takes codex's writer lock of the thread (a codex started meanwhile fails cleanly).
+        Raises InvalidRequestError, SessionFormatError, or ThreadBusyError."""
+        agent.validate()
+        if not isinstance(block_ids, (list, tuple)) or not all(
+            isinstance(b, str) and b for b in block_ids
+        ):
+            raise InvalidRequestError(
+                "block_ids must be a list of non-empty strings", field="block_ids"
+            )
+        if marker is not None and (not isinstance(marker, str) or not marker):
+            raise InvalidRequestError("marker must be a non-empty string", field="marker")
+        marker = marker or self.config.consume_marker
+        ids = list(block_ids)
+        async with self.agent_lock(agent.id):
+            thread_id = read_thread_id(agent.workspace)
+            path = self.locator.find(thread_id) if thread_id and is_thread_id(thread_id) else None
+            if thread_id is None or path is None:
+                return ConsumeResult([], ids)
+            outcome = await asyncio.to_thread(self._rewrite, path, thread_id, ids, marker)
+        log.info(
+            "consume for agent %r: %d consumed, %d not found%s",
+            agent.id,
+            len(outcome.consumed),
+            len(outcome.not_found),
+            "" if outcome.rewritten else " (nothing to rewrite)",
+        )
+        return ConsumeResult(outcome.consumed, outcome.not_found)
+
+    def _rewrite(self, path: Path, thread_id: str, ids: list[str], marker: str) -> ConsumeOutcome:
+        with thread_writer_lock(self.codex_home, thread_id):
+            return rewrite_rollout(path, thread_id, ids, marker)
 
     def _turn_ended(self, turn: Turn) -> None:
         if self._running.get(turn.request.agent.id) is turn:

@@ -17,6 +17,7 @@ from .events import Usage, event_to_dict
 __all__ = [
     "MAX_AGENT_ID",
     "AgentContext",
+    "ConsumeResult",
     "ToolCallRequest",
     "ToolHandler",
     "ToolOutput",
@@ -189,6 +190,12 @@ class TurnResult:
             if isinstance(error, dict)
             else None,
         )
+
+
+@dataclass(frozen=True)
+class ConsumeResult:
+    consumed: list[str]
+    not_found: list[str]
 
 
 def last_user_message(messages: Any) -> str:

@@ -29,8 +29,8 @@ from .codex.exec_events import (
     parse_exec_line,
 )
 from .codex.process import CodexProcess, Wake
-from .codex.rollout import read_records, turn_usage
-from .events import ErrorEvent, Event, Notice, TextDelta, Usage
+from .codex.rollout import RolloutRecord, end_offset, read_records, tool_blocks, turn_usage
+from .events import ErrorEvent, Event, Notice, TextDelta, ToolCall, ToolResult, Usage
 from .framing import OversizeLine
 from .requests import TurnError, TurnRequest, TurnResult, TurnStatus
 from .thread_store import is_thread_id, read_thread_id, write_thread_id
@@ -50,17 +50,15 @@ _RETRYABLE = {"codex_failed", "codex_exited", "timeout", "internal"}
 
 @dataclass
 class TurnHooks:
-    """What the bridge and the block reader plug into a turn (all optional).
+    """What the bridge plugs into a turn (all optional).
 
     ``config_overrides`` and ``env`` are added to the codex command; ``before`` runs before codex
-    starts (e.g. open the tool socket), ``after`` once it has exited, with the thread id and the
-    rollout offset where the turn began, and may emit events (tool-call blocks).
+    starts (e.g. open the tool socket); ``close`` when the turn has ended.
     """
 
     config_overrides: Sequence[str] = ()
     env: dict[str, str] = field(default_factory=dict)
     before: Callable[[], Awaitable[None]] | None = None
-    after: Callable[[str | None, Path | None, int], Awaitable[list[Event]]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
 
 
@@ -168,17 +166,18 @@ class Turn:
                 )
         if self.hooks.before is not None:
             await self.hooks.before()
-        attempt = await self._attempt(resume, stored)
-        if attempt.stale_resume and not self._cancelled:
-            self._emit(
-                Notice(
-                    "resume_failed",
-                    f"codex no longer knows thread {resume}; this turn starts a new thread and"
-                    " the earlier context is lost",
+        async with self.provider.agent_lock(self.request.agent.id):  # waits for a consume
+            attempt = await self._attempt(resume, stored)
+            if attempt.stale_resume and not self._cancelled:
+                self._emit(
+                    Notice(
+                        "resume_failed",
+                        f"codex no longer knows thread {resume}; this turn starts a new thread"
+                        " and the earlier context is lost",
+                    )
                 )
-            )
-            attempt = await self._attempt(None, stored)
-        return await self._finish(attempt)
+                attempt = await self._attempt(None, stored)
+            return await self._finish(attempt)
 
     async def _attempt(self, resume: str | None, stored: str | None) -> _Attempt:
         provider, config = self.provider, self.provider.config
@@ -186,7 +185,7 @@ class Turn:
         if resume is not None:
             attempt.rollout = provider.locator.find(resume)
             if attempt.rollout is not None:
-                attempt.offset = _size(attempt.rollout)
+                attempt.offset = _end_offset(attempt.rollout)
         model = self.request.model or config.supported_models[0]
         argv = exec_argv(
             provider.binary.path,
@@ -298,11 +297,14 @@ class Turn:
         thread_id = attempt.thread_id
         if thread_id is not None and attempt.rollout is None:
             attempt.rollout = self.provider.locator.find(thread_id)
-        if self.hooks.after is not None:
-            for event in await self.hooks.after(thread_id, attempt.rollout, attempt.offset):
-                self._emit(event)
+        # What this turn appended to the rollout: read once, for its tool calls and its tokens.
+        records = self._appended_records(attempt)
+        for block in tool_blocks(records):
+            self._emit(ToolCall(block.call_id, block.name, block.arguments, block.namespace))
+            if block.output is not None:
+                self._emit(ToolResult(block.call_id, block.output, block.is_error))
         if attempt.completed is not None and attempt.status is None:
-            usage = self._turn_usage(attempt)
+            usage = self._turn_usage(attempt, records)
             self._emit(usage)
             return TurnResult(self.turn_id, "completed", thread_id, usage)
         if attempt.failed is not None and attempt.status is None:
@@ -314,15 +316,23 @@ class Turn:
             self._emit(ErrorEvent(error.code, error.message, retryable=error.code in _RETRYABLE))
         return TurnResult(self.turn_id, attempt.status, thread_id, None, error)
 
-    def _turn_usage(self, attempt: _Attempt) -> Usage:
+    def _appended_records(self, attempt: _Attempt) -> list[RolloutRecord]:
+        """The records after the offset where the turn began: the cost follows the turn's size,
+        not the session's."""
+        if attempt.rollout is None:
+            return []
+        try:
+            return list(read_records(attempt.rollout, attempt.offset))
+        except OSError as exc:
+            log.warning(
+                "turn %s: cannot read the rollout %s: %s", self.turn_id, attempt.rollout, exc
+            )
+            return []
+
+    def _turn_usage(self, attempt: _Attempt, records: list[RolloutRecord]) -> Usage:
         """This turn's tokens: codex prints the thread's running total, its rollout the turn's."""
         assert attempt.completed is not None
-        counts: TokenCounts | None = None
-        if attempt.rollout is not None and attempt.rollout.suffix == ".jsonl":
-            try:
-                counts = turn_usage(read_records(attempt.rollout, attempt.offset))
-            except OSError as exc:
-                log.warning("turn %s: cannot read rollout for usage: %s", self.turn_id, exc)
+        counts = turn_usage(records)
         if counts is None:
             # No rollout record: a new thread's total is its first turn's; otherwise it is the
             # best figure there is.
@@ -358,8 +368,8 @@ def _is_stale(stderr_tail: str) -> bool:
     return any(marker in lowered for marker in _STALE_THREAD_MARKERS)
 
 
-def _size(path: Path) -> int:
+def _end_offset(path: Path) -> int:
     try:
-        return path.stat().st_size
+        return end_offset(path)
     except OSError:
         return 0

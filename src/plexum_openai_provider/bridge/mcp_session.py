@@ -38,8 +38,13 @@ def _build_server(tools: Sequence[ToolSpec], call_tool: CallTool) -> Server[Any]
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         output = await call_tool(params.name, dict(params.arguments or {}))
+        text = output.text
+        if output.is_error and not text.lower().startswith("error"):
+            # codex 0.163 hands the model an MCP error result's text without saying it is one
+            # (the flag only reaches its own rollout): say it in the text.
+            text = f"Error: {text}"
         return types.CallToolResult(
-            content=[types.TextContent(type="text", text=output.text)], is_error=output.is_error
+            content=[types.TextContent(type="text", text=text)], is_error=output.is_error
         )
 
     return Server(

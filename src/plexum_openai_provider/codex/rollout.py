@@ -8,17 +8,29 @@ here reads tolerantly: a line it cannot parse is skipped, never raised.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .exec_events import TokenCounts
 
-__all__ = ["RolloutLocator", "RolloutRecord", "read_records", "turn_usage"]
+__all__ = [
+    "Block",
+    "RolloutLocator",
+    "RolloutRecord",
+    "end_offset",
+    "open_rollout",
+    "output_text",
+    "read_records",
+    "tool_blocks",
+    "turn_usage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +95,28 @@ class RolloutLocator:
         return None
 
 
+@contextlib.contextmanager
+def open_rollout(path: Path) -> Iterator[BinaryIO]:
+    """A rollout's bytes: plain, or decompressed on the fly for ``.jsonl.zst``."""
+    with path.open("rb") as raw:
+        if path.name.endswith(".zst"):
+            import zstandard
+
+            with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as z:
+                yield io.BufferedReader(z)
+        else:
+            yield raw
+
+
 def read_records(path: Path, offset: int = 0) -> Iterator[RolloutRecord]:
-    """The records of a plain ``.jsonl`` rollout from byte ``offset`` on (a line start)."""
-    with path.open("rb") as f:
-        f.seek(offset)
+    """The records of a rollout from byte ``offset`` on (a line start; in a ``.zst`` file, an
+    offset in the decompressed bytes)."""
+    with open_rollout(path) as f:
+        if offset:
+            if f.seekable():
+                f.seek(offset)
+            else:
+                _skip(f, offset)
         pos = offset
         for line in f:
             start, pos = pos, pos + len(line)
@@ -102,7 +132,102 @@ def read_records(path: Path, offset: int = 0) -> Iterator[RolloutRecord]:
                 yield RolloutRecord(start, raw, data)
 
 
-def turn_usage(records: Iterator[RolloutRecord] | list[RolloutRecord]) -> TokenCounts | None:
+def _skip(f: BinaryIO, count: int) -> None:
+    while count > 0:
+        chunk = f.read(min(count, 1 << 20))
+        if not chunk:
+            return
+        count -= len(chunk)
+
+
+def end_offset(path: Path) -> int:
+    """Where the next record will start: the file's size (decompressed size for ``.zst``)."""
+    if not path.name.endswith(".zst"):
+        return path.stat().st_size
+    total = 0
+    with open_rollout(path) as f:
+        while chunk := f.read(1 << 20):
+            total += len(chunk)
+    return total
+
+
+@dataclass(frozen=True)
+class Block:
+    """One tool call of a turn, paired with its output (``None`` if it never got one)."""
+
+    call_id: str
+    name: str
+    arguments: str
+    namespace: str | None
+    output: str | None
+    is_error: bool = False
+
+
+_CALLS = {"function_call": "arguments", "custom_tool_call": "input"}
+_OUTPUTS = {"function_call_output", "custom_tool_call_output"}
+
+
+def output_text(output: Any) -> str:
+    """A call output as text: codex records a string, or a list of ``input_text`` items."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return "\n".join(
+            str(part.get("text", ""))
+            for part in output
+            if isinstance(part, dict) and "text" in part
+        )
+    return json.dumps(output)
+
+
+def tool_blocks(records: Iterable[RolloutRecord]) -> list[Block]:
+    """Every call/output pair among ``records``, in call order.
+
+    ``is_error``: codex does not mark an MCP error in the output the model gets, but records the
+    tool call item with ``isError`` (codex 0.163); an output with ``success: false`` is one too.
+    """
+    calls: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, Any] = {}
+    failed: set[str] = set()
+    for record in records:
+        payload = record.payload
+        kind = payload.get("type")
+        if record.type == "response_item":
+            call_id = payload.get("call_id")
+            if not isinstance(call_id, str):
+                continue
+            if kind in _CALLS:
+                calls.setdefault(call_id, payload)
+            elif kind in _OUTPUTS:
+                outputs[call_id] = payload.get("output")
+                if payload.get("success") is False:
+                    failed.add(call_id)
+        elif record.type == "event_msg" and kind == "item_completed":
+            item = payload.get("item")
+            if isinstance(item, dict) and item.get("type") == "McpToolCall":
+                result = item.get("result")
+                if item.get("status") == "failed" or (
+                    isinstance(result, dict) and result.get("isError") is True
+                ):
+                    failed.add(str(item.get("id")))
+    blocks = []
+    for call_id, payload in calls.items():
+        args = payload.get(_CALLS[str(payload.get("type"))])
+        namespace = payload.get("namespace")
+        blocks.append(
+            Block(
+                call_id=call_id,
+                name=str(payload.get("name", "")),
+                arguments=args if isinstance(args, str) else json.dumps(args),
+                namespace=namespace if isinstance(namespace, str) else None,
+                output=output_text(outputs[call_id]) if call_id in outputs else None,
+                is_error=call_id in failed,
+            )
+        )
+    return blocks
+
+
+def turn_usage(records: Iterable[RolloutRecord]) -> TokenCounts | None:
     """The tokens of the turn these records belong to: the last ``turn_token_usage`` among them."""
     usage = None
     for record in records:

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..codex.writer_lock import ThreadBusyError
 from ..config import HostConfig
-from ..errors import AgentBusyError, ConfigError, InvalidRequestError, ProviderError
+from ..errors import (
+    AgentBusyError,
+    ConfigError,
+    InvalidRequestError,
+    ProviderError,
+    SessionFormatError,
+)
 from ..events import event_to_dict
 from ..jsonrpc import (
     AGENT_BUSY,
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
@@ -40,6 +48,7 @@ from ..requests import (
 )
 from ..turn import Turn
 from .params import (
+    ConsumeParams,
     InitializeParams,
     TurnCancelParams,
     TurnStartParams,
@@ -209,6 +218,21 @@ class PluginServer:
         turn.cancel("cancelled by the host")
         return {}
 
+    async def _consume(self, provider: CodexProvider, raw: Any) -> dict[str, Any]:
+        params = parse_params(ConsumeParams, raw)
+        agent = AgentContext(params.agent.id, Path(params.agent.workspace))
+        try:
+            result = await provider.consume(agent, params.block_ids, params.marker)
+        except InvalidRequestError as exc:
+            raise JsonRpcError(
+                INVALID_PARAMS, f"invalid params: {exc.field}: {exc.message}", {"field": exc.field}
+            ) from None
+        except SessionFormatError as exc:
+            raise JsonRpcError(INTERNAL_ERROR, exc.message, {"path": exc.path}) from None
+        except ThreadBusyError as exc:
+            raise JsonRpcError(INTERNAL_ERROR, str(exc)) from None
+        return {"consumed": result.consumed, "not_found": result.not_found}
+
     async def shutdown(self) -> None:
         """Cancel every running turn and wait for them to wind down (bounded by the stop steps)."""
         if self.provider is not None:
@@ -229,4 +253,5 @@ def _tool_output(result: Any) -> ToolOutput:
 _METHODS = {
     "turn/start": PluginServer._turn_start,
     "turn/cancel": PluginServer._turn_cancel,
+    "session/consume": PluginServer._consume,
 }
