@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from plexum_openai_provider.testing import ScriptedModelServer, write_codex_home
+
+# The end-to-end tests run the bundled codex, or the binary this names (to verify other versions).
+CODEX_UNDER_TEST = os.environ.get("PLEXUM_TEST_CODEX")
+
+
+def host_config(**config: Any) -> dict[str, Any]:
+    """A HostConfig dict for the tests: ``binary`` is the codex under test when one is named."""
+    if CODEX_UNDER_TEST and "binary" not in config:
+        config["binary"] = CODEX_UNDER_TEST
+    return config
+
+
+def codex_under_test_version() -> str:
+    """The version the codex under test reports (the bundled one unless PLEXUM_TEST_CODEX)."""
+    from plexum_openai_provider.codex.binary import bundled_codex
+
+    path = CODEX_UNDER_TEST or bundled_codex()
+    assert path is not None
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True).stdout
+    return out.split()[-1]
 
 
 @pytest.fixture
@@ -29,6 +51,10 @@ def codex_env(codex_home: Path) -> dict[str, str]:
     """The environment of every codex the tests start: the real one, with the isolated home."""
     env = dict(os.environ)
     env["CODEX_HOME"] = str(codex_home)
+    # codex runs shell tools in a login shell: keep this machine's ~/.bashrc and ~/.profile out.
+    home = codex_home.parent / "home"
+    home.mkdir(exist_ok=True)
+    env["HOME"] = str(home)
     env.pop("OPENAI_API_KEY", None)
     return env
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from plexum_openai_provider.framing import OversizeLine, read_lines
+from tests.conftest import host_config
 
 
 class RawPlugin:
@@ -73,8 +74,7 @@ class RawPlugin:
             "protocol_version": 1,
             "host_info": {"name": "test", "version": "1"},
         }
-        if config is not None:
-            params["config"] = config
+        params["config"] = host_config(**(config or {}))
         answer = await self.request("init", "initialize", params)
         assert "result" in answer, answer
         return answer["result"]  # type: ignore[no-any-return]

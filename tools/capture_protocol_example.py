@@ -120,9 +120,9 @@ async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, by
         )
         answer = await until_answer(3)
         blocks = [
-            json.loads(l)["params"]["event"]["block_id"]
-            for d, l in wire
-            if d == "plugin → host" and b'"tool_call"' in l and b'"turn/event"' in l
+            json.loads(line)["params"]["event"]["block_id"]
+            for d, line in wire
+            if d == "plugin → host" and b'"tool_call"' in line and b'"turn/event"' in line
         ]
         await send(
             {

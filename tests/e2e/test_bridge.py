@@ -26,6 +26,7 @@ from plexum_openai_provider.testing import (
     ResponsesRequest,
     ScriptedModelServer,
 )
+from tests.conftest import host_config
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -85,7 +86,7 @@ async def test_the_model_calls_a_host_tool_and_gets_its_output(
         call("get_weather", {"city": "Paris"}, call_id="call_w1"), Message("It is sunny.")
     )
     async with await PluginClient.spawn(env=plugin_env, tools={"get_weather": weather}) as plugin:
-        await plugin.initialize()
+        await plugin.initialize(host_config())
         turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "Weather?", tools=[WEATHER])
         events = [e async for e in turn]
         result = await turn.result()
@@ -127,7 +128,7 @@ async def test_errors_timeouts_and_parallel_calls(
         Message("done"),
     )
     async with await PluginClient.spawn(env=plugin_env, tools=tools) as plugin:
-        await plugin.initialize({"tool_timeout_s": 1.5})
+        await plugin.initialize(host_config(tool_timeout_s=1.5))
         turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "go", tools=specs)
         events = [e async for e in turn]
         result = await turn.result()
@@ -144,7 +145,7 @@ async def test_tool_names_and_schemas_are_validated_at_turn_start(
     plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
     async with await PluginClient.spawn(env=plugin_env) as plugin:
-        await plugin.initialize()
+        await plugin.initialize(host_config())
         for tools, field in [
             ([{"name": "bad name!", "input_schema": {"type": "object"}}], "tools[0].name"),
             ([{"name": "x" * 65}], "tools[0].name"),
@@ -190,7 +191,7 @@ async def test_two_agents_at_once_see_only_their_own_tools(
     async with await PluginClient.spawn(
         env=plugin_env, tools={"tool_alpha": tool("tool_alpha"), "tool_beta": tool("tool_beta")}
     ) as plugin:
-        await plugin.initialize()
+        await plugin.initialize(host_config())
         turns = []
         for agent in ("alpha", "beta"):
             ws = tmp_path / agent
@@ -223,7 +224,7 @@ async def test_concurrent_first_turns_leave_correct_registrations(
         await PluginClient.spawn(env=plugin_env) as one,
         await PluginClient.spawn(env=plugin_env) as two,
     ):
-        await asyncio.gather(one.initialize(), two.initialize())
+        await asyncio.gather(one.initialize(host_config()), two.initialize(host_config()))
         turns = []
         for i, agent in enumerate(agents):
             ws = tmp_path / f"ws{i}"
@@ -258,7 +259,7 @@ async def test_a_stale_registration_is_refreshed(
         + f'\n[mcp_servers.{server_name("cx")}]\ncommand = "/old/plugin"\nargs = ["mcp-host"]\n'
     )
     async with await PluginClient.spawn(env=plugin_env) as plugin:
-        await plugin.initialize()
+        await plugin.initialize(host_config())
         assert (
             await plugin.start_turn("t-1", AgentContext("cx", workspace), "hi").result()
         ).status == "completed"
@@ -370,7 +371,7 @@ async def test_the_listener_refuses_another_agents_bridge(
 
     model_server.enqueue(call("probe", {}, call_id="c1"), Message("ok"))
     async with await PluginClient.spawn(env=plugin_env, tools={"probe": probe}) as plugin:
-        await plugin.initialize()
+        await plugin.initialize(host_config())
         turn = plugin.start_turn(
             "t-1", AgentContext("cx", workspace), "probe", tools=[ToolSpec("probe")]
         )

@@ -15,6 +15,7 @@ from plexum_openai_provider import AgentContext, Notice, TextDelta, Usage
 from plexum_openai_provider.jsonrpc import JsonRpcError
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
+from tests.conftest import codex_under_test_version, host_config
 from tests.helpers import process_group_members, processes_matching, wait_until
 from tests.raw_plugin import RawPlugin
 
@@ -34,7 +35,7 @@ async def test_example_session_through_the_client(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
     async with await PluginClient.spawn(env=codex_env) as plugin:
-        init = await plugin.initialize()
+        init = await plugin.initialize(host_config())
         assert init["protocol_version"] == 1
         assert init["plugin_info"]["name"] == "plexum-openai-provider"
         assert init["models"] == [{"id": "codex"}]
@@ -44,7 +45,10 @@ async def test_example_session_through_the_client(
             "consume": True,
             "cancel": True,
         }
-        assert init["codex"]["version"] == "0.163.0" and Path(init["codex"]["path"]).is_file()
+        assert (
+            init["codex"]["version"] == codex_under_test_version()
+            and Path(init["codex"]["path"]).is_file()
+        )
 
         turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "hello")
         events = [e async for e in turn]
@@ -262,7 +266,7 @@ async def test_eight_agents_at_once_keep_their_events_apart(
     codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer
 ) -> None:
     async with await PluginClient.spawn(env=codex_env) as plugin:
-        await plugin.initialize()
+        await plugin.initialize(host_config())
         turns = []
         for i in range(8):
             ws = tmp_path / f"agent-{i}"

@@ -33,6 +33,7 @@ from plexum_openai_provider.testing import (
 )
 from plexum_openai_provider.testing import Usage as WireUsage
 from plexum_openai_provider.thread_store import SESSION_FILE
+from tests.conftest import host_config
 from tests.helpers import process_group_members, processes_matching, wait_until
 
 # codex warns once per turn that the scripted model has no metadata; it is a notice, not a failure.
@@ -44,7 +45,7 @@ METADATA_WARNING = Notice(
 
 
 async def make_provider(env: dict[str, str], **config: object) -> CodexProvider:
-    return await CodexProvider.create(HostConfig.parse(config), env=env)
+    return await CodexProvider.create(HostConfig.parse(host_config(**config)), env=env)
 
 
 async def run_turn(
@@ -115,7 +116,8 @@ async def test_usage_of_a_turn_with_two_model_requests_adds_them(
     )
     events, result = await run_turn(provider, workspace, "use the shell")
     assert result.usage == Usage(200, 0, 20, 0)
-    assert "tool-ran" in json.dumps(model_server.requests[1].body)
+    [output] = model_server.requests[1].items_of_type("function_call_output")
+    assert "Process exited with code 0" in output["output"] and "tool-ran" in output["output"]
     assert without_warning(events)[0] == TextDelta("done")
 
 

@@ -1,0 +1,410 @@
+"""Tool-call blocks and the consume mirror, with the real codex."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plexum_openai_provider import (
+    AgentContext,
+    CodexProvider,
+    HostConfig,
+    SessionFormatError,
+    TextDelta,
+    ToolCall,
+    ToolOutput,
+    ToolResult,
+    ToolSpec,
+    TurnRequest,
+)
+from plexum_openai_provider.bridge.names import mcp_namespace, server_name
+from plexum_openai_provider.codex.consume import rewrite_rollout
+from plexum_openai_provider.codex.writer_lock import thread_writer_lock
+from plexum_openai_provider.plugin.client import PluginClient
+from plexum_openai_provider.testing import (
+    CustomToolCall,
+    FunctionCall,
+    Message,
+    ResponsesRequest,
+    ScriptedModelServer,
+)
+from plexum_openai_provider.thread_store import read_thread_id
+from tests.conftest import host_config
+
+NS = mcp_namespace(server_name("cx"))
+HEAVY = "HEAVY-OUTPUT " * 200
+SECRET_ARGS = {"query": "the heavy original arguments"}
+MARKER = "...(tool called)"
+
+
+async def provider_for(env: dict[str, str], handler: Any = None, **config: Any) -> CodexProvider:
+    async def default(call: Any) -> ToolOutput:
+        return ToolOutput(HEAVY)
+
+    return await CodexProvider.create(
+        HostConfig.parse(host_config(**config)),
+        env={**env, "PLEXUM_SOCKET_DIR": f"/tmp/plexum-test-{os.getpid()}"},
+        tool_handler=handler or default,
+    )
+
+
+async def run(provider: CodexProvider, ws: Path, prompt: str, **kw: Any) -> tuple[list[Any], Any]:
+    turn = provider.start_turn(TurnRequest(AgentContext("cx", ws), prompt, **kw))
+    events = [e async for e in turn]
+    return events, await turn.result()
+
+
+def rollout_of(provider: CodexProvider, ws: Path) -> Path:
+    thread = read_thread_id(ws)
+    assert thread is not None
+    path = provider.locator.find(thread)
+    assert path is not None
+    return path
+
+
+def sent_outputs(request: ResponsesRequest) -> dict[str, Any]:
+    return {
+        i["call_id"]: i.get("output")
+        for i in request.input
+        if i.get("type") in ("function_call_output", "custom_tool_call_output")
+    }
+
+
+def sent_calls(request: ResponsesRequest) -> dict[str, Any]:
+    return {
+        i["call_id"]: i.get("arguments", i.get("input"))
+        for i in request.input
+        if i.get("type") in ("function_call", "custom_tool_call")
+    }
+
+
+async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await provider_for(codex_env)
+    model_server.enqueue(
+        FunctionCall("search", json.dumps(SECRET_ARGS), call_id="call_heavy", namespace=NS),
+        FunctionCall("exec_command", json.dumps({"cmd": "echo shell-ran"}), call_id="call_shell"),
+        Message("found it"),
+    )
+    events, result = await run(provider, workspace, "search", tools=(ToolSpec("search"),))
+    assert result.status == "completed"
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    results = {e.block_id: e for e in events if isinstance(e, ToolResult)}
+    assert [c.block_id for c in calls] == ["call_heavy", "call_shell"]
+    assert calls[0] == ToolCall("call_heavy", "search", json.dumps(SECRET_ARGS), NS)
+    assert calls[1].name == "exec_command" and calls[1].namespace is None
+    assert HEAVY in results["call_heavy"].output and not results["call_heavy"].is_error
+    assert "shell-ran" in results["call_shell"].output
+    # Blocks come before the usage event, which is last.
+    assert type(events[-1]).__name__ == "Usage"
+    rollout = rollout_of(provider, workspace).read_text()
+    assert '"call_id":"call_heavy"' in rollout and '"call_id":"call_shell"' in rollout
+
+    # A second turn: its blocks are only its own.
+    model_server.enqueue(
+        FunctionCall("search", "{}", call_id="call_two", namespace=NS), Message("again")
+    )
+    events2, _ = await run(provider, workspace, "search again", tools=(ToolSpec("search"),))
+    assert [e.block_id for e in events2 if isinstance(e, ToolCall)] == ["call_two"]
+
+    before = rollout_of(provider, workspace).read_bytes().splitlines(keepends=True)
+    result = await provider.consume(
+        AgentContext("cx", workspace), ["call_heavy", "nope", "call_two"]
+    )
+    assert (result.consumed, result.not_found) == (["call_heavy", "call_two"], ["nope"])
+    after = rollout_of(provider, workspace).read_bytes().splitlines(keepends=True)
+    # Only the call and its output changed; every other line is byte for byte the same.
+    assert len(after) == len(before)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    assert len(changed) == 3  # two outputs and call_heavy (call_two had "{}" already)
+    for i in changed:
+        old, new = json.loads(before[i]), json.loads(after[i])
+        assert old["ordinal"] == new["ordinal"] and old["timestamp"] == new["timestamp"]
+        assert new["payload"].get("arguments", new["payload"].get("output")) in ("{}", MARKER)
+
+    _, third = await run(provider, workspace, "what did you find?")
+    assert third.status == "completed"
+    request = model_server.requests[-1]
+    assert sent_outputs(request)["call_heavy"] == MARKER
+    assert sent_calls(request)["call_heavy"] == "{}"
+    assert HEAVY not in request.raw and "the heavy original arguments" not in request.raw
+    assert "shell-ran" in json.dumps(sent_outputs(request)["call_shell"])  # not consumed
+
+    # Idempotent: consuming again reports it consumed, and changes nothing.
+    snapshot = rollout_of(provider, workspace).read_bytes()
+    again = await provider.consume(AgentContext("cx", workspace), ["call_heavy"])
+    assert again.consumed == ["call_heavy"]
+    assert rollout_of(provider, workspace).read_bytes() == snapshot
+
+
+async def test_code_mode_blocks_and_consume(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await provider_for(
+        codex_env, supported_models=["codex", "sol"], model_args={"sol": "gpt-6.1-sol"}
+    )
+    script = f"const r = await tools.{NS}__search({{query: 'x'}}); text(JSON.stringify(r));"
+    model_server.enqueue(CustomToolCall(script, call_id="call_js"), Message("ok"))
+    events, result = await run(provider, workspace, "js", model="sol", tools=(ToolSpec("search"),))
+    assert result.status == "completed"
+    call = next(e for e in events if isinstance(e, ToolCall))
+    assert (call.block_id, call.name, call.arguments, call.namespace) == (
+        "call_js",
+        "exec",
+        script,
+        "functions",
+    )
+    assert HEAVY.strip() in next(e for e in events if isinstance(e, ToolResult)).output
+    assert (await provider.consume(AgentContext("cx", workspace), ["call_js"])).consumed == [
+        "call_js"
+    ]
+    await run(provider, workspace, "next", model="sol")
+    request = model_server.requests[-1]
+    assert sent_outputs(request)["call_js"] == MARKER and sent_calls(request)["call_js"] == "{}"
+    assert HEAVY not in request.raw
+
+
+async def test_is_error_results_are_flagged(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    async def handler(call: Any) -> ToolOutput:
+        return ToolOutput("quota exceeded", is_error=True)
+
+    provider = await provider_for(codex_env, handler)
+    model_server.enqueue(FunctionCall("t", "{}", call_id="c_err", namespace=NS), Message("ok"))
+    events, _ = await run(provider, workspace, "x", tools=(ToolSpec("t"),))
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert result.is_error and "Error: quota exceeded" in result.output
+    assert "Error: quota exceeded" in json.dumps(sent_outputs(model_server.requests[1])["c_err"])
+
+
+async def test_consume_while_a_turn_runs_is_deferred_and_loses_nothing(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    release = asyncio.Event()
+    entered = asyncio.Event()
+
+    async def handler(call: Any) -> ToolOutput:
+        if call.arguments.get("wait"):
+            entered.set()
+            await release.wait()
+        return ToolOutput(HEAVY)
+
+    provider = await provider_for(codex_env, handler)
+    agent = AgentContext("cx", workspace)
+    model_server.enqueue(FunctionCall("t", "{}", call_id="c_first", namespace=NS), Message("first"))
+    await run(provider, workspace, "one", tools=(ToolSpec("t"),))
+    model_server.enqueue(
+        FunctionCall("t", '{"wait": true}', call_id="c_second", namespace=NS),
+        Message("second done"),
+    )
+    turn = provider.start_turn(TurnRequest(agent, "two", tools=(ToolSpec("t"),)))
+    await asyncio.wait_for(entered.wait(), 30)
+    consume = asyncio.create_task(provider.consume(agent, ["c_first", "c_second"]))
+    await asyncio.sleep(0.3)
+    assert not consume.done()  # deferred while the turn runs
+    release.set()
+    events = [e async for e in turn]
+    assert (await turn.result()).status == "completed"
+    result = await asyncio.wait_for(consume, 30)
+    assert result.consumed == ["c_first", "c_second"]
+    assert TextDelta("second done") in events
+    records = [
+        json.loads(line) for line in rollout_of(provider, workspace).read_text().splitlines()
+    ]
+    # Nothing the turn recorded was lost: its answer and its end are in the file.
+    assert any(
+        r["type"] == "response_item" and "second done" in json.dumps(r["payload"]) for r in records
+    )
+    assert records[-1]["payload"].get("type") == "task_complete"
+    outputs = [
+        r["payload"]["output"]
+        for r in records
+        if r["payload"].get("type") == "function_call_output"
+    ]
+    assert outputs == [MARKER, MARKER]
+
+
+async def test_a_second_codex_during_a_rewrite_fails_cleanly(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
+) -> None:
+    provider = await provider_for(codex_env)
+    await run(provider, workspace, "hello")
+    thread = read_thread_id(workspace)
+    assert thread is not None
+    path = rollout_of(provider, workspace)
+    before = path.read_bytes()
+    holding, done = threading.Event(), threading.Event()
+
+    def rewrite_in_progress() -> None:
+        with thread_writer_lock(codex_home, thread):
+            holding.set()
+            done.wait(30)
+
+    worker = threading.Thread(target=rewrite_in_progress)
+    worker.start()
+    assert holding.wait(10)
+    try:
+        _, result = await run(provider, workspace, "resume now")
+    finally:
+        done.set()
+        worker.join()
+    assert result.status == "failed" and result.error.code == "codex_exited"
+    assert "active writer" in result.error.message
+    assert path.read_bytes() == before  # the other codex wrote nothing
+    assert len(model_server.requests) == 1
+    _, ok = await run(provider, workspace, "now it works")
+    assert ok.status == "completed" and ok.thread_id == thread
+
+
+def pad_rollout(path: Path, copies: int) -> None:
+    """Make a real rollout big: repeat its last token_count event (which codex reads and skips on
+    resume) and number every record's ordinal again, in order."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    pad = next(line for line in reversed(lines) if b'"type":"token_count"' in line)
+    at = len(lines) - 1
+    padded = lines[:at] + [pad] * copies + lines[at:]
+    out = [
+        re.sub(rb'"ordinal":\d+', b'"ordinal":%d' % i, line, count=1)
+        for i, line in enumerate(padded)
+    ]
+    path.write_bytes(b"".join(out))
+
+
+KILLED_REWRITER = """
+import sys
+from pathlib import Path
+from plexum_openai_provider.codex.consume import rewrite_rollout
+path, thread, marker = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+print("ready", flush=True)
+rewrite_rollout(path, thread, ["c_big"], marker)
+print("done", flush=True)
+"""
+
+
+async def test_kill_9_during_rewrites_always_leaves_a_file_codex_resumes(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await provider_for(codex_env)
+    model_server.enqueue(
+        FunctionCall("t", '{"a": 1}', call_id="c_big", namespace=NS), Message("ok")
+    )
+    await run(provider, workspace, "big", tools=(ToolSpec("t"),))
+    thread = read_thread_id(workspace)
+    assert thread is not None
+    path = rollout_of(provider, workspace)
+    pad_rollout(path, 80_000)  # about 50 MB, so that a rewrite takes long enough to be hit
+    _, resumed = await run(provider, workspace, "padded")
+    assert resumed.status == "completed" and resumed.thread_id == thread
+    # The only states a rewrite may leave: the original, or consumed with either marker.
+    states = {hashlib.sha256(path.read_bytes()).hexdigest()}
+    for marker in ("[X]", "[Y]"):
+        copy = path.with_name("copy.jsonl")
+        shutil.copy(path, copy)
+        rewrite_rollout(copy, thread, ["c_big"], marker)
+        states.add(hashlib.sha256(copy.read_bytes()).hexdigest())
+        copy.unlink()
+    assert len(states) == 3
+    rng = random.Random(7)
+    interrupted = 0
+    for i in range(25):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILLED_REWRITER, str(path), thread, "[X]" if i % 2 else "[Y]"],
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        await asyncio.sleep(rng.uniform(0, 0.25))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        interrupted += proc.stdout.read() != b"done\n"
+        proc.stdout.close()
+        assert hashlib.sha256(path.read_bytes()).hexdigest() in states
+    assert interrupted >= 5, f"only {interrupted} of 25 kills interrupted a rewrite"
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        leftover.unlink()  # what a killed rewriter leaves is a temporary beside the file
+    _, result = await run(provider, workspace, "still there?")
+    assert result.status == "completed" and result.thread_id == thread
+    assert "ok" in model_server.requests[-1].assistant_texts()
+
+
+async def test_a_session_the_plugin_does_not_understand_is_left_untouched(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await provider_for(codex_env)
+    model_server.enqueue(FunctionCall("t", "{}", call_id="c1", namespace=NS), Message("ok"))
+    await run(provider, workspace, "x", tools=(ToolSpec("t"),))
+    path = rollout_of(provider, workspace)
+    lines = path.read_bytes().splitlines(keepends=True)
+    meta = json.loads(lines[0])
+    meta["payload"]["cli_version"] = "9.9.9"
+    # A future format: outputs as objects, and a record without an ordinal.
+    mutated = [json.dumps(meta, separators=(",", ":")).encode() + b"\n"]
+    for line in lines[1:]:
+        record = json.loads(line)
+        if record["payload"].get("type") == "function_call_output":
+            record["payload"]["output"] = {"blob": 1}
+            line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+        mutated.append(line)
+    path.write_bytes(b"".join(mutated))
+    with pytest.raises(SessionFormatError) as err:
+        await provider.consume(AgentContext("cx", workspace), ["c1"])
+    assert "9.9.9" in err.value.message
+    assert path.read_bytes() == b"".join(mutated)
+    no_ordinal = json.loads(lines[-1])
+    del no_ordinal["ordinal"]
+    path.write_bytes(b"".join(lines[:-1]) + json.dumps(no_ordinal).encode() + b"\n")
+    with pytest.raises(SessionFormatError, match="ordinal"):
+        await provider.consume(AgentContext("cx", workspace), ["c1"])
+
+
+async def test_consume_through_the_plugin_and_a_compressed_archived_rollout(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
+) -> None:
+    import zstandard
+
+    model_server.enqueue(FunctionCall("t", '{"q": 1}', call_id="c_z", namespace=NS), Message("ok"))
+    env = {**codex_env, "PLEXUM_SOCKET_DIR": f"/tmp/plexum-test-{os.getpid()}"}
+    async with await PluginClient.spawn(env=env, tools={"t": lambda args: HEAVY}) as plugin:
+        await plugin.initialize(host_config())
+        agent = AgentContext("cx", workspace)
+        turn = plugin.start_turn("t-1", agent, "go", tools=[ToolSpec("t")])
+        events = [e async for e in turn]
+        assert [e.block_id for e in events if isinstance(e, ToolCall)] == ["c_z"]
+        thread = (await turn.result()).thread_id
+        # Move the rollout to archived_sessions, compressed, as codex's archive does.
+        [path] = list((codex_home / "sessions").rglob(f"*{thread}.jsonl"))
+        archived = codex_home / "archived_sessions" / (path.name + ".zst")
+        archived.parent.mkdir()
+        archived.write_bytes(zstandard.ZstdCompressor().compress(path.read_bytes()))
+        original = path.read_bytes()
+        path.unlink()
+        answer = await plugin.consume(agent, ["c_z", "c_unknown"])
+        assert answer == {"consumed": ["c_z"], "not_found": ["c_unknown"]}
+        with pytest.raises(Exception) as err:
+            await plugin.connection.request(
+                "session/consume",
+                {"agent": {"id": "cx", "workspace": str(workspace)}, "block_ids": "c_z"},
+            )
+        assert getattr(err.value, "code", None) == -32602
+    text = zstandard.ZstdDecompressor().stream_reader(archived.read_bytes()).read()
+    assert len(text.splitlines()) == len(original.splitlines())
+    outputs = [
+        json.loads(line)["payload"]["output"]
+        for line in text.splitlines()
+        if b'"type":"function_call_output"' in line
+    ]
+    assert outputs == [MARKER]
