@@ -33,6 +33,13 @@ def codex_under_test_version() -> str:
     return out.split()[-1]
 
 
+def codex_at_least(version: str) -> bool:
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in v.split(".")[:3] if x.isdigit())
+
+    return parts(codex_under_test_version()) >= parts(version)
+
+
 @pytest.fixture
 def model_server() -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer() as server:

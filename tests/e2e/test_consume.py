@@ -42,7 +42,7 @@ from plexum_openai_provider.testing import (
     ScriptedModelServer,
 )
 from plexum_openai_provider.thread_store import read_thread_id
-from tests.conftest import host_config
+from tests.conftest import codex_at_least, host_config
 
 NS = mcp_namespace(server_name("cx"))
 HEAVY = "HEAVY-OUTPUT " * 200
@@ -133,7 +133,7 @@ async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
     assert len(changed) == 3  # two outputs and call_heavy (call_two had "{}" already)
     for i in changed:
         old, new = json.loads(before[i]), json.loads(after[i])
-        assert old["ordinal"] == new["ordinal"] and old["timestamp"] == new["timestamp"]
+        assert old.get("ordinal") == new.get("ordinal") and old["timestamp"] == new["timestamp"]
         assert new["payload"].get("arguments", new["payload"].get("output")) in ("{}", MARKER)
 
     _, third = await run(provider, workspace, "what did you find?")
@@ -151,6 +151,7 @@ async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
     assert rollout_of(provider, workspace).read_bytes() == snapshot
 
 
+@pytest.mark.skipif(not codex_at_least("0.163"), reason="code mode is verified on codex 0.163+")
 async def test_code_mode_blocks_and_consume(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
@@ -162,12 +163,8 @@ async def test_code_mode_blocks_and_consume(
     events, result = await run(provider, workspace, "js", model="sol", tools=(ToolSpec("search"),))
     assert result.status == "completed"
     call = next(e for e in events if isinstance(e, ToolCall))
-    assert (call.block_id, call.name, call.arguments, call.namespace) == (
-        "call_js",
-        "exec",
-        script,
-        "functions",
-    )
+    assert (call.block_id, call.name, call.arguments) == ("call_js", "exec", script)
+    assert call.namespace in ("functions", None)  # codex 0.136 does not record it
     assert HEAVY.strip() in next(e for e in events if isinstance(e, ToolResult)).output
     assert (await provider.consume(AgentContext("cx", workspace), ["call_js"])).consumed == [
         "call_js"
@@ -239,6 +236,9 @@ async def test_consume_while_a_turn_runs_is_deferred_and_loses_nothing(
     assert outputs == [MARKER, MARKER]
 
 
+@pytest.mark.skipif(
+    not codex_at_least("0.163"), reason="codex before 0.163 has no thread writer lock"
+)
 async def test_a_second_codex_during_a_rewrite_fails_cleanly(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
@@ -364,6 +364,8 @@ async def test_a_session_the_plugin_does_not_understand_is_left_untouched(
         await provider.consume(AgentContext("cx", workspace), ["c1"])
     assert "9.9.9" in err.value.message
     assert path.read_bytes() == b"".join(mutated)
+    if not codex_at_least("0.163"):
+        return  # older codex writes no ordinals at all
     no_ordinal = json.loads(lines[-1])
     del no_ordinal["ordinal"]
     path.write_bytes(b"".join(lines[:-1]) + json.dumps(no_ordinal).encode() + b"\n")

@@ -53,8 +53,9 @@ async def test_example_session_through_the_client(
         turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "hello")
         events = [e async for e in turn]
         result = await turn.result()
-        assert [type(e) for e in events] == [Notice, TextDelta, Usage]
-        assert events[1] == TextDelta("echo: hello")
+        # (codex 0.163+ warns about the scripted model's metadata first; 0.136 does not)
+        assert [type(e) for e in events if not isinstance(e, Notice)] == [TextDelta, Usage]
+        assert TextDelta("echo: hello") in events
         assert result.status == "completed" and result.usage == Usage(100, 0, 10, 0)
         assert (workspace / ".plexum-codex-session").read_text().strip() == result.thread_id
 

@@ -53,6 +53,8 @@ class _Guard:
         self.path = path
         self.thread_id = thread_id
         self.version = "an unknown codex version"
+        # codex 0.163+ numbers every record; 0.136 numbers none. Either is fine, a mix is not.
+        self.ordinals = True
 
     def fail(self, why: str) -> SessionFormatError:
         return SessionFormatError(
@@ -74,21 +76,26 @@ class _Guard:
             self.version = version
         if payload.get("id") != self.thread_id:
             raise self.fail(f"its session_meta names thread {payload.get('id')!r}")
+        self.ordinals = isinstance(record.get("ordinal"), int)
         self.record(line)
 
     def record(self, line: bytes) -> None:
         # A cheap structural check of every line: codex writes `{"timestamp":…,"ordinal":N,…}`.
         if not line.endswith(b"\n"):
             raise self.fail("its last line is incomplete (is a codex still writing it?)")
-        if not line.startswith(_RECORD_START) or b'"ordinal":' not in line[:96]:
-            raise self.fail("a record has no timestamp and ordinal where codex writes them")
+        if not line.startswith(_RECORD_START):
+            raise self.fail("a record does not start with its timestamp")
+        if (b'"ordinal":' in line[:96]) != self.ordinals:
+            raise self.fail("some records have an ordinal and some have none")
 
     def last(self, line: bytes) -> None:
         try:
             record = json.loads(line)
         except ValueError:
             raise self.fail("its last line is not JSON") from None
-        if not isinstance(record, dict) or not isinstance(record.get("ordinal"), int):
+        if not isinstance(record, dict):
+            raise self.fail("its last record is not an object")
+        if self.ordinals and not isinstance(record.get("ordinal"), int):
             raise self.fail("its last record has no integer ordinal")
 
 

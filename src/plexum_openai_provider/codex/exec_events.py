@@ -59,12 +59,12 @@ class TokenCounts:
             num("reasoning_output_tokens"),
         )
 
-    def minus(self, other: TokenCounts) -> TokenCounts:
+    def plus(self, other: TokenCounts) -> TokenCounts:
         return TokenCounts(
-            max(0, self.input_tokens - other.input_tokens),
-            max(0, self.cached_input_tokens - other.cached_input_tokens),
-            max(0, self.output_tokens - other.output_tokens),
-            max(0, self.reasoning_output_tokens - other.reasoning_output_tokens),
+            self.input_tokens + other.input_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.reasoning_output_tokens + other.reasoning_output_tokens,
         )
 
 

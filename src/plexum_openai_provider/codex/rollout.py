@@ -202,6 +202,13 @@ def tool_blocks(records: Iterable[RolloutRecord]) -> list[Block]:
                 outputs[call_id] = payload.get("output")
                 if payload.get("success") is False:
                     failed.add(call_id)
+        elif record.type == "event_msg" and kind == "mcp_tool_call_end":  # codex 0.136
+            result = payload.get("result")
+            ok = result.get("Ok") if isinstance(result, dict) else None
+            if isinstance(result, dict) and (
+                "Err" in result or (isinstance(ok, dict) and ok.get("isError") is True)
+            ):
+                failed.add(str(payload.get("call_id")))
         elif record.type == "event_msg" and kind == "item_completed":
             item = payload.get("item")
             if isinstance(item, dict) and item.get("type") == "McpToolCall":
@@ -228,9 +235,20 @@ def tool_blocks(records: Iterable[RolloutRecord]) -> list[Block]:
 
 
 def turn_usage(records: Iterable[RolloutRecord]) -> TokenCounts | None:
-    """The tokens of the turn these records belong to: the last ``turn_token_usage`` among them."""
+    """The tokens of the turn these records belong to.
+
+    codex 0.163+ records ``turn_token_usage`` (the last one of the turn is its total); older
+    versions only a ``token_count`` event per model response, whose ``last_token_usage`` are added.
+    """
     usage = None
+    summed: TokenCounts | None = None
     for record in records:
-        if record.type == "token_usage_record" and "turn_token_usage" in record.payload:
-            usage = TokenCounts.from_wire(record.payload["turn_token_usage"])
-    return usage
+        payload = record.payload
+        if record.type == "token_usage_record" and "turn_token_usage" in payload:
+            usage = TokenCounts.from_wire(payload["turn_token_usage"])
+        elif record.type == "event_msg" and payload.get("type") == "token_count":
+            info = payload.get("info")
+            if isinstance(info, dict) and isinstance(info.get("last_token_usage"), dict):
+                last = TokenCounts.from_wire(info["last_token_usage"])
+                summed = last if summed is None else summed.plus(last)
+    return usage if usage is not None else summed
