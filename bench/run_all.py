@@ -1,0 +1,66 @@
+"""One command for every benchmark; writes docs/performance.md.
+
+    python bench/run_all.py            # full run (a few minutes on 2 cores)
+    python bench/run_all.py --quick    # fewer rounds, to check that everything runs
+
+Each figure is reported against bare ``codex exec`` running the same scripted turn on the same
+machine in the same run, never as an absolute wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import machine
+
+HERE = Path(__file__).parent
+DOC = HERE.parent / "docs" / "performance.md"
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(HERE / script), *args], capture_output=True, text=True, check=True
+    )
+    # Each benchmark prints its machine line first; the page prints it once.
+    return "\n".join(l for l in done.stdout.strip().splitlines() if not l.startswith("machine:"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rounds = "5" if args.quick else "20"
+    sections = [
+        ("Turn overhead and concurrency", "turn_overhead.py", ["--rounds", rounds, "--fanout", "1", "4", "16"]),
+        ("Host tools", "bridge_cost.py", ["--rounds", "5" if args.quick else "20", "--calls", "200" if args.quick else "500"]),
+        ("Rollout scaling", "rollout_scaling.py", ["--sizes", "1", "50", "200"]),
+    ]
+    body = []
+    for title, script, extra in sections:
+        print(f"running {script} …", file=sys.stderr)
+        body.append(f"## {title}\n\n`python bench/{script} {' '.join(extra)}`\n\n{run(script, *extra)}\n")
+    from plexum_openai_provider.codex.binary import bundled_codex
+
+    codex = bundled_codex()
+    version = subprocess.run([codex or "codex", "--version"], capture_output=True, text=True).stdout.strip()
+    DOC.write_text(
+        "# Performance\n\n"
+        f"Measured {dt.date.today():%Y-%m-%d} on {machine()}, with {version}, by\n"
+        "`python bench/run_all.py` (which wrote this page). The model is the scripted server of\n"
+        "`plexum_openai_provider.testing` on 127.0.0.1, so what is measured is codex and the plugin,\n"
+        "not a model. Ratios are against bare `codex exec` running the same turn in the same run;\n"
+        "this machine is shared and noisy, so read ratios, not absolute times.\n\n"
+        + "\n".join(body)
+        + "\n" + (HERE / "performance_notes.md").read_text()
+    )
+    print(f"wrote {DOC}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
