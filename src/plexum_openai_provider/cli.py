@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="speak the plugin protocol on stdio (the default)")
     sub.add_parser("mcp-host", help="the MCP bridge codex starts during a turn (not for people)")
     run = sub.add_parser("run", help="run one agent turn and stream the answer")
-    run.add_argument("--workspace", required=True, type=Path, help="the agent's workspace folder")
+    run.add_argument("--workspace", type=Path, help="the agent's workspace folder")
+    run.add_argument("--demo", action="store_true", help="a scripted model, no login, no network")
     run.add_argument("--agent", default="cli", help="agent id (default: cli)")
     run.add_argument("--model", help="one of the advertised models (default: the first)")
     run.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
@@ -52,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the user's message; '-' reads it from stdin (put '--' before a message"
         " that starts with '-')",
     )
+    chat = sub.add_parser("chat", help="talk to an agent by hand, through the plugin process")
+    chat.add_argument("--workspace", type=Path, help="the agent's workspace folder")
+    chat.add_argument("--agent", default="chat", help="agent id (default: chat)")
+    chat.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
+    chat.add_argument("--demo", action="store_true", help="a scripted model, no login, no network")
+    doctor = sub.add_parser("doctor", help="check the codex install, login and registrations")
+    doctor.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     return parser
 
 
@@ -73,6 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .run_command import run_command
 
         return run_command(ns)
+    if ns.command == "chat":
+        from .chat_command import chat_command
+
+        return chat_command(ns)
+    if ns.command == "doctor":
+        from .doctor_command import doctor_command
+
+        return doctor_command(ns)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -6,14 +6,18 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
+import tempfile
+from pathlib import Path
 
 from .config import HostConfig, load_config_file
 from .errors import ProviderError
 from .events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage, event_to_dict
 from .provider import CodexProvider
 from .requests import AgentContext, TurnRequest
+from .testing.demo import demo_environment
 
 __all__ = ["run_command"]
 
@@ -29,14 +33,27 @@ def run_command(ns: argparse.Namespace) -> int:
     except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    workspace = ns.workspace.expanduser().absolute()
-    request = TurnRequest(AgentContext(ns.agent, workspace), message, model=ns.model)
-    return asyncio.run(_run_turn(config, request, as_json=ns.json))
+    with contextlib.ExitStack() as stack:
+        env = None
+        if ns.demo:
+            env = stack.enter_context(demo_environment(dict(os.environ))).env
+        if ns.workspace is not None:
+            workspace = ns.workspace.expanduser().absolute()
+        elif ns.demo:
+            workspace = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plexum-run-")))
+        else:
+            print("error: --workspace is required (or use --demo)", file=sys.stderr)
+            return EXIT_USAGE
+        request = TurnRequest(AgentContext(ns.agent, workspace), message, model=ns.model)
+        return asyncio.run(_run_turn(config, request, as_json=ns.json, env=env))
+    return EXIT_USAGE
 
 
-async def _run_turn(config: HostConfig, request: TurnRequest, *, as_json: bool) -> int:
+async def _run_turn(
+    config: HostConfig, request: TurnRequest, *, as_json: bool, env: dict[str, str] | None
+) -> int:
     try:
-        provider = await CodexProvider.create(config)
+        provider = await CodexProvider.create(config, env=env)
         turn = provider.start_turn(request)
     except ProviderError as exc:
         _print_failure(exc.code, exc.message, as_json)

@@ -1,0 +1,150 @@
+"""The demo: a scripted model and host tools that show text, host tools and consume offline.
+
+``chat --demo`` and ``run --demo`` start a :class:`ScriptedModelServer` with :func:`demo_script`
+and an isolated CODEX_HOME, so a new user sees the whole loop within a minute, with no login and
+no network. The demo model is deterministic:
+
+* "note <text>" (or "save <text>"): it calls the host tool ``save_note``;
+* "notes" (or "read"): it calls ``read_notes``;
+* "remember" (or "history"): it tells what it was sent of earlier tool calls, so a consumed call
+  shows up as the consume marker;
+* anything else: it answers with what it heard and how many messages the thread holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .model_server import (
+    FunctionCall,
+    Message,
+    Reply,
+    ResponsesRequest,
+    ScriptedModelServer,
+    write_codex_home,
+)
+
+__all__ = ["DEMO_TOOLS", "DemoEnvironment", "NotesTools", "demo_environment", "demo_script"]
+
+DEMO_TOOLS: list[dict[str, Any]] = [
+    {
+        "name": "save_note",
+        "description": "Save a note for the user.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+        },
+    },
+    {
+        "name": "read_notes",
+        "description": "Read every saved note.",
+        "input_schema": {"type": "object", "properties": {}},
+    },
+]
+
+
+def _host_namespace(request: ResponsesRequest, tool: str) -> str | None:
+    for entry in request.body.get("tools") or []:
+        if entry.get("type") == "namespace" and any(
+            t.get("name") == tool for t in entry.get("tools") or []
+        ):
+            return str(entry.get("name"))
+    return None
+
+
+def _output_text(item: dict[str, Any]) -> str:
+    """A tool output as the model got it, without codex's "Wall time: …\nOutput:" header."""
+    output = item.get("output")
+    if isinstance(output, list):
+        output = "\n".join(str(p.get("text", "")) for p in output if isinstance(p, dict))
+    text = str(output)
+    head, sep, rest = text.partition("Output:\n")
+    return rest if sep and head.startswith("Wall time") else text
+
+
+def demo_script(request: ResponsesRequest) -> Reply:
+    text = request.last_user_text().strip()
+    lowered = text.lower()
+    outputs = request.items_of_type("function_call_output")
+    last_item = request.input[-1] if request.input else {}
+    if last_item.get("type") == "function_call_output":  # a tool just answered: say what it said
+        return Message(f"The tool answered: {_output_text(last_item).strip()[-300:]}")
+    for keyword, tool in (("note ", "save_note"), ("save ", "save_note")):
+        if lowered.startswith(keyword):
+            namespace = _host_namespace(request, tool)
+            if namespace:
+                note = text[len(keyword) :]
+                return FunctionCall(tool, json.dumps({"text": note}), namespace=namespace)
+    if lowered in ("notes", "read", "read notes"):
+        namespace = _host_namespace(request, "read_notes")
+        if namespace:
+            return FunctionCall("read_notes", "{}", namespace=namespace)
+    if lowered in ("remember", "history", "what do you remember?"):
+        calls = request.items_of_type("function_call")
+        if not calls:
+            return Message("I was sent no earlier tool calls.")
+        lines = [
+            f"- {c.get('name')} {c.get('arguments')} → {_output_text(o).strip()[-80:]!r}"
+            for c, o in zip(calls, outputs, strict=False)
+        ]
+        return Message("Earlier tool calls I was sent:\n" + "\n".join(lines))
+    count = len(request.user_texts())
+    return Message(f"(demo model) You said: {text!r}. This thread holds {count} user messages.")
+
+
+class NotesTools:
+    """The demo's host tools: notes kept in a JSON file of the host's."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> list[str]:
+        try:
+            data = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        return [str(x) for x in data] if isinstance(data, list) else []
+
+    def save_note(self, arguments: dict[str, Any]) -> str:
+        notes = [*self._load(), str(arguments.get("text", ""))]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(notes))
+        return f"saved note #{len(notes)}: {notes[-1]}"
+
+    def read_notes(self, arguments: dict[str, Any]) -> str:
+        notes = self._load()
+        return "\n".join(f"{i}. {n}" for i, n in enumerate(notes, 1)) or "no notes yet"
+
+    def functions(self) -> dict[str, Any]:
+        return {"save_note": self.save_note, "read_notes": self.read_notes}
+
+
+@dataclass
+class DemoEnvironment:
+    server: ScriptedModelServer
+    codex_home: Path
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def demo_environment(base_env: dict[str, str]) -> Iterator[DemoEnvironment]:
+    """A scripted model on 127.0.0.1 and a CODEX_HOME of its own, for as long as the block runs."""
+    with (
+        tempfile.TemporaryDirectory(prefix="plexum-demo-") as tmp,
+        ScriptedModelServer(demo_script) as server,
+    ):
+        home = Path(tmp) / "codex-home"
+        write_codex_home(home, server.base_url)
+        # codex runs shell tools in a login shell; the demo needs none of the user's.
+        shell_home = Path(tmp) / "home"
+        shell_home.mkdir()
+        env = {**base_env, "CODEX_HOME": str(home), "HOME": str(shell_home)}
+        env.pop("OPENAI_API_KEY", None)
+        yield DemoEnvironment(server, home, env)

@@ -1,0 +1,141 @@
+"""The commands people use, driven as a person would: chat in a real terminal (pexpect), doctor,
+and run --demo."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pexpect
+import pytest
+
+PLUGIN = shutil.which("plexum-openai-provider-plugin")
+pytestmark = pytest.mark.skipif(PLUGIN is None, reason="the package is not installed")
+
+
+def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
+    workspace = tmp_path / "agent"
+    workspace.mkdir()
+    assert PLUGIN is not None
+    chat = pexpect.spawn(
+        PLUGIN,
+        ["chat", "--demo", "--workspace", str(workspace), "--agent", "demo"],
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
+    )
+    try:
+        chat.expect("you> ")
+        chat.sendline("hello there")
+        chat.expect(r"codex> \(demo model\) You said: 'hello there'")
+        chat.expect(r"\[usage\] input \d+")
+        chat.expect("you> ")
+
+        chat.sendline("note buy milk")
+        chat.expect(r"\[tool call (\S+)\] save_note \{\"text\": \"buy milk\"\}")
+        block_id = chat.match.group(1)
+        chat.expect(r"\[tool result \S+\].*saved note #1: buy milk")
+        chat.expect("you> ")
+
+        chat.sendline("/blocks")
+        chat.expect(rf"{re.escape(block_id)}\s+save_note\s+\(\d+ chars\)")
+        chat.expect("you> ")
+
+        chat.sendline(f"/consume {block_id} nope")
+        chat.expect(rf"consumed: {re.escape(block_id)}; not found: nope")
+        chat.expect("you> ")
+        chat.sendline("/blocks")
+        chat.expect(rf"{re.escape(block_id)}\s+save_note\s+\(consumed\)")
+        chat.expect("you> ")
+
+        # The resumed turn: the model was sent the marker, not the note.
+        chat.sendline("remember")
+        chat.expect(r"save_note \{\} → '\.\.\.\(tool called\)'")
+        chat.expect("you> ")
+
+        chat.sendline("/reset")
+        chat.expect("thread forgotten")
+        chat.expect("you> ")
+        chat.sendline("remember")
+        chat.expect("I was sent no earlier tool calls")
+        chat.expect("you> ")
+        chat.sendline("/quit")
+        chat.expect(pexpect.EOF)
+    finally:
+        chat.close()
+    assert chat.exitstatus == 0
+    records = [
+        json.loads(line)
+        for line in (workspace / ".plexum-chat" / "dynamic.jsonl").read_text().splitlines()
+    ]
+    assert [r["kind"] for r in records] == ["call", "result", "consume"]
+    assert {r["block_id"] for r in records} == {block_id}
+
+
+def test_run_demo_needs_no_login(tmp_path: Path) -> None:
+    assert PLUGIN is not None
+    done = subprocess.run(
+        [PLUGIN, "run", "--demo", "hi there"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "(demo model) You said: 'hi there'. This thread holds 2 user messages.\n"
+
+
+def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str, str]) -> None:
+    assert PLUGIN is not None
+    home = Path(codex_env["CODEX_HOME"])
+    (home / "config.toml").write_text(
+        (home / "config.toml").read_text()
+        + '\n[mcp_servers.plexum-host-old]\ncommand = "/gone/plugin"\nargs = ["mcp-host"]\n'
+        + '[mcp_servers.plexum-host-old.env]\nPLEXUM_MCP_AGENT_ID = "old"\n'
+    )
+    sockets = tmp_path / "sockets"
+    sockets.mkdir(mode=0o755)
+    env = {**codex_env, "PLEXUM_SOCKET_DIR": str(sockets)}
+    done = subprocess.run([PLUGIN, "doctor"], capture_output=True, text=True, env=env, timeout=60)
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert re.search(r"^ok\s+codex \d+\.\d+\.\d+ runs: ", out, re.M)
+    assert re.search(r"^problem\s+codex is not logged in\n\s+fix: run `codex login`", out, re.M)
+    assert re.search(r"^problem\s+registration plexum-host-old \(agent 'old'\) is stale", out, re.M)
+    assert re.search(rf"^problem\s+socket folder {re.escape(str(sockets))} has mode 755", out, re.M)
+    assert "3 problem(s)" in out
+
+    # With an API key login, a fresh registration and a private socket folder: all good.
+    subprocess.run(
+        [PLUGIN, "run", "--workspace", str(tmp_path), "hi"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # registers the `cli` agent's bridge
+    text = (home / "config.toml").read_text()
+    start = text.index("[mcp_servers.plexum-host-old]")
+    end = text.index('PLEXUM_MCP_AGENT_ID = "old"\n') + len('PLEXUM_MCP_AGENT_ID = "old"\n')
+    (home / "config.toml").write_text(text[:start] + text[end:])
+    sockets.chmod(0o700)
+    secret = "sk-doctor-test-0123456789abcdef"
+    subprocess.run(
+        [_bundled(), "login", "--with-api-key"],
+        input=secret,
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    done = subprocess.run([PLUGIN, "doctor"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout
+    assert "codex is logged in (using an API key)" in done.stdout
+    assert "registration plexum-host-cli (agent 'cli')" in done.stdout
+    assert secret not in done.stdout + done.stderr and "all good" in done.stdout
+
+
+def _bundled() -> str:
+    from plexum_openai_provider.codex.binary import bundled_codex
+
+    path = bundled_codex()
+    assert path is not None
+    return path
