@@ -50,7 +50,10 @@ def build(path: Path, megabytes: int) -> tuple[int, list[str]]:
     """Write a session of about ``megabytes`` MB; return the offset where the last turn begins
     and the call ids of the history (the consume targets)."""
     lines = RECORDED.read_bytes().splitlines(keepends=True)
-    head, turn = lines[:7], lines[7:]  # session start; one whole turn (user message → task_complete)
+    head, turn = (
+        lines[:7],
+        lines[7:],
+    )  # session start; one whole turn (user message → task_complete)
     call = next(line for line in turn if b'"type":"function_call"' in line)
     output = next(line for line in turn if b'"type":"function_call_output"' in line)
     count = next(line for line in turn if b'"type":"token_count"' in line)
@@ -74,7 +77,9 @@ def build(path: Path, megabytes: int) -> tuple[int, list[str]]:
     body = head + history
     offset_lines = len(body)
     body += turn
-    out = [re.sub(rb'"ordinal":\d+', b'"ordinal":%d' % i, line, count=1) for i, line in enumerate(body)]
+    out = [
+        re.sub(rb'"ordinal":\d+', b'"ordinal":%d' % i, line, count=1) for i, line in enumerate(body)
+    ]
     path.write_bytes(b"".join(out))
     return sum(map(len, out[:offset_lines])), ids[:200]
 
@@ -101,20 +106,28 @@ def main() -> None:
             whole = time.perf_counter() - start
             done = subprocess.run(
                 [sys.executable, "-c", REWRITE, str(path), THREAD, *ids],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             elapsed, base, peak, consumed = done.stdout.split()
             assert int(consumed) == len(ids)
             json.loads(path.read_bytes().splitlines()[-1])  # still a whole file
-            rows.append((size, median(times), whole, len(everything), float(elapsed), int(base), int(peak)))
+            rows.append(
+                (size, median(times), whole, len(everything), float(elapsed), int(base), int(peak))
+            )
             path.unlink()
     print(f"machine: {machine()}")
-    print("| session | blocks of the new turn (median ms) | whole-file scan for comparison (ms) |"
-          " consume rewrite (s) | rewrite throughput (MB/s) | peak RSS of the rewriting process (MiB) |")
+    print(
+        "| session | blocks of the new turn (median ms) | whole-file scan for comparison (ms) |"
+        " consume rewrite (s) | rewrite throughput (MB/s) | peak RSS of the rewriting process (MiB) |"
+    )
     print("|---|---|---|---|---|---|")
     for size, extract, whole, _n, elapsed, base, peak in rows:
-        print(f"| {size / 1e6:.0f} MB | {extract * 1000:.2f} | {whole * 1000:.0f} | {elapsed:.2f} |"
-              f" {size / 1e6 / elapsed:.0f} | {peak / 1024:.1f} (interpreter alone {base / 1024:.1f}) |")
+        print(
+            f"| {size / 1e6:.0f} MB | {extract * 1000:.2f} | {whole * 1000:.0f} | {elapsed:.2f} |"
+            f" {size / 1e6 / elapsed:.0f} | {peak / 1024:.1f} (interpreter alone {base / 1024:.1f}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -37,18 +37,30 @@ def main() -> None:
     args = parser.parse_args()
     rounds = "5" if args.quick else "20"
     sections = [
-        ("Turn overhead and concurrency", "turn_overhead.py", ["--rounds", rounds, "--fanout", "1", "4", "16"]),
-        ("Host tools", "bridge_cost.py", ["--rounds", "5" if args.quick else "20", "--calls", "200" if args.quick else "500"]),
+        (
+            "Turn overhead and concurrency",
+            "turn_overhead.py",
+            ["--rounds", rounds, "--fanout", "1", "4", "16"],
+        ),
+        (
+            "Host tools",
+            "bridge_cost.py",
+            ["--rounds", "5" if args.quick else "20", "--calls", "200" if args.quick else "500"],
+        ),
         ("Rollout scaling", "rollout_scaling.py", ["--sizes", "1", "50", "200"]),
     ]
     body = []
     for title, script, extra in sections:
         print(f"running {script} …", file=sys.stderr)
-        body.append(f"## {title}\n\n`python bench/{script} {' '.join(extra)}`\n\n{run(script, *extra)}\n")
+        body.append(
+            f"## {title}\n\n`python bench/{script} {' '.join(extra)}`\n\n{run(script, *extra)}\n"
+        )
     from plexum_openai_provider.codex.binary import bundled_codex
 
     codex = bundled_codex()
-    version = subprocess.run([codex or "codex", "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [codex or "codex", "--version"], capture_output=True, text=True
+    ).stdout.strip()
     DOC.write_text(
         "# Performance\n\n"
         f"Measured {dt.date.today():%Y-%m-%d} on {machine()}, with {version}, by\n"
@@ -57,7 +69,8 @@ def main() -> None:
         "not a model. Ratios are against bare `codex exec` running the same turn in the same run;\n"
         "this machine is shared and noisy, so read ratios, not absolute times.\n\n"
         + "\n".join(body)
-        + "\n" + (HERE / "performance_notes.md").read_text()
+        + "\n"
+        + (HERE / "performance_notes.md").read_text()
     )
     print(f"wrote {DOC}", file=sys.stderr)
 

@@ -54,8 +54,10 @@ class Runner:
             await asyncio.to_thread(bare_codex_turn, self.env, ws, prompt, resume)
             elapsed = time.perf_counter() - start
             if resume is None:  # remember bare codex's thread the way the runner does
-                newest = max((self.env.root / "codex-home" / "sessions").rglob("rollout-*.jsonl"),
-                             key=lambda p: p.stat().st_mtime)
+                newest = max(
+                    (self.env.root / "codex-home" / "sessions").rglob("rollout-*.jsonl"),
+                    key=lambda p: p.stat().st_mtime,
+                )
                 (ws / ".plexum-codex-session").write_text(newest.stem[-36:] + "\n")
             return elapsed
         if kind == "inproc":
@@ -81,16 +83,22 @@ async def measure(env: Env, rounds: int, fanouts: list[int]) -> dict[str, Any]:
     for i in range(rounds):
         order = KINDS[i % 3 :] + KINDS[: i % 3]
         for kind in order:
-            times[f"{kind}_first"].append(await run.turn(kind, env.workspace(f"{kind}-{i}"), "hello"))
+            times[f"{kind}_first"].append(
+                await run.turn(kind, env.workspace(f"{kind}-{i}"), "hello")
+            )
             times[f"{kind}_resume"].append(await run.turn(kind, resumed[kind], "again"))
     concurrency = {}
     for n in fanouts:
         start = time.perf_counter()
-        await asyncio.gather(*(run.turn("bare", env.workspace(f"cb{n}-{i}"), f"m{i}") for i in range(n)))
+        await asyncio.gather(
+            *(run.turn("bare", env.workspace(f"cb{n}-{i}"), f"m{i}") for i in range(n))
+        )
         bare_wall = time.perf_counter() - start
         cpu0 = cpu_seconds(plugin.process.pid)
         start = time.perf_counter()
-        await asyncio.gather(*(run.turn("plugin", env.workspace(f"cp{n}-{i}"), f"m{i}") for i in range(n)))
+        await asyncio.gather(
+            *(run.turn("plugin", env.workspace(f"cp{n}-{i}"), f"m{i}") for i in range(n))
+        )
         wall = time.perf_counter() - start
         concurrency[n] = {
             "bare_wall": bare_wall,

@@ -189,10 +189,11 @@ class CodexProvider:
         if self._running.get(turn.request.agent.id) is turn:
             del self._running[turn.request.agent.id]
 
-    async def cancel_all(self, reason: str = "the plugin is shutting down") -> None:
-        """Cancel every running turn and wait for them to end."""
+    async def close(self, reason: str = "the plugin is shutting down") -> None:
+        """Cancel every running turn, wait for them to end, and for registrations under way."""
         turns = list(self._running.values())
         for turn in turns:
             turn.cancel(reason)
         if turns:
             await asyncio.gather(*(t.result() for t in turns), return_exceptions=True)
+        await self.bridge.drain()

@@ -68,6 +68,7 @@ async def _run_turn(
         else:
             _print_human(event)
     result = await turn.result()
+    await provider.close()
     if as_json:
         _print_json({"type": "result", **result.to_wire()})
     elif result.status != "completed":

@@ -41,6 +41,7 @@ class BridgeManager:
         self.command = tuple(command or bridge_command())
         self._registered: set[str] = set()
         self._preload: asyncio.Future[Any] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     def preload(self) -> None:
         """Import the MCP SDK in the background (about 0.9 s) before the first tool turn needs it."""
@@ -76,7 +77,7 @@ class BridgeManager:
 
             listener = BridgeListener(registration.socket, agent_id, request.tools, call_tool)
 
-        async def before() -> None:
+        async def register() -> None:
             try:
                 await self.registrar.ensure(registration)
             except Exception as exc:
@@ -84,10 +85,20 @@ class BridgeManager:
                     raise
                 log.warning("registering the bridge of agent %r failed: %s", agent_id, exc)
                 turn._emit(Notice("bridge_unavailable", f"host tools are unavailable: {exc}"))
-            if listener is not None:
-                if self._preload is not None:
-                    await self._preload
-                await listener.start()
+
+        async def before() -> None:
+            if listener is None:
+                # This run does not enable the bridge: register on the side (the agent's first
+                # turn pays no `codex mcp add`), ready for a later turn with tools.
+                if self.registrar.needs_check(registration):
+                    task = asyncio.create_task(register())
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                return
+            await register()
+            if self._preload is not None:
+                await self._preload
+            await listener.start()
 
         async def close() -> None:
             if listener is not None:
@@ -97,6 +108,11 @@ class BridgeManager:
         turn.hooks.close = close
         if listener is not None:
             turn.hooks.config_overrides = enable_overrides(registration.name, self.tool_timeout_s)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Let registrations running on the side finish (at shutdown)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
 
     async def _call(self, handler: ToolHandler, call: ToolCallRequest) -> ToolOutput:
         try:

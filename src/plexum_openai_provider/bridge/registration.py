@@ -113,6 +113,10 @@ class Registrar:
             return False
         return registration.matches((config.get("mcp_servers") or {}).get(registration.name))
 
+    def needs_check(self, registration: Registration) -> bool:
+        """False when this very config file was found correct for the agent before."""
+        return self._checked.get(registration.name) != self._stat_key()
+
     async def ensure(self, registration: Registration) -> bool:
         """Register (or refresh a stale registration). True if anything was written."""
         if self._checked.get(registration.name) == self._stat_key():

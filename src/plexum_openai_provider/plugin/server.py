@@ -236,7 +236,7 @@ class PluginServer:
     async def shutdown(self) -> None:
         """Cancel every running turn and wait for them to wind down (bounded by the stop steps)."""
         if self.provider is not None:
-            await self.provider.cancel_all()
+            await self.provider.close()
 
 
 def _tool_output(result: Any) -> ToolOutput:
