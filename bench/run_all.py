@@ -28,7 +28,8 @@ def run(script: str, *args: str) -> str:
         [sys.executable, str(HERE / script), *args], capture_output=True, text=True, check=True
     )
     # Each benchmark prints its machine line first; the page prints it once.
-    return "\n".join(l for l in done.stdout.strip().splitlines() if not l.startswith("machine:"))
+    lines = done.stdout.strip().splitlines()
+    return "\n".join(line for line in lines if not line.startswith("machine:"))
 
 
 def main() -> None:

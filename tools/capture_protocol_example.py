@@ -1,7 +1,9 @@
 """Capture a real protocol session (the plugin process, the real codex, the scripted model) and
-print it as it appears on the wire, for docs/protocol.md. Usage:
+print it as it appears on the wire, as the Markdown of docs/protocol.md. Usage:
 
-    python tools/capture_protocol_example.py > /tmp/session.md
+    CAPTURE_TOOLS=1 python tools/capture_protocol_example.py > /tmp/session.md
+
+(``CAPTURE_TOOLS=1`` adds a turn with a host tool and a consume.)
 """
 
 from __future__ import annotations
@@ -155,10 +157,10 @@ def main() -> None:
                 Message("It is sunny in Paris, 21 °C."),
             )
         wire = asyncio.run(capture(root, server))
+    # Markdown, as docs/protocol.md shows it.
     for direction, line in wire:
-        text = line.decode()
-        text = text.replace(tmp, "/srv/plexum")
-        print(f"{direction}\n{text}\n")
+        text = line.decode().replace(tmp, "/srv/plexum")
+        print(f"{direction}:\n```json\n{text}\n```")
 
 
 if __name__ == "__main__":
