@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -17,31 +17,39 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> No
         await asyncio.sleep(0.02)
 
 
-def processes_matching(text: str) -> list[int]:
-    """PIDs whose command line contains ``text``."""
-    out = []
+def _live_processes() -> Iterator[tuple[int, Path]]:
+    """(pid, /proc/pid) of every process that is not a zombie."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
+        folder = Path("/proc") / entry
         try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
+            stat = (folder / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rfind(")") + 2] != "Z":
+            yield int(entry), folder
+
+
+def processes_matching(text: str) -> list[int]:
+    """PIDs whose command line contains ``text``."""
+    out = []
+    for pid, folder in _live_processes():
+        try:
+            cmdline = (folder / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
         if text.encode() in cmdline:
-            out.append(int(entry))
+            out.append(pid)
     return out
 
 
 def process_group_members(pgid: int) -> list[int]:
     out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid, _ in _live_processes():
         try:
-            if os.getpgid(int(entry)) == pgid:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                if stat[stat.rfind(")") + 2] != "Z":
-                    out.append(int(entry))
-        except (OSError, ProcessLookupError):
+            if os.getpgid(pid) == pgid:
+                out.append(pid)
+        except ProcessLookupError:
             continue
     return out
