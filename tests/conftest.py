@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,18 @@ def codex_at_least(version: str) -> bool:
         return tuple(int(x) for x in v.split(".")[:3] if x.isdigit())
 
     return parts(codex_under_test_version()) >= parts(version)
+
+
+# Providers made by a test are closed after it (their registrations on the side finish while the
+# test's event loop still runs).
+OPEN_PROVIDERS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_providers() -> AsyncIterator[None]:
+    yield
+    while OPEN_PROVIDERS:
+        await OPEN_PROVIDERS.pop().close()
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from plexum_openai_provider.testing import (
     ScriptedModelServer,
 )
 from plexum_openai_provider.thread_store import read_thread_id
-from tests.conftest import codex_at_least, host_config
+from tests.conftest import OPEN_PROVIDERS, codex_at_least, host_config
 
 NS = mcp_namespace(server_name("cx"))
 HEAVY = "HEAVY-OUTPUT " * 200
@@ -54,11 +54,13 @@ async def provider_for(env: dict[str, str], handler: Any = None, **config: Any) 
     async def default(call: Any) -> ToolOutput:
         return ToolOutput(HEAVY)
 
-    return await CodexProvider.create(
+    provider = await CodexProvider.create(
         HostConfig.parse(host_config(**config)),
         env={**env, "PLEXUM_SOCKET_DIR": f"/tmp/plexum-test-{os.getpid()}"},
         tool_handler=handler or default,
     )
+    OPEN_PROVIDERS.append(provider)
+    return provider
 
 
 async def run(provider: CodexProvider, ws: Path, prompt: str, **kw: Any) -> tuple[list[Any], Any]:

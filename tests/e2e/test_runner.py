@@ -33,7 +33,7 @@ from plexum_openai_provider.testing import (
 )
 from plexum_openai_provider.testing import Usage as WireUsage
 from plexum_openai_provider.thread_store import SESSION_FILE
-from tests.conftest import host_config
+from tests.conftest import OPEN_PROVIDERS, host_config
 from tests.helpers import process_group_members, processes_matching, wait_until
 
 # codex warns once per turn that the scripted model has no metadata; it is a notice, not a failure.
@@ -45,7 +45,9 @@ METADATA_WARNING = Notice(
 
 
 async def make_provider(env: dict[str, str], **config: object) -> CodexProvider:
-    return await CodexProvider.create(HostConfig.parse(host_config(**config)), env=env)
+    provider = await CodexProvider.create(HostConfig.parse(host_config(**config)), env=env)
+    OPEN_PROVIDERS.append(provider)
+    return provider
 
 
 async def run_turn(
