@@ -43,7 +43,10 @@ def bench_env() -> Iterator[Env]:
     ):
         root = Path(tmp)
         write_codex_home(root / "codex-home", server.base_url)
-        env = dict(os.environ, CODEX_HOME=str(root / "codex-home"))
+        # codex starts a login shell to snapshot its environment: keep this machine's profile
+        # (pyenv init and the like) out of the figures, as the tests do.
+        (root / "home").mkdir()
+        env = dict(os.environ, CODEX_HOME=str(root / "codex-home"), HOME=str(root / "home"))
         yield Env(server, root, env, codex)
 
 

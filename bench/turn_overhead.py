@@ -45,8 +45,9 @@ class Runner:
         self.env, self.provider, self.plugin = env, provider, plugin
         self.n = 0
 
-    async def turn(self, kind: str, ws: Path, prompt: str) -> float:
+    async def turn(self, kind: str, ws: Path, prompt: str, agent: str | None = None) -> float:
         """One turn; returns its wall time, checking that its answer arrived."""
+        agent = agent or ws.name
         self.n += 1
         start = time.perf_counter()
         if kind == "bare":
@@ -61,9 +62,9 @@ class Runner:
                 (ws / ".plexum-codex-session").write_text(newest.stem[-36:] + "\n")
             return elapsed
         if kind == "inproc":
-            turn: Any = self.provider.start_turn(TurnRequest(AgentContext(ws.name, ws), prompt))
+            turn: Any = self.provider.start_turn(TurnRequest(AgentContext(agent, ws), prompt))
         else:
-            turn = self.plugin.start_turn(f"t{self.n}", AgentContext(ws.name, ws), prompt)
+            turn = self.plugin.start_turn(f"t{self.n}", AgentContext(agent, ws), prompt)
         texts = [e.text async for e in turn if isinstance(e, TextDelta)]
         result = await turn.result()
         elapsed = time.perf_counter() - start
@@ -87,6 +88,19 @@ async def measure(env: Env, rounds: int, fanouts: list[int]) -> dict[str, Any]:
                 await run.turn(kind, env.workspace(f"{kind}-{i}"), "hello")
             )
             times[f"{kind}_resume"].append(await run.turn(kind, resumed[kind], "again"))
+    registration = []
+    for i in range(5):  # what an agent's very first turn adds, once: its bridge registration
+        reg = provider.bridge.registration(f"new-agent-{i}")
+        start = time.perf_counter()
+        await provider.bridge.registrar.ensure(reg)
+        registration.append(time.perf_counter() - start)
+    agents = max(fanouts)
+    await asyncio.gather(
+        *(
+            run.turn("plugin", env.workspace(f"cw-{i}"), "warm", agent=f"agent-{i}")
+            for i in range(agents)
+        )
+    )
     concurrency = {}
     for n in fanouts:
         start = time.perf_counter()
@@ -107,7 +121,7 @@ async def measure(env: Env, rounds: int, fanouts: list[int]) -> dict[str, Any]:
             "peak_rss": peak_rss_mib(plugin.process.pid),
         }
     await plugin.close()
-    return {"times": times, "concurrency": concurrency}
+    return {"times": times, "concurrency": concurrency, "registration": registration}
 
 
 def report(out: dict[str, Any], rounds: int) -> str:
@@ -122,6 +136,11 @@ def report(out: dict[str, Any], rounds: int) -> str:
         b, i, p = med[f"bare_{w}"], med[f"inproc_{w}"], med[f"plugin_{w}"]
         lines.append(f"| {w} | {b:.3f} | {i:.3f} | {p:.3f} | {p / b:.3f} |")
     lines += [
+        "",
+        "A first turn starts a new codex thread (a new workspace) of an agent that has run before."
+        f" An agent's very first turn also registers its bridge, once, on the side: median"
+        f" {median(out['registration']) * 1000:.0f} ms (`codex mcp add` and the config edit,"
+        " under the registration lock).",
         "",
         "Agents' turns at once (every turn's answer checked: no event lost):",
         "",
