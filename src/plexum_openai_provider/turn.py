@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,12 +52,11 @@ _RETRYABLE = {"codex_failed", "codex_exited", "timeout", "internal"}
 class TurnHooks:
     """What the bridge plugs into a turn (all optional).
 
-    ``config_overrides`` and ``env`` are added to the codex command; ``before`` runs before codex
-    starts (e.g. open the tool socket); ``close`` when the turn has ended.
+    ``config_overrides`` are added to the codex command; ``before`` runs before codex starts (e.g.
+    open the tool socket); ``close`` when the turn has ended.
     """
 
     config_overrides: Sequence[str] = ()
-    env: dict[str, str] = field(default_factory=dict)
     before: Callable[[], Awaitable[None]] | None = None
     close: Callable[[], Awaitable[None]] | None = None
 
@@ -194,7 +193,6 @@ class Turn:
             config_overrides=self.hooks.config_overrides,
             extra_args=config.extra_args,
         )
-        env = {**provider.env, **self.hooks.env}
         if self._cancelled:
             attempt.status = "cancelled"
             attempt.error = TurnError("cancelled", self._cancel_reason or "cancelled")
@@ -202,7 +200,7 @@ class Turn:
         self._proc = proc = await CodexProcess.start(
             argv,
             cwd=str(self.request.agent.workspace),
-            env=env,
+            env=provider.env,
             stdin_data=self.request.prompt.encode("utf-8"),
         )
         if self._cancelled:  # cancel() came while codex was starting

@@ -191,6 +191,36 @@ async def test_is_error_results_are_flagged(
     assert "Error: quota exceeded" in json.dumps(sent_outputs(model_server.requests[1])["c_err"])
 
 
+async def test_a_call_cut_off_by_cancel_is_reported_as_codex_recorded_it(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    entered = asyncio.Event()
+
+    async def handler(call: Any) -> ToolOutput:
+        entered.set()
+        await asyncio.sleep(60)
+        return ToolOutput("never")
+
+    provider = await provider_for(codex_env, handler)
+    model_server.enqueue(
+        FunctionCall("t", '{"n": 1}', call_id="c_cut", namespace=NS), Message("no")
+    )
+    turn = provider.start_turn(
+        TurnRequest(AgentContext("cx", workspace), "x", tools=(ToolSpec("t"),))
+    )
+    await asyncio.wait_for(entered.wait(), 30)
+    turn.cancel()
+    events = [e async for e in turn]
+    assert (await turn.result()).status == "cancelled"
+    assert [e for e in events if isinstance(e, ToolCall)] == [
+        ToolCall("c_cut", "t", '{"n": 1}', NS)
+    ]
+    # codex, stopped with SIGINT, records an output for the call it cut off (0.163: "aborted by
+    # user after …"); a call with no output at all gets its tool_call only (see the unit test).
+    results = [e for e in events if isinstance(e, ToolResult)]
+    assert [r.block_id for r in results] == ["c_cut"] and "aborted" in results[0].output
+
+
 async def test_consume_while_a_turn_runs_is_deferred_and_loses_nothing(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:

@@ -6,7 +6,12 @@ import shutil
 from pathlib import Path
 
 from plexum_openai_provider.codex.exec_events import TokenCounts
-from plexum_openai_provider.codex.rollout import RolloutLocator, read_records, turn_usage
+from plexum_openai_provider.codex.rollout import (
+    RolloutLocator,
+    read_records,
+    tool_blocks,
+    turn_usage,
+)
 
 DATA = Path(__file__).parent.parent / "data"
 RECORDED = DATA / "rollout-0.163-tool-turn.jsonl"
@@ -15,6 +20,23 @@ THREAD = "01a20aa9-1f0f-7e20-a261-459ebb6374ca"
 
 def test_turn_usage_is_the_last_turn_token_usage() -> None:
     assert turn_usage(read_records(RECORDED)) == TokenCounts(200, 0, 20, 0)
+
+
+def test_tool_blocks_pair_calls_with_outputs_and_keep_calls_without_one(tmp_path: Path) -> None:
+    [block] = tool_blocks(read_records(RECORDED))
+    assert (block.call_id, block.name, block.namespace) == ("call_2", "exec_command", None)
+    assert block.arguments == '{"cmd": "echo hi-from-shell"}'
+    assert block.output is not None and "hi-from-shell" in block.output and not block.is_error
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(
+        b"".join(
+            line
+            for line in RECORDED.read_bytes().splitlines(keepends=True)
+            if b'"type":"function_call_output"' not in line
+        )
+    )
+    [block] = tool_blocks(read_records(cut))
+    assert block.call_id == "call_2" and block.output is None
 
 
 def test_records_keep_offsets_and_raw_bytes() -> None:

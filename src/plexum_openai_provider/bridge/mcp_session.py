@@ -88,8 +88,9 @@ async def serve_mcp(
             group.start_soon(write_socket)
             await server.run(from_socket, to_socket, server.create_initialization_options())
             group.cancel_scope.cancel()
-    except (ConnectionError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-        log.debug("bridge connection ended: %s", exc)
+    except Exception as exc:
+        # The relay went away mid-session: codex ended, or its turn was stopped during a call.
+        log.info("bridge connection ended: %s: %s", type(exc).__name__, exc)
     finally:
         with contextlib.suppress(Exception):
             writer.close()
