@@ -6,7 +6,9 @@ back (the host client uses it), tolerating fields it does not know.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -14,6 +16,7 @@ __all__ = [
     "ErrorCode",
     "ErrorEvent",
     "Event",
+    "EventStream",
     "Notice",
     "TextDelta",
     "ToolCall",
@@ -89,6 +92,26 @@ Event: TypeAlias = TextDelta | ToolCall | ToolResult | Usage | Notice | ErrorEve
 _BY_TYPE: dict[str, type[Event]] = {
     cls.type: cls for cls in (TextDelta, ToolCall, ToolResult, Usage, Notice, ErrorEvent)
 }
+
+
+class EventStream:
+    """A turn's events as an async iterator, fed as they come and ended once."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+
+    def put(self, event: Event) -> None:
+        self._queue.put_nowait(event)
+
+    def end(self) -> None:
+        self._queue.put_nowait(None)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while (event := await self._queue.get()) is not None:
+            yield event
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

@@ -30,7 +30,16 @@ from .codex.exec_events import (
 )
 from .codex.process import CodexProcess, Wake
 from .codex.rollout import RolloutRecord, end_offset, read_records, tool_blocks, turn_usage
-from .events import ErrorEvent, Event, Notice, TextDelta, ToolCall, ToolResult, Usage
+from .events import (
+    ErrorEvent,
+    Event,
+    EventStream,
+    Notice,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from .framing import OversizeLine
 from .requests import TurnError, TurnRequest, TurnResult, TurnStatus
 from .thread_store import is_thread_id, read_thread_id, write_thread_id
@@ -80,7 +89,7 @@ class Turn:
         self.provider = provider
         self.request = request
         self.turn_id = turn_id
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._stream = EventStream()
         self._proc: CodexProcess | None = None
         self._cancelled = False
         self._cancel_reason: str | None = None
@@ -92,14 +101,7 @@ class Turn:
         self._task = asyncio.create_task(self._run(), name=f"turn {self.turn_id}")
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            event = await self._queue.get()
-            if event is None:
-                return
-            yield event
+        return aiter(self._stream)
 
     async def result(self) -> TurnResult:
         assert self._task is not None
@@ -119,7 +121,7 @@ class Turn:
 
     # -- the run -------------------------------------------------------------------------------
     def _emit(self, event: Event) -> None:
-        self._queue.put_nowait(event)
+        self._stream.put(event)
 
     async def _run(self) -> TurnResult:
         started = time.monotonic()
@@ -137,7 +139,7 @@ class Turn:
                 except Exception:
                     log.exception("turn %s: closing its hooks failed", self.turn_id)
             self.provider._turn_ended(self)
-            self._queue.put_nowait(None)
+            self._stream.end()
         log.info(
             "turn %s of agent %s: %s in %.2f s (thread %s)",
             self.turn_id,

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from ..events import Event, event_from_dict
+from ..events import Event, EventStream, event_from_dict
 from ..framing import read_lines
 from ..jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, JsonRpcError
 from ..requests import AgentContext, ToolOutput, ToolSpec, TurnResult
@@ -38,26 +38,17 @@ log = logging.getLogger(__name__)
 
 ToolFunction = Callable[[dict[str, Any]], "str | ToolOutput | Awaitable[str | ToolOutput]"]
 
-_END = object()
-
 
 class ClientTurn:
     """One turn as the host sees it: ``async for event in turn`` then ``await turn.result()``."""
 
-    def __init__(self, turn_id: str, queue: asyncio.Queue[Any], request: asyncio.Task[Any]) -> None:
+    def __init__(self, turn_id: str, stream: EventStream, request: asyncio.Task[Any]) -> None:
         self.turn_id = turn_id
-        self._queue = queue
+        self._stream = stream
         self._request = request
 
     def __aiter__(self) -> AsyncIterator[Event]:
-        return self._events()
-
-    async def _events(self) -> AsyncIterator[Event]:
-        while True:
-            item = await self._queue.get()
-            if item is _END:
-                return
-            yield item
+        return aiter(self._stream)
 
     async def result(self) -> TurnResult:
         """The turn's result; raises JsonRpcError if the plugin refused the turn."""
@@ -71,7 +62,7 @@ class PluginClient:
         self.process = process
         self.tools = dict(tools)
         self.stderr_tail: deque[str] = deque(maxlen=200)
-        self._queues: dict[str, asyncio.Queue[Any]] = {}
+        self._streams: dict[str, EventStream] = {}
         assert process.stdout is not None and process.stdin is not None
         self.connection = Connection(process.stdout, process.stdin, self._handle, name="plugin")
         self._serving = asyncio.create_task(self.connection.serve())
@@ -146,16 +137,16 @@ class PluginClient:
     def start_turn_raw(self, params: dict[str, Any]) -> ClientTurn:
         """``turn/start`` with params exactly as given (tests use it for invalid requests)."""
         turn_id = str(params.get("turn_id"))
-        queue = self._queues.setdefault(turn_id, asyncio.Queue())
+        stream = self._streams.setdefault(turn_id, EventStream())
 
         async def run() -> Any:
             try:
                 return await self.connection.request("turn/start", params)
             finally:
-                queue.put_nowait(_END)
-                self._queues.pop(turn_id, None)
+                stream.end()
+                self._streams.pop(turn_id, None)
 
-        return ClientTurn(turn_id, queue, asyncio.create_task(run()))
+        return ClientTurn(turn_id, stream, asyncio.create_task(run()))
 
     async def cancel(self, turn_id: str) -> None:
         await self.connection.request("turn/cancel", {"turn_id": turn_id}, timeout=30)
@@ -193,11 +184,14 @@ class PluginClient:
     async def _handle(self, method: str, params: Any, is_notification: bool) -> Any:
         if method == "turn/event":
             if isinstance(params, dict) and isinstance(params.get("event"), dict):
-                queue = self._queues.get(str(params.get("turn_id")))
-                if queue is None:
+                stream = self._streams.get(str(params.get("turn_id")))
+                if stream is None:
                     log.warning("an event for unknown turn %r", params.get("turn_id"))
                 else:
-                    queue.put_nowait(event_from_dict(params["event"]))
+                    try:
+                        stream.put(event_from_dict(params["event"]))
+                    except (TypeError, ValueError) as exc:  # a newer plugin's event: skip it
+                        log.warning("skipped an event this client does not know: %s", exc)
             return None
         if method == "host/call_tool":
             return await self._call_tool(params)
