@@ -78,8 +78,11 @@ async def _read(prompt: str) -> str | None:
 
 
 class Chat:
-    def __init__(self, plugin: PluginClient, agent: AgentContext, log: BlockLog) -> None:
+    def __init__(
+        self, plugin: PluginClient, agent: AgentContext, log: BlockLog, *, demo: bool = False
+    ) -> None:
         self.plugin = plugin
+        self.demo = demo
         self.agent = agent
         self.log = log
         self.turns = 0
@@ -143,6 +146,8 @@ class Chat:
                 f" output {event.output_tokens} (reasoning {event.reasoning_output_tokens})"
             )
         elif isinstance(event, Notice):
+            if self.demo and event.code == "codex_warning" and "Model metadata" in event.message:
+                return  # the demo's scripted model is unknown to codex, which says so every turn
             _say(f"  [notice {event.code}] {event.message}")
         elif isinstance(event, ErrorEvent):
             _say(f"  [error {event.code}] {event.message}")
@@ -212,7 +217,12 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
         codex = init["codex"]
         _say(f"agent {ns.agent!r} in {workspace} — codex {codex['version']} ({codex['path']})")
         _say(HELP)
-        chat = Chat(plugin, AgentContext(ns.agent, workspace), BlockLog(state / "dynamic.jsonl"))
+        chat = Chat(
+            plugin,
+            AgentContext(ns.agent, workspace),
+            BlockLog(state / "dynamic.jsonl"),
+            demo=ns.demo,
+        )
         await chat.loop()
     finally:
         code = await plugin.close()

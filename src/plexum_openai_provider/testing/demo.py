@@ -95,8 +95,9 @@ def demo_script(request: ResponsesRequest) -> Reply:
             for c, o in zip(calls, outputs, strict=False)
         ]
         return Message("Earlier tool calls I was sent:\n" + "\n".join(lines))
-    count = len(request.user_texts())
-    return Message(f"(demo model) You said: {text!r}. This thread holds {count} user messages.")
+    # codex sends its own context as user messages too (<environment_context>…): not the user's.
+    count = sum(1 for t in request.user_texts() if not t.startswith("<"))
+    return Message(f"(demo model) You said: {text!r}. Messages from you in this thread: {count}.")
 
 
 class NotesTools:
