@@ -14,7 +14,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from .bridge.names import SERVER_PREFIX, _default_socket_dir
+from .bridge.names import SERVER_PREFIX, default_socket_dir
 from .bridge.registration import bridge_command
 from .codex.binary import CodexBinary, resolve_codex
 from .codex.home import codex_home
@@ -97,7 +97,7 @@ def _registrations(home: Path, report: Report) -> None:
 
 
 def _socket_dir(report: Report) -> None:
-    folder = _default_socket_dir()
+    folder = default_socket_dir()
     try:
         info = os.lstat(folder)
     except FileNotFoundError:

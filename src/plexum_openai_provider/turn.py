@@ -120,7 +120,8 @@ class Turn:
         return self._task is not None and self._task.done()
 
     # -- the run -------------------------------------------------------------------------------
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
+        """Deliver an event of this turn (the bridge uses it for its notices)."""
         self._stream.put(event)
 
     async def _run(self) -> TurnResult:
@@ -130,7 +131,7 @@ class Turn:
         except Exception as exc:
             log.exception("turn %s failed inside the plugin", self.turn_id)
             message = f"internal error: {type(exc).__name__}: {exc}"
-            self._emit(ErrorEvent("internal", message, retryable=True))
+            self.emit(ErrorEvent("internal", message, retryable=True))
             result = TurnResult(self.turn_id, "failed", error=TurnError("internal", message))
         finally:
             if self.hooks.close is not None:
@@ -158,7 +159,7 @@ class Turn:
             if is_thread_id(stored):
                 resume = stored
             else:
-                self._emit(
+                self.emit(
                     Notice(
                         "resume_failed",
                         f"the stored thread id {stored[:80]!r} is not a codex thread id; this turn"
@@ -170,7 +171,7 @@ class Turn:
         async with self.provider.agent_lock(self.request.agent.id):  # waits for a consume
             attempt = await self._attempt(resume, stored)
             if attempt.stale_resume and not self._cancelled:
-                self._emit(
+                self.emit(
                     Notice(
                         "resume_failed",
                         f"codex no longer knows thread {resume}; this turn starts a new thread"
@@ -239,17 +240,17 @@ class Turn:
                 continue
             event = parse_exec_line(line)
             if pending_error is not None and not isinstance(event, (TurnFailed, ErrorLine)):
-                self._emit(Notice("codex_error", pending_error))
+                self.emit(Notice("codex_error", pending_error))
                 pending_error = None
             if isinstance(event, ThreadStarted):
                 self._thread_started(event.thread_id, resume, stored, attempt)
             elif isinstance(event, AgentMessage):
-                self._emit(TextDelta(event.text))
+                self.emit(TextDelta(event.text))
             elif isinstance(event, ItemError):
-                self._emit(Notice("codex_warning", event.message))
+                self.emit(Notice("codex_warning", event.message))
             elif isinstance(event, ErrorLine):
                 if pending_error is not None:
-                    self._emit(Notice("codex_error", pending_error))
+                    self.emit(Notice("codex_error", pending_error))
                 pending_error = event.message
             elif isinstance(event, TurnCompleted):
                 attempt.completed = event.usage
@@ -273,7 +274,7 @@ class Turn:
                 f"codex exited with code {code} before the turn ended: {detail}",
             )
         elif pending_error is not None:
-            self._emit(Notice("codex_error", pending_error))
+            self.emit(Notice("codex_error", pending_error))
         return attempt
 
     def _thread_started(
@@ -282,7 +283,7 @@ class Turn:
         attempt.thread_id = thread_id
         if resume is not None and thread_id != resume:
             # `codex exec resume` with an id it cannot use may start a new thread silently.
-            self._emit(
+            self.emit(
                 Notice(
                     "resume_failed",
                     f"codex started thread {thread_id} instead of resuming {resume}; the earlier"
@@ -300,12 +301,12 @@ class Turn:
         # What this turn appended to the rollout: read once, for its tool calls and its tokens.
         records = self._appended_records(attempt)
         for block in tool_blocks(records):
-            self._emit(ToolCall(block.call_id, block.name, block.arguments, block.namespace))
+            self.emit(ToolCall(block.call_id, block.name, block.arguments, block.namespace))
             if block.output is not None:
-                self._emit(ToolResult(block.call_id, block.output, block.is_error))
+                self.emit(ToolResult(block.call_id, block.output, block.is_error))
         if attempt.completed is not None and attempt.status is None:
             usage = self._turn_usage(attempt, records)
-            self._emit(usage)
+            self.emit(usage)
             return TurnResult(self.turn_id, "completed", thread_id, usage)
         if attempt.failed is not None and attempt.status is None:
             attempt.status = "failed"
@@ -313,7 +314,7 @@ class Turn:
         assert attempt.status is not None
         error = attempt.error
         if error is not None:
-            self._emit(ErrorEvent(error.code, error.message, retryable=error.code in _RETRYABLE))
+            self.emit(ErrorEvent(error.code, error.message, retryable=error.code in _RETRYABLE))
         return TurnResult(self.turn_id, attempt.status, thread_id, None, error)
 
     def _appended_records(self, attempt: _Attempt) -> list[RolloutRecord]:

@@ -84,7 +84,7 @@ class BridgeManager:
                 if listener is not None:
                     raise
                 log.warning("registering the bridge of agent %r failed: %s", agent_id, exc)
-                turn._emit(Notice("bridge_unavailable", f"host tools are unavailable: {exc}"))
+                turn.emit(Notice("bridge_unavailable", f"host tools are unavailable: {exc}"))
 
         async def before() -> None:
             if listener is None:

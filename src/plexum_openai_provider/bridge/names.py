@@ -13,6 +13,7 @@ from pathlib import Path
 __all__ = [
     "SOCKET_DIR_ENV",
     "SocketDirError",
+    "default_socket_dir",
     "ensure_socket_dir",
     "mcp_namespace",
     "server_name",
@@ -42,7 +43,7 @@ def mcp_namespace(name: str) -> str:
     return "mcp__" + re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-def _default_socket_dir() -> Path:
+def default_socket_dir() -> Path:
     override = os.environ.get(SOCKET_DIR_ENV)
     if override:
         return Path(override)
@@ -55,7 +56,7 @@ def _default_socket_dir() -> Path:
 def socket_path(agent_id: str, codex_home: Path, socket_dir: Path | None = None) -> Path:
     """Stable per (CODEX_HOME, agent): the same across turns and plugin restarts, so that the
     registration written once stays valid; short whatever the id (a hash names the file)."""
-    folder = socket_dir or _default_socket_dir()
+    folder = socket_dir or default_socket_dir()
     key = f"{os.path.abspath(codex_home)}\0{agent_id}".encode("utf-8", "surrogatepass")
     path = folder / f"{hashlib.sha256(key).hexdigest()[:20]}.sock"
     if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
