@@ -26,7 +26,7 @@ from plexum_openai_provider.testing import (
     ResponsesRequest,
     ScriptedModelServer,
 )
-from tests.conftest import host_config
+from tests.conftest import codex_at_least, host_config
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -387,3 +387,25 @@ def test_the_relay_imports_no_heavy_module() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+@pytest.mark.skipif(not codex_at_least("0.163"), reason="gpt-5.5's tool search is codex 0.163+")
+async def test_host_tools_behind_codex_tool_search_still_reach_the_host(
+    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    """With a model whose metadata enables tool search (gpt-5.5 in codex 0.163), codex lists no MCP
+    tool up front; a call of the namespaced tool still goes through the bridge to the host."""
+    seen: list[dict[str, Any]] = []
+    model_server.enqueue(call("get_weather", {"city": "Oslo"}, call_id="c_ts"), Message("ok"))
+    async with await PluginClient.spawn(
+        env=plugin_env, tools={"get_weather": lambda args: seen.append(args) or "Snow"}
+    ) as plugin:
+        await plugin.initialize(host_config(supported_models=["g"], model_args={"g": "gpt-5.5"}))
+        turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "w", tools=[WEATHER])
+        assert (await turn.result()).status == "completed"
+    first, second = model_server.requests
+    offered = first.body["tools"]
+    assert any(t.get("type") == "tool_search" or t.get("name") == "tool_search" for t in offered)
+    assert not any("plexum_host" in name for name in first.tool_names())
+    assert seen == [{"city": "Oslo"}]
+    assert "Snow" in outputs(second)["c_ts"]

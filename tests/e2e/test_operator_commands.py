@@ -81,7 +81,9 @@ def test_run_demo_needs_no_login(tmp_path: Path) -> None:
         [PLUGIN, "run", "--demo", "hi there"], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "(demo model) You said: 'hi there'. Messages from you in this thread: 1.\n"
+    assert (
+        done.stdout == "(demo model) You said: 'hi there'. Messages from you in this thread: 1.\n"
+    )
 
 
 def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str, str]) -> None:
