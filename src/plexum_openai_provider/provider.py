@@ -93,9 +93,6 @@ class CodexProvider:
     def models(self) -> list[str]:
         return list(self.config.supported_models)
 
-    def running_turn(self, agent_id: str) -> Turn | None:
-        return self._running.get(agent_id)
-
     def start_turn(self, request: TurnRequest) -> Turn:
         """Validate and start; raises InvalidRequestError or AgentBusyError before anything runs."""
         self.validate(request)

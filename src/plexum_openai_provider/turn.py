@@ -115,10 +115,6 @@ class Turn:
         if self._proc is not None:
             self._proc.wake()
 
-    @property
-    def done(self) -> bool:
-        return self._task is not None and self._task.done()
-
     # -- the run -------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         """Deliver an event of this turn (the bridge uses it for its notices)."""

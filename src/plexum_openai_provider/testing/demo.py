@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..codex.rollout import output_text
 from .model_server import (
     FunctionCall,
     Message,
@@ -61,10 +62,7 @@ def _host_namespace(request: ResponsesRequest, tool: str) -> str | None:
 
 def _output_text(item: dict[str, Any]) -> str:
     """A tool output as the model got it, without codex's "Wall time: …\nOutput:" header."""
-    output = item.get("output")
-    if isinstance(output, list):
-        output = "\n".join(str(p.get("text", "")) for p in output if isinstance(p, dict))
-    text = str(output)
+    text = output_text(item.get("output"))
     head, sep, rest = text.partition("Output:\n")
     return rest if sep and head.startswith("Wall time") else text
 
