@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import Env, bench_env, machine, median, pct
 
 from plexum_openai_provider import AgentContext, ToolOutput, ToolSpec
-from plexum_openai_provider.bridge.listener import BridgeListener
-from plexum_openai_provider.bridge.registration import bridge_command
+from plexum_openai_provider._bridge.calls import ToolSession
+from plexum_openai_provider._bridge.listener import BridgeListener
+from plexum_openai_provider._bridge.relay import relay_command
 from plexum_openai_provider.plugin.client import PluginClient
 
 TOOLS = [
@@ -81,12 +82,12 @@ async def bridge_round_trips(env: Env, calls: int) -> list[float]:
     async def handler(name: str, args: dict[str, Any]) -> ToolOutput:
         return ToolOutput("ok")
 
-    listener = BridgeListener(sock, "bench", TOOLS, handler)
+    listener = BridgeListener(sock, "bench", lambda: ToolSession(TOOLS, handler))
     await listener.start()
-    command = bridge_command()
+    command = relay_command()
     params = StdioServerParameters(
         command=command[0],
-        args=[*command[1:], "mcp-host"],
+        args=command[1:],
         env={**os.environ, "PLEXUM_MCP_SOCKET": str(sock), "PLEXUM_MCP_AGENT_ID": "bench"},
     )
     out = []
@@ -108,12 +109,12 @@ async def direct_round_trips(calls: int) -> list[float]:
     import anyio
     from mcp.client.session import ClientSession
 
-    from plexum_openai_provider.bridge.mcp_session import _build_server
+    from plexum_openai_provider._bridge.mcp_session import _build_server
 
     async def handler(name: str, args: dict[str, Any]) -> ToolOutput:
         return ToolOutput("ok")
 
-    server = _build_server(TOOLS, handler)
+    server = _build_server(ToolSession(TOOLS, handler))
     c2s_send, c2s_recv = anyio.create_memory_object_stream[Any](16)
     s2c_send, s2c_recv = anyio.create_memory_object_stream[Any](16)
     out = []

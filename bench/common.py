@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from plexum_openai_provider.codex.binary import bundled_codex
-from plexum_openai_provider.codex.command import exec_argv
+from plexum_openai_provider._codex.binary import bundled_codex
+from plexum_openai_provider._codex.command import exec_argv
 from plexum_openai_provider.testing import ScriptedModelServer, write_codex_home
 
 

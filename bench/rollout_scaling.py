@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import machine, median
 
-from plexum_openai_provider.codex.rollout import read_records, tool_blocks
+from plexum_openai_provider._codex.rollout import read_records, tool_blocks
 
 RECORDED = Path(__file__).parent.parent / "tests" / "data" / "rollout-0.163-tool-turn.jsonl"
 THREAD = "01a20aa9-1f0f-7e20-a261-459ebb6374ca"
@@ -33,7 +33,7 @@ THREAD = "01a20aa9-1f0f-7e20-a261-459ebb6374ca"
 REWRITE = """
 import sys, time
 from pathlib import Path
-from plexum_openai_provider.codex.consume import rewrite_rollout
+from plexum_openai_provider._codex.consume import rewrite_rollout
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):

@@ -56,7 +56,7 @@ def main() -> None:
         body.append(
             f"## {title}\n\n`python bench/{script} {' '.join(extra)}`\n\n{run(script, *extra)}\n"
         )
-    from plexum_openai_provider.codex.binary import bundled_codex
+    from plexum_openai_provider._codex.binary import bundled_codex
 
     codex = bundled_codex()
     version = subprocess.run(

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import Env, bare_codex_turn, bench_env, machine, median
 
 from plexum_openai_provider import AgentContext, CodexProvider, HostConfig, TextDelta, TurnRequest
+from plexum_openai_provider._turn.thread_store import read_thread_id
 from plexum_openai_provider.plugin.client import PluginClient
-from plexum_openai_provider.thread_store import read_thread_id
 
 TICKS = os.sysconf("SC_CLK_TCK")
 KINDS = ("bare", "inproc", "plugin")
@@ -62,7 +62,7 @@ class Runner:
                 (ws / ".plexum-codex-session").write_text(newest.stem[-36:] + "\n")
             return elapsed
         if kind == "inproc":
-            turn: Any = self.provider.start_turn(TurnRequest(AgentContext(agent, ws), prompt))
+            turn: Any = await self.provider.start_turn(TurnRequest(AgentContext(agent, ws), prompt))
         else:
             turn = self.plugin.start_turn(f"t{self.n}", AgentContext(agent, ws), prompt)
         texts = [e.text async for e in turn if isinstance(e, TextDelta)]
@@ -88,12 +88,6 @@ async def measure(env: Env, rounds: int, fanouts: list[int]) -> dict[str, Any]:
                 await run.turn(kind, env.workspace(f"{kind}-{i}"), "hello")
             )
             times[f"{kind}_resume"].append(await run.turn(kind, resumed[kind], "again"))
-    registration = []
-    for i in range(5):  # what an agent's very first turn adds, once: its bridge registration
-        reg = provider.bridge.registration(f"new-agent-{i}")
-        start = time.perf_counter()
-        await provider.bridge.registrar.ensure(reg)
-        registration.append(time.perf_counter() - start)
     agents = max(fanouts)
     await asyncio.gather(
         *(
@@ -121,7 +115,7 @@ async def measure(env: Env, rounds: int, fanouts: list[int]) -> dict[str, Any]:
             "peak_rss": peak_rss_mib(plugin.process.pid),
         }
     await plugin.close()
-    return {"times": times, "concurrency": concurrency, "registration": registration}
+    return {"times": times, "concurrency": concurrency}
 
 
 def report(out: dict[str, Any], rounds: int) -> str:
@@ -137,10 +131,7 @@ def report(out: dict[str, Any], rounds: int) -> str:
         lines.append(f"| {w} | {b:.3f} | {i:.3f} | {p:.3f} | {p / b:.3f} |")
     lines += [
         "",
-        "A first turn starts a new codex thread (a new workspace) of an agent that has run before."
-        f" An agent's very first turn also registers its bridge, once, on the side: median"
-        f" {median(out['registration']) * 1000:.0f} ms (`codex mcp add` and the config edit,"
-        " under the registration lock).",
+        "A first turn starts a new codex thread (a new workspace) of an agent that has run before.",
         "",
         "Agents' turns at once (every turn's answer checked: no event lost):",
         "",

@@ -25,7 +25,7 @@ def host_config(**config: Any) -> dict[str, Any]:
 
 def codex_under_test_version() -> str:
     """The version the codex under test reports (the bundled one unless PLEXUM_TEST_CODEX)."""
-    from plexum_openai_provider.codex.binary import bundled_codex
+    from plexum_openai_provider._codex.binary import bundled_codex
 
     path = CODEX_UNDER_TEST or bundled_codex()
     assert path is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,4 +53,26 @@ def process_group_members(pgid: int) -> list[int]:
                 out.append(pid)
         except ProcessLookupError:
             continue
+    return out
+
+
+def plugin_script() -> str:
+    """The console script installed next to this interpreter; fails (never skips) without it."""
+    script = Path(sys.executable).parent / "plexum-openai-provider-plugin"
+    assert script.is_file(), f"{script} is missing: install the package (pip install -e '.[dev]')"
+    return str(script)
+
+
+def codex_processes(codex_home: Path) -> list[int]:
+    """Live processes running with this CODEX_HOME in their environment (codex and whatever it
+    started that kept its environment)."""
+    needle = f"CODEX_HOME={codex_home}".encode()
+    out = []
+    for pid, folder in _live_processes():
+        try:
+            environ = (folder / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if needle in environ:
+            out.append(pid)
     return out

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plexum_openai_provider.framing import OversizeLine, read_lines
+from plexum_openai_provider._io.framing import OversizeLine, read_lines
 from tests.conftest import host_config
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from plexum_openai_provider.framing import read_lines
+from plexum_openai_provider._io.framing import read_lines
 from plexum_openai_provider.testing import (
     FunctionCall,
     Message,

@@ -1,7 +1,10 @@
 """plexum-openai-provider: the OpenAI Codex CLI as a Plexum provider.
 
 The public, in-process API: a :class:`CodexProvider` runs turns (:class:`TurnRequest` for an
-:class:`AgentContext`) as ``codex exec`` runs and streams canonical events.
+:class:`AgentContext`) on codex and streams canonical events; ``consume`` rewrites what a resumed
+codex sends the model. Everything not named in ``__all__`` (the ``_``-prefixed packages) is
+internal. The host side of the wire protocol is :mod:`plexum_openai_provider.plugin.client`; test
+support (a scripted model server, a fake codex) is :mod:`plexum_openai_provider.testing`.
 """
 
 from __future__ import annotations
@@ -10,38 +13,66 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import HostConfig
+    from ._turn.runner import (
+        Turn,
+    )
+    from .config import (
+        HostConfig,
+    )
     from .errors import (
         AgentBusyError,
+        AppServerError,
+        BridgeError,
+        CodexHomeError,
         CodexNotFoundError,
+        CodexProcessError,
         ConfigError,
         InvalidRequestError,
         ProviderError,
         SessionFormatError,
+        ThreadBusyError,
     )
-    from .events import ErrorEvent, Event, Notice, TextDelta, ToolCall, ToolResult, Usage
-    from .provider import CodexProvider
+    from .events import (
+        ErrorEvent,
+        Event,
+        Notice,
+        TextDelta,
+        ToolCall,
+        ToolResult,
+        Usage,
+    )
+    from .provider import (
+        CodexProvider,
+        EngineInfo,
+    )
     from .requests import (
         AgentContext,
+        ConsumeResult,
         ToolCallRequest,
+        ToolHandler,
+        ToolImage,
         ToolOutput,
         ToolSpec,
         TurnError,
         TurnRequest,
         TurnResult,
     )
-    from .turn import Turn
 
-# Imported on first use: ``mcp-host`` (started by codex on every tool turn) imports this package
-# and must not pay for pydantic and the rest.
+# Imported on first use: the console script's ``mcp-host`` (started by codex on tool turns)
+# imports this package and must not pay for pydantic and the rest.
 _LAZY = {
     "HostConfig": ".config",
     "AgentBusyError": ".errors",
+    "AppServerError": ".errors",
+    "BridgeError": ".errors",
+    "CodexHomeError": ".errors",
     "CodexNotFoundError": ".errors",
+    "CodexProcessError": ".errors",
     "ConfigError": ".errors",
     "InvalidRequestError": ".errors",
     "ProviderError": ".errors",
     "SessionFormatError": ".errors",
+    "ThreadBusyError": ".errors",
     "ErrorEvent": ".events",
     "Event": ".events",
     "Notice": ".events",
@@ -50,14 +81,18 @@ _LAZY = {
     "ToolResult": ".events",
     "Usage": ".events",
     "CodexProvider": ".provider",
+    "EngineInfo": ".provider",
     "AgentContext": ".requests",
-    "ToolOutput": ".requests",
+    "ConsumeResult": ".requests",
     "ToolCallRequest": ".requests",
+    "ToolHandler": ".requests",
+    "ToolImage": ".requests",
+    "ToolOutput": ".requests",
     "ToolSpec": ".requests",
     "TurnError": ".requests",
     "TurnRequest": ".requests",
     "TurnResult": ".requests",
-    "Turn": ".turn",
+    "Turn": "._turn.runner",
 }
 
 
@@ -70,14 +105,20 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402 - after the lazy table, on purpose: light
 
 __all__ = [
     "AgentBusyError",
     "AgentContext",
+    "AppServerError",
+    "BridgeError",
+    "CodexHomeError",
     "CodexNotFoundError",
+    "CodexProcessError",
     "CodexProvider",
     "ConfigError",
+    "ConsumeResult",
+    "EngineInfo",
     "ErrorEvent",
     "Event",
     "HostConfig",
@@ -86,8 +127,11 @@ __all__ = [
     "ProviderError",
     "SessionFormatError",
     "TextDelta",
+    "ThreadBusyError",
     "ToolCall",
     "ToolCallRequest",
+    "ToolHandler",
+    "ToolImage",
     "ToolOutput",
     "ToolResult",
     "ToolSpec",

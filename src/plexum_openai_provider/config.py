@@ -8,15 +8,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ._io.text import lone_surrogate
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "HostConfig", "load_config_file"]
+__all__ = ["DEFAULT_MODEL", "MAX_TIMEOUT_S", "EngineName", "HostConfig", "load_config_file"]
 
 DEFAULT_MODEL = "codex"
+
+# A week. Timeouts are also handed to codex (a tool's limit), which refuses a value that does not
+# fit its Duration (`tool_timeout_s: 1e300` broke every tool turn), and an infinite turn would
+# never be ended: every timeout is finite and at most this.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+
+EngineName = Literal["app-server", "exec"]
+
+
+def _timeout(default: float) -> Any:
+    return Field(default=default, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
 
 class HostConfig(BaseModel):
@@ -28,10 +40,12 @@ class HostConfig(BaseModel):
     extra_args: tuple[str, ...] = ()
     supported_models: tuple[str, ...] = Field(default=(DEFAULT_MODEL,), min_length=1)
     model_args: dict[str, str] = Field(default_factory=dict)
-    turn_timeout_s: float = Field(default=1800.0, gt=0)
-    idle_timeout_s: float = Field(default=600.0, gt=0)
-    tool_timeout_s: float = Field(default=300.0, gt=0)
+    turn_timeout_s: float = _timeout(1800.0)
+    idle_timeout_s: float = _timeout(600.0)
+    tool_timeout_s: float = _timeout(300.0)
     consume_marker: str = Field(default="...(tool called)", min_length=1)
+    # None: the app-server, falling back to exec (with a notice) where it cannot be used.
+    engine: EngineName | None = None
 
     @classmethod
     def parse(cls, data: Any) -> HostConfig:
@@ -52,6 +66,12 @@ class HostConfig(BaseModel):
         return config
 
     def _check_values(self) -> None:
+        for key in type(self).model_fields:
+            text = lone_surrogate(getattr(self, key))
+            if text is not None:
+                raise ConfigError(
+                    f"config key {key!r} has an invalid value: {text}", key=key, value=None
+                )
         for arg in self.extra_args:
             if "\0" in arg:
                 raise ConfigError(

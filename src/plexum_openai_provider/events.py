@@ -63,13 +63,43 @@ class ToolResult:
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens of one turn (not the thread's running total that codex prints)."""
+    """Token counts: the one type for them, whether a turn's (the ``usage`` event) or any other
+    figure codex reports (a thread's running total, one model response's)."""
 
     type: ClassVar[str] = "usage"
     input_tokens: int = 0
     cached_input_tokens: int = 0
     output_tokens: int = 0
     reasoning_output_tokens: int = 0
+
+    @classmethod
+    def from_wire(cls, data: Any) -> Usage:
+        """From codex's snake_case (exec JSONL, rollout) or camelCase (app-server) counts;
+        a missing or non-integer count is 0."""
+        if not isinstance(data, dict):
+            return cls()
+
+        def num(*keys: str) -> int:
+            for key in keys:
+                value = data.get(key)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+            return 0
+
+        return cls(
+            num("input_tokens", "inputTokens"),
+            num("cached_input_tokens", "cachedInputTokens"),
+            num("output_tokens", "outputTokens"),
+            num("reasoning_output_tokens", "reasoningOutputTokens"),
+        )
+
+    def plus(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.reasoning_output_tokens + other.reasoning_output_tokens,
+        )
 
 
 @dataclass(frozen=True)
@@ -95,7 +125,7 @@ _BY_TYPE: dict[str, type[Event]] = {
 
 
 class EventStream:
-    """A turn's events as an async iterator, fed as they come and ended once."""
+    """A turn's events as an async iterator, fed as they come and ended once (one reader)."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()

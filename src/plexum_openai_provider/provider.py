@@ -1,12 +1,19 @@
-"""The provider: validates turn requests, starts turns, and keeps one running turn per agent.
+"""The provider: turns for agents, one at a time per agent, on a codex engine; and consume.
 
 Use from Python::
 
     provider = await CodexProvider.create(HostConfig())
-    turn = provider.start_turn(TurnRequest(AgentContext("cx", Path("/srv/agents/cx")), "hello"))
+    turn = await provider.start_turn(
+        TurnRequest(AgentContext("cx", Path("/srv/agents/cx")), "hello")
+    )
     async for event in turn:
         print(event)
     result = await turn.result()
+    await provider.close()
+
+The provider owns the life cycle and nothing else: which turns run (one per agent), turn ids,
+each agent's lock (turns and consumes of an agent never overlap), the engine, the bridge. A turn
+is handed what it needs as values (:class:`~._turn.runner.TurnSetup`) and never reaches back.
 """
 
 from __future__ import annotations
@@ -16,59 +23,80 @@ import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from .bridge.manager import BridgeManager
-from .codex.binary import CodexBinary, resolve_codex
-from .codex.consume import ConsumeOutcome, rewrite_rollout
-from .codex.home import codex_home as default_codex_home
-from .codex.rollout import RolloutLocator
-from .codex.writer_lock import thread_writer_lock
+from ._bridge.manager import BridgeManager
+from ._codex.binary import CodexBinary, resolve_codex
+from ._codex.consume import ConsumeOutcome, rewrite_rollout
+from ._codex.home import codex_home as default_codex_home
+from ._codex.rollout import RolloutLocator
+from ._codex.writer_lock import thread_writer_lock
+from ._engine.exec import ExecEngine
+from ._engine.seam import Engine
+from ._io.files import sweep_temporaries
+from ._turn.runner import Turn, TurnSetup, start_turn
+from ._turn.thread_store import is_thread_id
+from ._turn.workspace import (
+    WorkspaceLocks,
+    claim_workspace,
+    default_lock_dir,
+    lock_workspace,
+)
 from .config import HostConfig
 from .errors import AgentBusyError, InvalidRequestError
-from .requests import AgentContext, ConsumeResult, ToolHandler, TurnRequest, validate_tools
-from .thread_store import is_thread_id, read_thread_id
-from .turn import Turn
+from .events import Notice
+from .requests import AgentContext, ConsumeResult, ToolHandler, TurnRequest, check_text
 
-__all__ = ["MAX_PROMPT_CHARS", "CodexProvider"]
+__all__ = ["CodexProvider", "EngineInfo"]
 
 log = logging.getLogger(__name__)
 
 _TURN_IDS_KEPT = 100_000
 
-# codex 0.163 refuses a longer input ("input_too_large", max_chars 1048576) after it has already
-# created a thread: refuse it here, before anything runs.
-MAX_PROMPT_CHARS = 1_048_576
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Which engine runs turns, and why when it is not the one asked for."""
+
+    name: str
+    requested: str
+    fallback_reason: str | None = None
 
 
 class CodexProvider:
     def __init__(
         self,
         config: HostConfig,
-        binary: CodexBinary,
+        engine: Engine,
         *,
+        binary: CodexBinary | None = None,
         env: Mapping[str, str] | None = None,
         tool_handler: ToolHandler | None = None,
         socket_dir: Path | None = None,
+        lock_dir: Path | None = None,
+        engine_info: EngineInfo | None = None,
     ) -> None:
+        """Most callers want :meth:`create`; this takes a ready engine (tests give a fake)."""
         self.config = config
         self.binary = binary
-        self.env: dict[str, str] = dict(os.environ if env is None else env)
-        self.codex_home: Path = default_codex_home(self.env)
-        self.locator = RolloutLocator(self.codex_home)
-        self.bridge = BridgeManager(
-            binary.path,
-            self.codex_home,
-            self.env,
-            config.tool_timeout_s,
-            tool_handler,
-            socket_dir=socket_dir,
+        self.engine_info = engine_info or EngineInfo(engine.name, engine.name)
+        self._engine = engine
+        self._env: dict[str, str] = dict(os.environ if env is None else env)
+        self.codex_home: Path = default_codex_home(self._env)
+        self._locator = RolloutLocator(self.codex_home)
+        self._bridge = BridgeManager(
+            self.codex_home, config.tool_timeout_s, tool_handler, socket_dir=socket_dir
         )
+        self._tool_handler = tool_handler
+        self._locks = WorkspaceLocks(lock_dir or default_lock_dir())
         self._running: dict[str, Turn] = {}
-        # Held by a turn while its codex runs and by consume while it rewrites: never both.
+        self._starting: set[str] = set()
         self._agent_locks: dict[str, asyncio.Lock] = {}
+        self._noticed: set[str] = set()  # agents told of an engine fallback
         # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
         self._turn_ids: dict[str, None] = {}
+        self._closed = False
 
     @classmethod
     async def create(
@@ -78,80 +106,128 @@ class CodexProvider:
         env: Mapping[str, str] | None = None,
         tool_handler: ToolHandler | None = None,
         socket_dir: Path | None = None,
+        lock_dir: Path | None = None,
     ) -> CodexProvider:
-        """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs).
-
-        ``tool_handler`` answers the host tools of turns that offer ``tools``."""
+        """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs) and start the
+        engine. ``tool_handler`` answers the host tools of turns that offer ``tools``."""
         config = config or HostConfig()
         binary = await resolve_codex(config.binary)
-        provider = cls(config, binary, env=env, tool_handler=tool_handler, socket_dir=socket_dir)
+        environment = dict(os.environ if env is None else env)
+        engine = ExecEngine(binary.path, environment, config.extra_args)
+        provider = cls(
+            config,
+            engine,
+            binary=binary,
+            env=environment,
+            tool_handler=tool_handler,
+            socket_dir=socket_dir,
+            lock_dir=lock_dir,
+        )
         if tool_handler is not None:
-            provider.bridge.preload()
+            provider._bridge.preload()
+        provider._sweep_on_start()
         return provider
 
     @property
     def models(self) -> list[str]:
         return list(self.config.supported_models)
 
-    def start_turn(self, request: TurnRequest) -> Turn:
-        """Validate and start; raises InvalidRequestError or AgentBusyError before anything runs."""
-        self.validate(request)
-        if request.agent.id in self._running:
-            raise AgentBusyError(request.agent.id)
-        turn_id = request.turn_id or f"t-{uuid.uuid4().hex[:12]}"
-        if turn_id in self._turn_ids:
-            raise InvalidRequestError(f"turn_id {turn_id!r} was already used", field="turn_id")
-        self._turn_ids[turn_id] = None
-        if len(self._turn_ids) > _TURN_IDS_KEPT:
-            del self._turn_ids[next(iter(self._turn_ids))]
-        turn = Turn(self, request, turn_id)
-        self._running[request.agent.id] = turn
-        self.prepare_turn(turn)
-        turn.start()
-        return turn
-
-    def prepare_turn(self, turn: Turn) -> None:
-        """Attach the bridge (and the block reader) to a turn before it runs."""
-        self.bridge.attach(turn)
-
-    def validate(self, request: TurnRequest) -> None:
-        request.agent.validate()
-        if not isinstance(request.prompt, str) or not request.prompt:
-            raise InvalidRequestError("the user message is empty", field="messages")
-        if len(request.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequestError(
-                f"the user message is {len(request.prompt)} characters long; codex accepts at most"
-                f" {MAX_PROMPT_CHARS}",
-                field="messages",
-            )
-        if "\0" in request.prompt:
-            raise InvalidRequestError("the user message contains a NUL byte", field="messages")
+    # -- turns -------------------------------------------------------------------------------
+    def _validate(self, request: TurnRequest) -> None:
+        request.validate()
         if request.model is not None and request.model not in self.config.supported_models:
             raise InvalidRequestError(
                 f"model {request.model!r} is not advertised (supported: "
                 f"{', '.join(self.config.supported_models)})",
                 field="model",
             )
-        validate_tools(request.tools)
-        if request.tools and self.bridge.tool_handler is None:
+        if request.tools and self._tool_handler is None:
             raise InvalidRequestError(
                 "this provider has no tool_handler, so it cannot offer tools", field="tools"
             )
-        if request.turn_id is not None and (
-            not isinstance(request.turn_id, str) or not request.turn_id
-        ):
-            raise InvalidRequestError("turn_id must be a non-empty string", field="turn_id")
+        if request.turn_id is not None and request.turn_id in self._turn_ids:
+            raise InvalidRequestError(
+                f"turn_id {request.turn_id!r} was already used", field="turn_id"
+            )
 
-    def agent_lock(self, agent_id: str) -> asyncio.Lock:
+    async def start_turn(self, request: TurnRequest) -> Turn:
+        """Validate and start. Raises InvalidRequestError, AgentBusyError (here or in another
+        plugin process), BridgeError or CodexHomeError before anything runs; once a turn is
+        returned, every failure is its result."""
+        if self._closed:
+            raise AgentBusyError(request.agent.id, holder="a provider that is closing")
+        self._validate(request)
+        agent_id = request.agent.id
+        if agent_id in self._running or agent_id in self._starting:
+            raise AgentBusyError(agent_id)
+        turn_id = request.turn_id or f"t-{uuid.uuid4().hex[:12]}"
+        bridge = self._bridge.for_turn(turn_id, agent_id, request.tools)
+        self._starting.add(agent_id)
+        self._remember_turn_id(turn_id)
+        try:
+            claim = await asyncio.to_thread(
+                claim_workspace,
+                self._locks,
+                agent_id,
+                request.agent.workspace,
+                codex_home=self.codex_home,
+                engine_holds=self._engine.holds_thread,
+            )
+        except BaseException:
+            self._turn_ids.pop(turn_id, None)  # refused: the host may use the id again
+            raise
+        finally:
+            self._starting.discard(agent_id)
+        # Nothing below can fail: only now is the turn registered as running.
+        setup = TurnSetup(
+            request=request,
+            turn_id=turn_id,
+            engine=self._engine,
+            locator=self._locator,
+            model=self.config.model_arg(request.model or self.config.supported_models[0]),
+            turn_timeout_s=self.config.turn_timeout_s,
+            idle_timeout_s=self.config.idle_timeout_s,
+            agent_lock=self._agent_lock(agent_id),
+            bridge=bridge,
+            claim=claim,
+            notices=self._notices_for(agent_id),
+            on_end=lambda: self._turn_ended(agent_id, turn_id),
+        )
+        turn, task = start_turn(setup)
+        self._running[agent_id] = turn
+        # Also when the task ends in a way its own `finally` never saw (cancelled unstarted).
+        task.add_done_callback(lambda _: self._turn_ended(agent_id, turn_id))
+        return turn
+
+    def _remember_turn_id(self, turn_id: str) -> None:
+        self._turn_ids[turn_id] = None
+        if len(self._turn_ids) > _TURN_IDS_KEPT:
+            del self._turn_ids[next(iter(self._turn_ids))]
+
+    def _notices_for(self, agent_id: str) -> tuple[Notice, ...]:
+        reason = self.engine_info.fallback_reason
+        if reason is None or agent_id in self._noticed:
+            return ()
+        self._noticed.add(agent_id)
+        return (Notice("engine_fallback", reason),)
+
+    def _turn_ended(self, agent_id: str, turn_id: str) -> None:
+        turn = self._running.get(agent_id)
+        if turn is not None and turn.turn_id == turn_id:
+            del self._running[agent_id]
+
+    def _agent_lock(self, agent_id: str) -> asyncio.Lock:
         return self._agent_locks.setdefault(agent_id, asyncio.Lock())
 
+    # -- consume -----------------------------------------------------------------------------
     async def consume(
         self, agent: AgentContext, block_ids: Sequence[str], marker: str | None = None
     ) -> ConsumeResult:
         """Rewrite the agent's codex session so that a resumed turn sends the model ``"{}"`` as
         these calls' arguments and ``marker`` as their outputs. Waits for a running turn of the
         agent; takes codex's writer lock of the thread (a codex started meanwhile fails cleanly).
-        Raises InvalidRequestError, SessionFormatError, or ThreadBusyError."""
+        Raises InvalidRequestError, AgentBusyError (another plugin process works in the
+        workspace), SessionFormatError, or ThreadBusyError."""
         agent.validate()
         if not isinstance(block_ids, (list, tuple)) or not all(
             isinstance(b, str) and b for b in block_ids
@@ -159,16 +235,27 @@ class CodexProvider:
             raise InvalidRequestError(
                 "block_ids must be a list of non-empty strings", field="block_ids"
             )
+        check_text(list(block_ids), "block_ids")
         if marker is not None and (not isinstance(marker, str) or not marker):
             raise InvalidRequestError("marker must be a non-empty string", field="marker")
+        check_text(marker, "marker")
         marker = marker or self.config.consume_marker
         ids = list(block_ids)
-        async with self.agent_lock(agent.id):
-            thread_id = read_thread_id(agent.workspace)
-            path = self.locator.find(thread_id) if thread_id and is_thread_id(thread_id) else None
-            if thread_id is None or path is None:
-                return ConsumeResult([], ids)
-            outcome = await asyncio.to_thread(self._rewrite, path, thread_id, ids, marker)
+        async with self._agent_lock(agent.id):
+            claim = await asyncio.to_thread(lock_workspace, self._locks, agent.id, agent.workspace)
+            try:
+                thread_id = claim.stored.thread_id
+                path = None
+                if thread_id is not None and is_thread_id(thread_id):
+                    path = await asyncio.to_thread(self._locator.find, thread_id)
+                if thread_id is None or path is None:
+                    return ConsumeResult([], ids)
+                # A loaded thread's history is in codex's memory, and its later records would go
+                # to the replaced file: the engine lets go of it first.
+                await self._engine.release_thread(thread_id)
+                outcome = await asyncio.to_thread(self._rewrite, path, thread_id, ids, marker)
+            finally:
+                claim.release()
         log.info(
             "consume for agent %r: %d consumed, %d not found%s",
             agent.id,
@@ -182,15 +269,29 @@ class CodexProvider:
         with thread_writer_lock(self.codex_home, thread_id):
             return rewrite_rollout(path, thread_id, ids, marker)
 
-    def _turn_ended(self, turn: Turn) -> None:
-        if self._running.get(turn.request.agent.id) is turn:
-            del self._running[turn.request.agent.id]
+    def _sweep_on_start(self) -> None:
+        """Remove what consumes killed mid-rewrite left (full-size temporaries beside rollouts),
+        in the background: a long-used CODEX_HOME has many day folders."""
 
+        def sweep() -> None:
+            for root in (self.codex_home / "sessions", self.codex_home / "archived_sessions"):
+                if not root.is_dir():
+                    continue
+                for folder in {p.parent for p in root.rglob(".rollout-*.tmp")}:
+                    for removed in sweep_temporaries(folder):
+                        log.info("removed %s, left by a consume that was killed", removed)
+
+        task = asyncio.ensure_future(asyncio.to_thread(sweep))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    # -- life cycle --------------------------------------------------------------------------
     async def close(self, reason: str = "the plugin is shutting down") -> None:
-        """Cancel every running turn, wait for them to end, and for registrations under way."""
+        """Cancel every running turn, wait for them to end, stop the engine and the bridge."""
+        self._closed = True
         turns = list(self._running.values())
         for turn in turns:
             turn.cancel(reason)
         if turns:
             await asyncio.gather(*(t.result() for t in turns), return_exceptions=True)
-        await self.bridge.drain()
+        await self._engine.close()
+        await self._bridge.close()

@@ -1,4 +1,7 @@
-"""The typed inputs and outputs of a turn: agent context, turn request, turn result."""
+"""The typed inputs and outputs of a turn: agent context, turn request, turn result, host tools.
+
+Each input type validates itself (``validate``) and raises :class:`InvalidRequestError` naming the
+field, before anything runs."""
 
 from __future__ import annotations
 
@@ -11,26 +14,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ._io.text import lone_surrogate
 from .errors import InvalidRequestError
 from .events import Usage, event_to_dict
 
 __all__ = [
     "MAX_AGENT_ID",
+    "MAX_PROMPT_CHARS",
+    "MAX_TURN_ID",
     "AgentContext",
     "ConsumeResult",
     "ToolCallRequest",
     "ToolHandler",
+    "ToolImage",
     "ToolOutput",
     "ToolSpec",
     "TurnError",
     "TurnRequest",
     "TurnResult",
     "TurnStatus",
+    "check_text",
     "last_user_message",
     "validate_tools",
 ]
 
 MAX_AGENT_ID = 128
+MAX_TURN_ID = 256
+# codex 0.163 refuses a longer input ("input_too_large", max_chars 1048576) after it has already
+# created a thread: refuse it here, before anything runs.
+MAX_PROMPT_CHARS = 1_048_576
+
+
+def check_text(value: Any, field: str) -> None:
+    """InvalidRequestError if ``value`` (or any string inside it) is not valid text."""
+    problem = lone_surrogate(value)
+    if problem is not None:
+        raise InvalidRequestError(f"{field} is not valid text: {problem}", field=field)
+
 
 TurnStatus = Literal["completed", "failed", "cancelled"]
 
@@ -58,6 +78,7 @@ class AgentContext:
                 f"agent.id {self.id!r} contains control or unassigned characters", field="agent.id"
             )
         ws = str(self.workspace)
+        check_text(ws, "agent.workspace")
         if "\0" in ws or not os.path.isabs(ws):
             raise InvalidRequestError(
                 f"agent.workspace {ws!r} must be an absolute path", field="agent.workspace"
@@ -100,6 +121,8 @@ def validate_tools(tools: tuple[ToolSpec, ...]) -> None:
             raise InvalidRequestError(
                 "a tool description must be a string", field=f"{where}.description"
             )
+        check_text(tool.description, f"{where}.description")
+        check_text(tool.input_schema, f"{where}.input_schema")
         schema = tool.input_schema
         if not isinstance(schema, dict) or schema.get("type") != "object":
             raise InvalidRequestError(
@@ -127,11 +150,22 @@ class ToolCallRequest:
 
 
 @dataclass(frozen=True)
+class ToolImage:
+    """An image in a tool's answer: base64 ``data`` of type ``mime_type``. It reaches the model
+    as an MCP image; codex decides whether the model takes images (it says so in the output if
+    it drops one)."""
+
+    data: str
+    mime_type: str
+
+
+@dataclass(frozen=True)
 class ToolOutput:
-    """The host's answer to a tool call: text for the model, and whether it is an error."""
+    """The host's answer to a tool call: text for the model, images, and whether it is an error."""
 
     text: str
     is_error: bool = False
+    images: tuple[ToolImage, ...] = ()
 
 
 ToolHandler = Callable[[ToolCallRequest], Awaitable[ToolOutput]]
@@ -146,6 +180,34 @@ class TurnRequest:
     model: str | None = None
     turn_id: str | None = None
     tools: tuple[ToolSpec, ...] = ()
+
+    def validate(self) -> None:
+        """Everything that needs no config (the provider checks ``model`` against its own)."""
+        self.agent.validate()
+        if self.turn_id is not None:
+            if not isinstance(self.turn_id, str) or not self.turn_id:
+                raise InvalidRequestError("turn_id must be a non-empty string", field="turn_id")
+            if len(self.turn_id) > MAX_TURN_ID:
+                raise InvalidRequestError(
+                    f"turn_id is {len(self.turn_id)} characters long; at most {MAX_TURN_ID}",
+                    field="turn_id",
+                )
+            check_text(self.turn_id, "turn_id")
+        prompt = self.prompt
+        if not isinstance(prompt, str) or not prompt:
+            raise InvalidRequestError("the user message is empty", field="messages")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidRequestError(
+                f"the user message is {len(prompt)} characters long; codex accepts at most"
+                f" {MAX_PROMPT_CHARS}",
+                field="messages",
+            )
+        if "\0" in prompt:
+            raise InvalidRequestError("the user message contains a NUL byte", field="messages")
+        check_text(prompt, "messages")
+        if self.model is not None:
+            check_text(self.model, "model")
+        validate_tools(self.tools)
 
 
 @dataclass(frozen=True)

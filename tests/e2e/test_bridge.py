@@ -9,15 +9,14 @@ import socket
 import stat
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from plexum_openai_provider import AgentContext, TextDelta, ToolOutput, ToolSpec
-from plexum_openai_provider.bridge.names import mcp_namespace, server_name, socket_path
-from plexum_openai_provider.bridge.registration import bridge_command, plugin_command
+from plexum_openai_provider._bridge.names import mcp_namespace, server_name, socket_path
+from plexum_openai_provider._bridge.relay import relay_command
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import (
     FunctionCall,
@@ -27,6 +26,7 @@ from plexum_openai_provider.testing import (
     ScriptedModelServer,
 )
 from tests.conftest import codex_at_least, host_config
+from tests.helpers import plugin_script
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -97,7 +97,7 @@ async def test_the_model_calls_a_host_tool_and_gets_its_output(
     assert f"{mcp_namespace(server_name('cx'))}.get_weather" in first.tool_names()
     assert "Sunny in Paris, 21 °C" in outputs(second)["call_w1"]
     assert len(sock.parent.name) and len(os.fsencode(sock)) < 100
-    assert not sock.exists()  # nobody listens outside the turn
+    assert not sock.exists()  # the plugin is gone, and its socket with it
 
 
 async def test_errors_timeouts_and_parallel_calls(
@@ -179,11 +179,15 @@ async def test_two_agents_at_once_see_only_their_own_tools(
 
     model_server.script = script
     calls: list[str] = []
+    both_inside = asyncio.Event()
 
     def tool(name: str) -> Any:
         async def run(args: dict[str, Any]) -> str:
             calls.append(name)
-            await asyncio.sleep(0.5)  # both turns are inside a tool call at the same time
+            if len(calls) == 2:
+                both_inside.set()
+            # A barrier: each call returns only once both turns are inside a tool call.
+            await asyncio.wait_for(both_inside.wait(), 30)
             return f"{name} ran"
 
         return run
@@ -212,59 +216,48 @@ async def test_two_agents_at_once_see_only_their_own_tools(
         assert not any(other in name for name in names), names
 
 
-async def test_concurrent_first_turns_leave_correct_registrations(
+async def test_the_bridge_is_given_inline_and_config_toml_is_never_edited(
     plugin_env: dict[str, str],
     tmp_path: Path,
     model_server: ScriptedModelServer,
     codex_home: Path,
     socket_dir: Path,
 ) -> None:
-    agents = [f"agent-{i}" if i % 2 else f"Agent {i}/ü" for i in range(10)]
-    async with (
-        await PluginClient.spawn(env=plugin_env) as one,
-        await PluginClient.spawn(env=plugin_env) as two,
-    ):
-        await asyncio.gather(one.initialize(host_config()), two.initialize(host_config()))
+    """No registration: codex gets each agent's MCP server per run (or per thread), so nothing is
+    written to the shared config.toml, and an old registration of the same name (round 1 wrote
+    them disabled) neither disables nor changes the server codex is given."""
+    config = codex_home / "config.toml"
+    config.write_text(
+        config.read_text()
+        + f'\n[mcp_servers.{server_name("agent-1")}]\ncommand = "/old/plugin"\n'
+        + 'args = ["mcp-host"]\nenabled = false\n'
+    )
+    before = config.read_bytes()
+    agents = [f"agent-{i}" if i % 2 else f"Agent {i}/ü" for i in range(4)]
+    seen: list[str] = []
+
+    def script(request: ResponsesRequest) -> Reply:
+        agent = request.last_user_text()
+        if request.items_of_type("function_call_output"):
+            return Message(f"{agent} done")
+        return call("whoami", {}, agent=agent)
+
+    model_server.script = script
+    async with await PluginClient.spawn(
+        env=plugin_env, tools={"whoami": lambda args: seen.append("x") or "ok"}
+    ) as one:
+        await one.initialize(host_config())
         turns = []
         for i, agent in enumerate(agents):
             ws = tmp_path / f"ws{i}"
             ws.mkdir()
             turns.append(
-                (one if i % 2 else two).start_turn(f"t-{i}", AgentContext(agent, ws), "hi")
+                one.start_turn(f"t-{i}", AgentContext(agent, ws), agent, tools=[ToolSpec("whoami")])
             )
         results = await asyncio.gather(*(t.result() for t in turns))
-    assert all(r.status == "completed" for r in results)
-    config = tomllib.loads((codex_home / "config.toml").read_text())
-    servers = config["mcp_servers"]
-    assert len(servers) == 10
-    command = bridge_command()
-    for agent in agents:
-        table = servers[server_name(agent)]
-        assert [table["command"], *table["args"]] == [*command, "mcp-host"]
-        assert table["env"] == {
-            "PLEXUM_MCP_SOCKET": str(socket_path(agent, codex_home, socket_dir)),
-            "PLEXUM_MCP_AGENT_ID": agent,
-        }
-        assert table["enabled"] is False and table["required"] is True
-    assert config["model_provider"] == "scripted"  # the rest of the file survived
-    assert len({server_name(a) for a in agents}) == 10
-
-
-async def test_a_stale_registration_is_refreshed(
-    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
-) -> None:
-    config = codex_home / "config.toml"
-    config.write_text(
-        config.read_text()
-        + f'\n[mcp_servers.{server_name("cx")}]\ncommand = "/old/plugin"\nargs = ["mcp-host"]\n'
-    )
-    async with await PluginClient.spawn(env=plugin_env) as plugin:
-        await plugin.initialize(host_config())
-        assert (
-            await plugin.start_turn("t-1", AgentContext("cx", workspace), "hi").result()
-        ).status == "completed"
-    table = tomllib.loads(config.read_text())["mcp_servers"][server_name("cx")]
-    assert table["command"] != "/old/plugin" and table["enabled"] is False
+    assert [r.status for r in results] == ["completed"] * 4
+    assert len(seen) == 4
+    assert config.read_bytes() == before
 
 
 def test_server_names_are_valid_and_distinct() -> None:
@@ -318,7 +311,7 @@ def _mcp_exchange(env: dict[str, str], command: list[str] | None = None) -> list
         },
     ]
     done = subprocess.run(
-        [*(command or bridge_command()), "mcp-host"],
+        command or relay_command(),
         input="".join(json.dumps(m) + "\n" for m in messages),
         capture_output=True,
         text=True,
@@ -345,7 +338,7 @@ def test_mcp_host_outside_a_turn_answers_with_no_tools(tmp_path: Path) -> None:
     bare = {k: v for k, v in os.environ.items() if not k.startswith("PLEXUM_MCP")}
     assert _mcp_exchange(bare)[1]["result"] == {"tools": []}
     # The console script's `mcp-host` is the same relay.
-    assert _mcp_exchange(env, plugin_command()) == answers
+    assert _mcp_exchange(env, [plugin_script(), "mcp-host"]) == answers
 
 
 async def test_the_listener_refuses_another_agents_bridge(
@@ -382,7 +375,7 @@ async def test_the_listener_refuses_another_agents_bridge(
 
 def test_the_relay_imports_no_heavy_module() -> None:
     code = (
-        "import sys, plexum_openai_provider.cli as c, plexum_openai_provider.bridge.relay;"
+        "import sys, plexum_openai_provider.cli as c, plexum_openai_provider._bridge.relay;"
         "print(','.join(m for m in ('pydantic', 'mcp', 'anyio', 'tomlkit') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

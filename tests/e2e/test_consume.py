@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import (
+    AgentBusyError,
     AgentContext,
     CodexProvider,
     HostConfig,
@@ -30,9 +31,11 @@ from plexum_openai_provider import (
     ToolSpec,
     TurnRequest,
 )
-from plexum_openai_provider.bridge.names import mcp_namespace, server_name
-from plexum_openai_provider.codex.consume import rewrite_rollout
-from plexum_openai_provider.codex.writer_lock import thread_writer_lock
+from plexum_openai_provider._bridge.names import mcp_namespace, server_name
+from plexum_openai_provider._codex.consume import rewrite_rollout
+from plexum_openai_provider._codex.rollout import RolloutLocator
+from plexum_openai_provider._codex.writer_lock import thread_writer_lock
+from plexum_openai_provider._turn.thread_store import read_thread_id
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import (
     CustomToolCall,
@@ -41,8 +44,8 @@ from plexum_openai_provider.testing import (
     ResponsesRequest,
     ScriptedModelServer,
 )
-from plexum_openai_provider.thread_store import read_thread_id
 from tests.conftest import OPEN_PROVIDERS, codex_at_least, host_config
+from tests.helpers import wait_until
 
 NS = mcp_namespace(server_name("cx"))
 HEAVY = "HEAVY-OUTPUT " * 200
@@ -64,7 +67,7 @@ async def provider_for(env: dict[str, str], handler: Any = None, **config: Any) 
 
 
 async def run(provider: CodexProvider, ws: Path, prompt: str, **kw: Any) -> tuple[list[Any], Any]:
-    turn = provider.start_turn(TurnRequest(AgentContext("cx", ws), prompt, **kw))
+    turn = await provider.start_turn(TurnRequest(AgentContext("cx", ws), prompt, **kw))
     events = [e async for e in turn]
     return events, await turn.result()
 
@@ -72,7 +75,7 @@ async def run(provider: CodexProvider, ws: Path, prompt: str, **kw: Any) -> tupl
 def rollout_of(provider: CodexProvider, ws: Path) -> Path:
     thread = read_thread_id(ws)
     assert thread is not None
-    path = provider.locator.find(thread)
+    path = RolloutLocator(provider.codex_home).find(thread)
     assert path is not None
     return path
 
@@ -205,7 +208,7 @@ async def test_a_call_cut_off_by_cancel_is_reported_as_codex_recorded_it(
     model_server.enqueue(
         FunctionCall("t", '{"n": 1}', call_id="c_cut", namespace=NS), Message("no")
     )
-    turn = provider.start_turn(
+    turn = await provider.start_turn(
         TurnRequest(AgentContext("cx", workspace), "x", tools=(ToolSpec("t"),))
     )
     await asyncio.wait_for(entered.wait(), 30)
@@ -241,17 +244,30 @@ async def test_consume_while_a_turn_runs_is_deferred_and_loses_nothing(
         FunctionCall("t", '{"wait": true}', call_id="c_second", namespace=NS),
         Message("second done"),
     )
-    turn = provider.start_turn(TurnRequest(agent, "two", tools=(ToolSpec("t"),)))
+    turn = await provider.start_turn(TurnRequest(agent, "two", tools=(ToolSpec("t"),)))
     await asyncio.wait_for(entered.wait(), 30)
+    rewrites: list[bytes] = []
+    original = provider._rewrite
+
+    def spy(path: Path, *args: Any) -> Any:
+        rewrites.append(path.read_bytes())  # the rollout as the rewrite finds it
+        return original(path, *args)
+
+    provider._rewrite = spy  # type: ignore[method-assign]
     consume = asyncio.create_task(provider.consume(agent, ["c_first", "c_second"]))
-    await asyncio.sleep(0.3)
-    assert not consume.done()  # deferred while the turn runs
+    # The consume waits on the agent's lock (not on codex's writer lock, further on).
+    lock = provider._agent_lock("cx")
+    await wait_until(lambda: bool(lock._waiters))  # type: ignore[attr-defined]
+    assert rewrites == [] and not consume.done()
     release.set()
     events = [e async for e in turn]
     assert (await turn.result()).status == "completed"
     result = await asyncio.wait_for(consume, 30)
     assert result.consumed == ["c_first", "c_second"]
     assert TextDelta("second done") in events
+    # When the rewrite began, the turn had ended: its answer was in the file.
+    [seen] = rewrites
+    assert b"second done" in seen and b'"task_complete"' in seen
     records = [
         json.loads(line) for line in rollout_of(provider, workspace).read_text().splitlines()
     ]
@@ -271,7 +287,7 @@ async def test_consume_while_a_turn_runs_is_deferred_and_loses_nothing(
 @pytest.mark.skipif(
     not codex_at_least("0.163"), reason="codex before 0.163 has no thread writer lock"
 )
-async def test_a_second_codex_during_a_rewrite_fails_cleanly(
+async def test_a_turn_during_a_rewrite_by_another_process_is_refused(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
     provider = await provider_for(codex_env)
@@ -291,13 +307,15 @@ async def test_a_second_codex_during_a_rewrite_fails_cleanly(
     worker.start()
     assert holding.wait(10)
     try:
-        _, result = await run(provider, workspace, "resume now")
+        # The plugin sees the writer lock held by another process and refuses before codex runs
+        # (codex itself would fail "already has an active writer").
+        with pytest.raises(AgentBusyError) as err:
+            await run(provider, workspace, "resume now")
+        assert thread in err.value.message
     finally:
         done.set()
         worker.join()
-    assert result.status == "failed" and result.error.code == "codex_exited"
-    assert "active writer" in result.error.message
-    assert path.read_bytes() == before  # the other codex wrote nothing
+    assert path.read_bytes() == before  # nothing was written
     assert len(model_server.requests) == 1
     _, ok = await run(provider, workspace, "now it works")
     assert ok.status == "completed" and ok.thread_id == thread
@@ -320,7 +338,7 @@ def pad_rollout(path: Path, copies: int) -> None:
 KILLED_REWRITER = """
 import sys
 from pathlib import Path
-from plexum_openai_provider.codex.consume import rewrite_rollout
+from plexum_openai_provider._codex.consume import rewrite_rollout
 path, thread, marker = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 print("ready", flush=True)
 rewrite_rollout(path, thread, ["c_big"], marker)

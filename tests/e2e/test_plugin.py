@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import AgentContext, Notice, TextDelta, Usage
-from plexum_openai_provider.jsonrpc import JsonRpcError
+from plexum_openai_provider._jsonrpc import JsonRpcError
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
 from tests.conftest import codex_under_test_version, host_config

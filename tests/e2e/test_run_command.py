@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from plexum_openai_provider.testing import Failed, ScriptedModelServer
+from tests.helpers import plugin_script
 
-PLUGIN = shutil.which("plexum-openai-provider-plugin")
-pytestmark = pytest.mark.skipif(PLUGIN is None, reason="the package is not installed")
+PLUGIN = plugin_script()
 
 
 def run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    assert PLUGIN is not None
     return subprocess.run(
         [PLUGIN, *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
     )

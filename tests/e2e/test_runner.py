@@ -23,6 +23,7 @@ from plexum_openai_provider import (
     TurnResult,
     Usage,
 )
+from plexum_openai_provider._turn.thread_store import SESSION_FILE
 from plexum_openai_provider.testing import (
     Failed,
     FunctionCall,
@@ -32,9 +33,8 @@ from plexum_openai_provider.testing import (
     ScriptedModelServer,
 )
 from plexum_openai_provider.testing import Usage as WireUsage
-from plexum_openai_provider.thread_store import SESSION_FILE
 from tests.conftest import OPEN_PROVIDERS, host_config
-from tests.helpers import process_group_members, processes_matching, wait_until
+from tests.helpers import codex_processes, processes_matching, wait_until
 
 # codex warns once per turn that the scripted model has no metadata; it is a notice, not a failure.
 METADATA_WARNING = Notice(
@@ -53,7 +53,7 @@ async def make_provider(env: dict[str, str], **config: object) -> CodexProvider:
 async def run_turn(
     provider: CodexProvider, workspace: Path, prompt: str, **kw: object
 ) -> tuple[list[Event], TurnResult]:
-    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), prompt, **kw))  # type: ignore[arg-type]
+    turn = await provider.start_turn(TurnRequest(AgentContext("cx", workspace), prompt, **kw))  # type: ignore[arg-type]
     events = [event async for event in turn]
     return events, await turn.result()
 
@@ -151,11 +151,11 @@ async def test_failing_model_fails_the_turn(
 
 
 async def test_hanging_model_ends_by_idle_timeout_and_leaves_no_process(
-    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
     provider = await make_provider(codex_env, idle_timeout_s=1.5)
     model_server.enqueue(Hang())
-    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "hi"))
+    turn = await provider.start_turn(TurnRequest(AgentContext("cx", workspace), "hi"))
     events = [e async for e in turn]
     result = await turn.result()
 
@@ -163,8 +163,8 @@ async def test_hanging_model_ends_by_idle_timeout_and_leaves_no_process(
     assert result.error is not None and result.error.code == "timeout"
     assert "idle_timeout_s=1.5" in result.error.message
     assert ErrorEvent("timeout", result.error.message, retryable=True) in events
-    assert turn._proc is not None
-    assert process_group_members(turn._proc.pid) == []
+    await provider.close()
+    assert codex_processes(codex_home) == []
 
 
 async def test_turn_timeout_ends_a_turn_that_keeps_printing(
@@ -178,13 +178,15 @@ async def test_turn_timeout_ends_a_turn_that_keeps_printing(
 
 
 async def test_cancel_mid_tool_leaves_no_process(
-    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
     marker = f"sleep {300 + uuid.uuid4().int % 600}"
     model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": marker})))
     model_server.enqueue(Message("never reached"))
     provider = await make_provider(codex_env)
-    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "run a long command"))
+    turn = await provider.start_turn(
+        TurnRequest(AgentContext("cx", workspace), "run a long command")
+    )
     await wait_until(lambda: bool(processes_matching(marker)))
     turn.cancel()
     events = [e async for e in turn]
@@ -194,24 +196,26 @@ async def test_cancel_mid_tool_leaves_no_process(
     assert result.error is not None and result.error.code == "cancelled"
     assert ErrorEvent("cancelled", result.error.message, retryable=False) in events
     assert processes_matching(marker) == []
-    assert turn._proc is not None and process_group_members(turn._proc.pid) == []
     # The thread id is kept: the next turn resumes it.
     assert (workspace / SESSION_FILE).read_text().strip() == result.thread_id
     _, after = await run_turn(provider, workspace, "again")
     assert after.thread_id == result.thread_id and after.status == "completed"
+    await provider.close()
+    assert codex_processes(codex_home) == []
 
 
 async def test_cancel_while_waiting_for_the_model(
-    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
     model_server.enqueue(Hang())
     provider = await make_provider(codex_env)
-    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "hi"))
+    turn = await provider.start_turn(TurnRequest(AgentContext("cx", workspace), "hi"))
     await wait_until(lambda: len(model_server.requests) == 1)
     turn.cancel()
     result = await turn.result()
     assert result.status == "cancelled"
-    assert turn._proc is not None and process_group_members(turn._proc.pid) == []
+    await provider.close()
+    assert codex_processes(codex_home) == []
 
 
 PROMPTS = {
@@ -299,7 +303,7 @@ async def test_model_args_choose_the_model(
     await run_turn(provider, workspace, "big model", model="big")
     assert [r.body["model"] for r in model_server.requests] == ["scripted-model", "gpt-big-test"]
     with pytest.raises(InvalidRequestError) as err:
-        provider.start_turn(TurnRequest(AgentContext("cx", workspace), "x", model="gpt-9"))
+        await provider.start_turn(TurnRequest(AgentContext("cx", workspace), "x", model="gpt-9"))
     assert err.value.field == "model" and "gpt-9" in err.value.message
 
 
@@ -308,10 +312,10 @@ async def test_second_turn_for_a_busy_agent_is_refused(
 ) -> None:
     model_server.enqueue(Hang())
     provider = await make_provider(codex_env)
-    turn = provider.start_turn(TurnRequest(AgentContext("cx", workspace), "one"))
+    turn = await provider.start_turn(TurnRequest(AgentContext("cx", workspace), "one"))
     await wait_until(lambda: len(model_server.requests) == 1)
     with pytest.raises(AgentBusyError):
-        provider.start_turn(TurnRequest(AgentContext("cx", workspace), "two"))
+        await provider.start_turn(TurnRequest(AgentContext("cx", workspace), "two"))
     turn.cancel()
     assert (await turn.result()).status == "cancelled"
     # Free again once the turn has ended.
@@ -334,7 +338,7 @@ async def test_invalid_agent_is_refused_before_codex_runs(
 ) -> None:
     provider = await make_provider(codex_env)
     with pytest.raises(InvalidRequestError) as err:
-        provider.start_turn(TurnRequest(agent, "hi"))
+        await provider.start_turn(TurnRequest(agent, "hi"))
     assert err.value.field == field
     await asyncio.sleep(0)
     assert model_server.requests == []

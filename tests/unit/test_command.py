@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from plexum_openai_provider.codex.command import exec_argv
+from plexum_openai_provider._codex.command import McpServerSpec, exec_argv, split_app_server_args
 
 
 def test_new_thread() -> None:
@@ -15,13 +15,71 @@ def test_new_thread() -> None:
 
 
 def test_options_go_before_resume_and_the_prompt_is_stdin() -> None:
+    server = McpServerSpec(
+        "plexum-host-cx", ("/usr/bin/python3", "-I", "relay.py"), {"A": "b"}, 12.5
+    )
     argv = exec_argv(
         "codex",
         resume_thread="0199aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee",
         model="gpt-5",
-        config_overrides=["mcp_servers.x.enabled=true"],
+        mcp_server=server,
         extra_args=["--enable", "foo"],
     )
     assert argv[argv.index("resume") :] == ["resume", "0199aaaa-bbbb-7ccc-8ddd-eeeeeeeeeeee", "-"]
     head = argv[: argv.index("resume")]
-    assert head[-6:] == ["--model", "gpt-5", "-c", "mcp_servers.x.enabled=true", "--enable", "foo"]
+    assert head[5:7] == ["--model", "gpt-5"]
+    assert head[-2:] == ["--enable", "foo"]
+    overrides = [head[i + 1] for i, arg in enumerate(head) if arg == "-c"]
+    assert overrides == [
+        'mcp_servers.plexum-host-cx.command="/usr/bin/python3"',
+        'mcp_servers.plexum-host-cx.args=["-I", "relay.py"]',
+        'mcp_servers.plexum-host-cx.env={"A" = "b"}',
+        "mcp_servers.plexum-host-cx.enabled=true",
+        "mcp_servers.plexum-host-cx.required=true",
+        "mcp_servers.plexum-host-cx.tool_timeout_sec=12.5",
+    ]
+
+
+def test_the_inline_server_is_valid_toml_whatever_the_strings() -> None:
+    import tomllib
+
+    server = McpServerSpec("n", ('/p/"q"\\ü', "a b", "-c"), {"K": 'v"\n'}, 1.0)
+    for override in server.overrides():
+        key, value = override.split("=", 1)
+        parsed = tomllib.loads(f"x = {value}")["x"]
+        assert parsed == server.config()[key]
+
+
+def test_app_server_takes_config_and_feature_flags_only() -> None:
+    usable, rest = split_app_server_args(
+        [
+            "-c",
+            "a=1",
+            "--config",
+            "b=2",
+            "--config=c=3",
+            "-cd=4",
+            "--enable",
+            "x",
+            "--disable=y",
+            "--strict-config",
+            "--model",
+            "gpt",
+            "--search",
+            "-p",
+            "prof",
+        ]
+    )
+    assert usable == [
+        "-c",
+        "a=1",
+        "--config",
+        "b=2",
+        "--config=c=3",
+        "-cd=4",
+        "--enable",
+        "x",
+        "--disable=y",
+        "--strict-config",
+    ]
+    assert rest == ["--model", "gpt", "--search", "-p", "prof"]

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plexum_openai_provider.codex.exec_events import (
+from plexum_openai_provider._codex.exec_events import (
     AgentMessage,
     ErrorLine,
+    ItemCompleted,
     ItemError,
     Malformed,
     Other,
     ThreadStarted,
-    TokenCounts,
     TurnCompleted,
     TurnFailed,
     parse_exec_line,
 )
+from plexum_openai_provider.events import Usage
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -27,7 +28,7 @@ def test_recorded_lines() -> None:
     assert isinstance(parsed[1], ItemError) and parsed[1].message.startswith("Model metadata")
     assert isinstance(parsed[2], Other) and parsed[2].kind == "turn.started"
     assert parsed[3] == AgentMessage("echo: hello there")
-    assert parsed[4] == TurnCompleted(TokenCounts(300, 0, 30, 0))
+    assert parsed[4] == TurnCompleted(Usage(300, 0, 30, 0))
     assert parsed[5] == ErrorLine(
         "We’re currently experiencing high demand, which may cause temporary errors."
     )
@@ -38,13 +39,22 @@ def test_items_of_other_kinds_and_versions_are_tolerated() -> None:
     for line in [
         b'{"type":"item.started","item":{"id":"item_2","type":"command_execution",'
         b'"command":"ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}',
-        b'{"type":"item.completed","item":{"id":"item_3","type":"reasoning","text":"hmm"}}',
-        b'{"type":"item.completed","item":{"id":"item_4","type":"mcp_tool_call","server":"s",'
-        b'"tool":"t","status":"completed"}}',
         b'{"type":"item.updated","item":{"id":"item_5","type":"todo_list","items":[]}}',
+        b'{"type":"item.completed","item":"not an object"}',
         b'{"type":"some.future.event","x":1}',
     ]:
         assert isinstance(parse_exec_line(line), Other)
+
+
+def test_completed_items_say_what_completed() -> None:
+    """The runner reads the rollout for blocks when a tool item completes (codex 0.163 lines)."""
+    assert parse_exec_line(
+        b'{"type":"item.completed","item":{"id":"item_4","type":"mcp_tool_call","server":"s",'
+        b'"tool":"t","status":"completed"}}'
+    ) == ItemCompleted("item_4", "mcp_tool_call")
+    assert parse_exec_line(
+        b'{"type":"item.completed","item":{"id":"item_3","type":"reasoning","text":"hmm"}}'
+    ) == ItemCompleted("item_3", "reasoning")
 
 
 def test_malformed_lines_are_values_not_exceptions() -> None:
@@ -61,9 +71,9 @@ def test_malformed_lines_are_values_not_exceptions() -> None:
 
 
 def test_odd_shapes_degrade_gracefully() -> None:
-    assert parse_exec_line(b'{"type":"turn.completed"}') == TurnCompleted(TokenCounts())
+    assert parse_exec_line(b'{"type":"turn.completed"}') == TurnCompleted(Usage())
     assert parse_exec_line(
         b'{"type":"turn.completed","usage":{"input_tokens":"x","output_tokens":true}}'
-    ) == TurnCompleted(TokenCounts())
+    ) == TurnCompleted(Usage())
     assert parse_exec_line(b'{"type":"turn.failed"}') == TurnFailed("turn failed")
     assert parse_exec_line(b'{"type":"turn.failed","error":"plain"}') == TurnFailed("plain")

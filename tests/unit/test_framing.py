@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from plexum_openai_provider.framing import LineFramer, OversizeLine, read_lines
+from plexum_openai_provider._io.framing import LineFramer, OversizeLine, read_lines
 
 
 def test_lines_split_across_chunks_are_joined() -> None:

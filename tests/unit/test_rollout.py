@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from plexum_openai_provider.codex.exec_events import TokenCounts
-from plexum_openai_provider.codex.rollout import (
+from plexum_openai_provider._codex.rollout import (
     RolloutLocator,
     read_records,
     tool_blocks,
     turn_usage,
 )
+from plexum_openai_provider.events import Usage
 
 DATA = Path(__file__).parent.parent / "data"
 RECORDED = DATA / "rollout-0.163-tool-turn.jsonl"
@@ -19,7 +19,7 @@ THREAD = "01a20aa9-1f0f-7e20-a261-459ebb6374ca"
 
 
 def test_turn_usage_is_the_last_turn_token_usage() -> None:
-    assert turn_usage(read_records(RECORDED)) == TokenCounts(200, 0, 20, 0)
+    assert turn_usage(read_records(RECORDED)) == Usage(200, 0, 20, 0)
 
 
 def test_tool_blocks_pair_calls_with_outputs_and_keep_calls_without_one(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from plexum_openai_provider.thread_store import (
+from plexum_openai_provider._turn.thread_store import (
     SESSION_FILE,
     clear_thread_id,
     is_thread_id,
@@ -19,7 +19,7 @@ from plexum_openai_provider.thread_store import (
 WRITER = """
 import sys, itertools
 from pathlib import Path
-from plexum_openai_provider.thread_store import write_thread_id
+from plexum_openai_provider._turn.thread_store import write_thread_id
 ws, ids = Path(sys.argv[1]), sys.argv[2:]
 print("ready", flush=True)
 for tid in itertools.cycle(ids):

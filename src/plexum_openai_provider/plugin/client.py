@@ -26,9 +26,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from .._io.framing import read_lines
+from .._jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, JsonRpcError
 from ..events import Event, EventStream, event_from_dict
-from ..framing import read_lines
-from ..jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, JsonRpcError
 from ..requests import AgentContext, ToolOutput, ToolSpec, TurnResult
 
 __all__ = ["ClientTurn", "PluginClient", "ToolFunction", "ToolOutput"]
@@ -209,7 +209,12 @@ class PluginClient:
             output = await output
         if isinstance(output, str):
             output = ToolOutput(output)
-        return {"content": [{"type": "text", "text": output.text}], "is_error": output.is_error}
+        content: list[dict[str, Any]] = [{"type": "text", "text": output.text}]
+        content += [
+            {"type": "image", "data": image.data, "mime_type": image.mime_type}
+            for image in output.images
+        ]
+        return {"content": content, "is_error": output.is_error}
 
     async def _read_stderr(self) -> None:
         assert self.process.stderr is not None

@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..jsonrpc import INVALID_PARAMS, JsonRpcError
+from .._io.text import lone_surrogate
+from .._jsonrpc import INVALID_PARAMS, JsonRpcError
 
 __all__ = [
     "AgentParams",
@@ -62,11 +63,40 @@ class ConsumeParams(_Params):
 P = TypeVar("P", bound=_Params)
 
 
+def _surrogate_field(value: Any, path: str) -> tuple[str, str] | None:
+    """(the dotted path, the problem) of the first string in ``value`` that is not text."""
+    if isinstance(value, str):
+        problem = lone_surrogate(value)
+        return (path, problem) if problem else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            found = _surrogate_field(key, where) or _surrogate_field(item, where)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _surrogate_field(item, f"{path}.{i}" if path else str(i))
+            if found:
+                return found
+    return None
+
+
 def parse_params(model: type[P], params: Any) -> P:
+    """The typed params, or JsonRpcError -32602 naming the field: a missing or mistyped one, or
+    a string that is not valid text (a lone surrogate, which nothing downstream could carry)."""
     if params is None:
         params = {}
     if not isinstance(params, dict):
         raise JsonRpcError(INVALID_PARAMS, "params must be a JSON object", {"field": "params"})
+    found = _surrogate_field(params, "")
+    if found is not None:
+        field, problem = found
+        raise JsonRpcError(
+            INVALID_PARAMS,
+            f"invalid params: {field} is not valid text: {problem}",
+            {"field": field},
+        )
     try:
         return model.model_validate(params)
     except ValidationError as exc:

@@ -2,8 +2,10 @@
 
 ``initialize`` must come first (-32002 before it); ``turn/start`` answers when the turn has ended,
 after every ``turn/event`` notification of that turn; ``turn/cancel`` and ``shutdown`` stop turns;
-``session/consume`` rewrites a session. The host learns of failures as JSON-RPC errors (bad
-requests) or as the turn's ``error`` (everything that happens once a turn runs).
+``session/consume`` rewrites a session. Handlers are typed (:mod:`.params`) and routed by a
+:class:`~.._jsonrpc.Router` whose one error function (:func:`.errors.to_jsonrpc`) turns whatever a
+handler raises into the JSON-RPC error the host sees; everything that happens once a turn runs is
+the turn's own ``error`` instead.
 """
 
 from __future__ import annotations
@@ -12,31 +14,22 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .. import __version__
-from ..codex.writer_lock import ThreadBusyError
-from ..config import HostConfig
-from ..errors import (
-    AgentBusyError,
-    ConfigError,
-    InvalidRequestError,
-    ProviderError,
-    SessionFormatError,
-)
-from ..events import event_to_dict
-from ..jsonrpc import (
-    AGENT_BUSY,
-    INTERNAL_ERROR,
+from .._jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
-    METHOD_NOT_FOUND,
     NOT_INITIALIZED,
     Connection,
     ConnectionClosed,
     JsonRpcError,
+    Router,
 )
+from .._version import __version__
+from ..config import HostConfig
+from ..events import event_to_dict
 from ..provider import CodexProvider
 from ..requests import (
     AgentContext,
@@ -46,7 +39,7 @@ from ..requests import (
     TurnRequest,
     last_user_message,
 )
-from ..turn import Turn
+from .errors import to_jsonrpc
 from .params import (
     ConsumeParams,
     InitializeParams,
@@ -54,57 +47,64 @@ from .params import (
     TurnStartParams,
     parse_params,
 )
+from .tool_reply import tool_output
 
-__all__ = ["PROTOCOL_VERSION", "PluginServer"]
+__all__ = ["PLUGIN_NAME", "PROTOCOL_VERSION", "PluginServer"]
 
 log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 PLUGIN_NAME = "plexum-openai-provider"
 
+P = TypeVar("P")
+
 
 class PluginServer:
-    """Handles the host's requests on one connection (see :meth:`handle`)."""
+    """Handles the host's requests on one connection (:attr:`router` is its handler)."""
 
     def __init__(self, *, env: dict[str, str] | None = None) -> None:
         self._env = env
         self.provider: CodexProvider | None = None
         self.connection: Connection | None = None
         self._initializing: asyncio.Task[CodexProvider] | None = None
-        self._turns: dict[str, Turn] = {}
+        self._turns: dict[str, Any] = {}
         # Ids of turns that have ended, so that a cancel racing with the end is not an error.
         self._ended: deque[str] = deque(maxlen=4096)
         self.shutdown_requested = asyncio.Event()
+        self.router = Router(to_jsonrpc)
+        self.router.add("initialize", self._initialize, self._typed(InitializeParams))
+        self.router.add("shutdown", self._shutdown)
+        self.router.add("turn/start", self._ready(self._turn_start), self._typed(TurnStartParams))
+        self.router.add(
+            "turn/cancel", self._ready(self._turn_cancel), self._typed(TurnCancelParams)
+        )
+        self.router.add("session/consume", self._ready(self._consume), self._typed(ConsumeParams))
 
     def attach(self, connection: Connection) -> None:
         self.connection = connection
 
-    async def handle(self, method: str, params: Any, is_notification: bool) -> Any:
-        if method == "initialize":
-            return await self._initialize(params)
-        if method == "shutdown":
-            self.shutdown_requested.set()
-            return {}
-        handler = _METHODS.get(method)
-        if handler is None:
-            raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
-        provider = await self._ready()
-        return await handler(self, provider, params)
+    @staticmethod
+    def _typed(model: type[Any]) -> Callable[[Any], Any]:
+        return lambda params: parse_params(model, params)
 
-    async def _ready(self) -> CodexProvider:
-        # A request sent right after initialize (without waiting for its answer) waits for it.
-        if self.provider is None and self._initializing is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._initializing)
-        if self.provider is None:
-            raise JsonRpcError(NOT_INITIALIZED, "not initialized: send initialize first")
-        return self.provider
+    def _ready(self, handler: Callable[[P], Awaitable[Any]]) -> Callable[[P], Awaitable[Any]]:
+        """The handler, once initialize has succeeded (-32002 before)."""
+
+        async def run(params: P) -> Any:
+            # A request sent right after initialize (without waiting for its answer) waits for it.
+            if self.provider is None and self._initializing is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._initializing)
+            if self.provider is None:
+                raise JsonRpcError(NOT_INITIALIZED, "not initialized: send initialize first")
+            return await handler(params)
+
+        return run
 
     # -- initialize ----------------------------------------------------------------------------
-    async def _initialize(self, raw: Any) -> dict[str, Any]:
+    async def _initialize(self, params: InitializeParams) -> dict[str, Any]:
         if self.provider is not None or self._initializing is not None:
             raise JsonRpcError(INVALID_REQUEST, "initialize was already received")
-        params = parse_params(InitializeParams, raw)
         if params.protocol_version != PROTOCOL_VERSION:
             raise JsonRpcError(
                 INVALID_PARAMS,
@@ -115,23 +115,21 @@ class PluginServer:
         self._initializing = asyncio.create_task(self._create_provider(params.config))
         try:
             provider = await self._initializing
-        except ConfigError as exc:
+        except BaseException:
             self._initializing = None
-            raise JsonRpcError(
-                INVALID_PARAMS, exc.message, {"field": f"config.{exc.key}"}
-            ) from None
-        except ProviderError as exc:
-            self._initializing = None
-            raise JsonRpcError(INVALID_PARAMS, exc.message, {"code": exc.code}) from None
+            raise
         self.provider = provider
         host = params.host_info or {}
+        binary = provider.binary
         log.info(
-            "initialized by %s %s; codex %s at %s",
+            "initialized by %s %s; codex %s at %s, engine %s",
             host.get("name", "a host"),
             host.get("version", ""),
-            provider.binary.version,
-            provider.binary.path,
+            binary.version if binary else "?",
+            binary.path if binary else "?",
+            provider.engine_info.name,
         )
+        engine = provider.engine_info
         return {
             "protocol_version": PROTOCOL_VERSION,
             "plugin_info": {"name": PLUGIN_NAME, "version": __version__},
@@ -142,7 +140,15 @@ class PluginServer:
                 "consume": True,
                 "cancel": True,
             },
-            "codex": {"path": provider.binary.path, "version": provider.binary.version},
+            "codex": {
+                "path": binary.path if binary else None,
+                "version": binary.version if binary else None,
+            },
+            "engine": {
+                "name": engine.name,
+                "requested": engine.requested,
+                "fallback_reason": engine.fallback_reason,
+            },
         }
 
     async def _create_provider(self, config: dict[str, Any] | None) -> CodexProvider:
@@ -167,47 +173,38 @@ class PluginServer:
             return ToolOutput(f"the host failed the tool call: {exc.message}", is_error=True)
         except ConnectionClosed:
             return ToolOutput("the host is gone", is_error=True)
-        return _tool_output(result)
+        return tool_output(call.name, result)
 
     # -- turns ---------------------------------------------------------------------------------
-    async def _turn_start(self, provider: CodexProvider, raw: Any) -> dict[str, Any]:
-        params = parse_params(TurnStartParams, raw)
-        try:
-            prompt = last_user_message(params.messages)
-            request = TurnRequest(
-                AgentContext(params.agent.id, Path(params.agent.workspace)),
-                prompt,
-                model=params.model,
-                turn_id=params.turn_id,
-                tools=tuple(
-                    ToolSpec(t.name, t.description, dict(t.input_schema))
-                    for t in params.tools or ()
-                ),
-            )
-            turn = provider.start_turn(request)
-        except AgentBusyError as exc:
-            raise JsonRpcError(AGENT_BUSY, exc.message, {"agent_id": exc.agent_id}) from None
-        except InvalidRequestError as exc:
-            raise JsonRpcError(
-                INVALID_PARAMS, f"invalid params: {exc.field}: {exc.message}", {"field": exc.field}
-            ) from None
+    async def _turn_start(self, params: TurnStartParams) -> dict[str, Any]:
+        provider = self.provider
+        assert provider is not None and self.connection is not None
+        request = TurnRequest(
+            AgentContext(params.agent.id, Path(params.agent.workspace)),
+            last_user_message(params.messages),
+            model=params.model,
+            turn_id=params.turn_id,
+            tools=tuple(
+                ToolSpec(t.name, t.description, dict(t.input_schema)) for t in params.tools or ()
+            ),
+        )
+        turn = await provider.start_turn(request)
         self._turns[turn.turn_id] = turn
-        connection = self.connection
-        assert connection is not None
-        async for event in turn:
-            try:
-                await connection.notify(
-                    "turn/event", {"turn_id": turn.turn_id, "event": event_to_dict(event)}
-                )
-            except ConnectionClosed:
-                turn.cancel("the host closed the connection")
-        result = await turn.result()
-        del self._turns[turn.turn_id]
-        self._ended.append(turn.turn_id)
+        try:
+            async for event in turn:
+                try:
+                    await self.connection.notify(
+                        "turn/event", {"turn_id": turn.turn_id, "event": event_to_dict(event)}
+                    )
+                except ConnectionClosed:
+                    turn.cancel("the host closed the connection")
+            result = await turn.result()
+        finally:
+            del self._turns[turn.turn_id]
+            self._ended.append(turn.turn_id)
         return result.to_wire()
 
-    async def _turn_cancel(self, provider: CodexProvider, raw: Any) -> dict[str, Any]:
-        params = parse_params(TurnCancelParams, raw)
+    async def _turn_cancel(self, params: TurnCancelParams) -> dict[str, Any]:
         turn = self._turns.get(params.turn_id)
         if turn is None and params.turn_id in self._ended:
             return {}
@@ -218,40 +215,20 @@ class PluginServer:
         turn.cancel("cancelled by the host")
         return {}
 
-    async def _consume(self, provider: CodexProvider, raw: Any) -> dict[str, Any]:
-        params = parse_params(ConsumeParams, raw)
+    async def _consume(self, params: ConsumeParams) -> dict[str, Any]:
+        assert self.provider is not None
         agent = AgentContext(params.agent.id, Path(params.agent.workspace))
-        try:
-            result = await provider.consume(agent, params.block_ids, params.marker)
-        except InvalidRequestError as exc:
-            raise JsonRpcError(
-                INVALID_PARAMS, f"invalid params: {exc.field}: {exc.message}", {"field": exc.field}
-            ) from None
-        except SessionFormatError as exc:
-            raise JsonRpcError(INTERNAL_ERROR, exc.message, {"path": exc.path}) from None
-        except ThreadBusyError as exc:
-            raise JsonRpcError(INTERNAL_ERROR, str(exc)) from None
+        result = await self.provider.consume(agent, params.block_ids, params.marker)
         return {"consumed": result.consumed, "not_found": result.not_found}
+
+    async def _shutdown(self, params: Any) -> dict[str, Any]:
+        self.shutdown_requested.set()
+        return {}
 
     async def shutdown(self) -> None:
         """Cancel every running turn and wait for them to wind down (bounded by the stop steps)."""
+        if self._initializing is not None and self.provider is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._initializing), 30)
         if self.provider is not None:
             await self.provider.close()
-
-
-def _tool_output(result: Any) -> ToolOutput:
-    """The text of a host's ``host/call_tool`` result (text parts joined)."""
-    if not isinstance(result, dict):
-        return ToolOutput(f"the host answered the tool call with {result!r}", is_error=True)
-    parts = result.get("content")
-    texts = []
-    if isinstance(parts, list):
-        texts = [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return ToolOutput("\n".join(texts), is_error=result.get("is_error") is True)
-
-
-_METHODS = {
-    "turn/start": PluginServer._turn_start,
-    "turn/cancel": PluginServer._turn_cancel,
-    "session/consume": PluginServer._consume,
-}

@@ -1,5 +1,13 @@
-"""Test support shipped with the package: a scripted model server for offline codex turns."""
+"""Test support shipped with the package, for this project's tests and for host authors.
 
+* :class:`ScriptedModelServer`: a scripted Responses-API model on 127.0.0.1, so that the real
+  codex binary runs real turns offline (every request it sent is recorded);
+* :class:`FakeEngine`: a codex seam that replays recorded ``codex exec`` JSONL lines, so that turn
+  logic runs in milliseconds without codex at all.
+"""
+
+from ..events import Usage
+from .fake_codex import FakeEngine, FakeRun, exec_lines
 from .model_server import (
     CustomToolCall,
     Failed,
@@ -10,7 +18,6 @@ from .model_server import (
     Reply,
     ResponsesRequest,
     ScriptedModelServer,
-    Usage,
     echo_script,
     scripted_codex_home,
     write_codex_home,
@@ -19,6 +26,8 @@ from .model_server import (
 __all__ = [
     "CustomToolCall",
     "Failed",
+    "FakeEngine",
+    "FakeRun",
     "FunctionCall",
     "Hang",
     "HttpError",
@@ -28,6 +37,7 @@ __all__ = [
     "ScriptedModelServer",
     "Usage",
     "echo_script",
+    "exec_lines",
     "scripted_codex_home",
     "write_codex_home",
 ]

@@ -4,7 +4,7 @@
 and an isolated CODEX_HOME, so a new user sees the whole loop within a minute, with no login and
 no network. The demo model is deterministic:
 
-* "note <text>" (or "save <text>"): it calls the host tool ``save_note``;
+* "note <text>" (or "save <text>"): it calls the host tool ``save_note`` (``chat`` offers it);
 * "notes" (or "read"): it calls ``read_notes``;
 * "remember" (or "history"): it tells what it was sent of earlier tool calls, so a consumed call
   shows up as the consume marker;
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..codex.rollout import output_text
+from .._codex.records import output_text
 from .model_server import (
     FunctionCall,
     Message,
@@ -31,24 +31,7 @@ from .model_server import (
     write_codex_home,
 )
 
-__all__ = ["DEMO_TOOLS", "DemoEnvironment", "NotesTools", "demo_environment", "demo_script"]
-
-DEMO_TOOLS: list[dict[str, Any]] = [
-    {
-        "name": "save_note",
-        "description": "Save a note for the user.",
-        "input_schema": {
-            "type": "object",
-            "properties": {"text": {"type": "string"}},
-            "required": ["text"],
-        },
-    },
-    {
-        "name": "read_notes",
-        "description": "Read every saved note.",
-        "input_schema": {"type": "object", "properties": {}},
-    },
-]
+__all__ = ["DemoEnvironment", "demo_environment", "demo_script"]
 
 
 def _host_namespace(request: ResponsesRequest, tool: str) -> str | None:
@@ -96,33 +79,6 @@ def demo_script(request: ResponsesRequest) -> Reply:
     # codex sends its own context as user messages too (<environment_context>…): not the user's.
     count = sum(1 for t in request.user_texts() if not t.startswith("<"))
     return Message(f"(demo model) You said: {text!r}. Messages from you in this thread: {count}.")
-
-
-class NotesTools:
-    """The demo's host tools: notes kept in a JSON file of the host's."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def _load(self) -> list[str]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (FileNotFoundError, ValueError):
-            return []
-        return [str(x) for x in data] if isinstance(data, list) else []
-
-    def save_note(self, arguments: dict[str, Any]) -> str:
-        notes = [*self._load(), str(arguments.get("text", ""))]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(notes))
-        return f"saved note #{len(notes)}: {notes[-1]}"
-
-    def read_notes(self, arguments: dict[str, Any]) -> str:
-        notes = self._load()
-        return "\n".join(f"{i}. {n}" for i, n in enumerate(notes, 1)) or "no notes yet"
-
-    def functions(self) -> dict[str, Any]:
-        return {"save_note": self.save_note, "read_notes": self.read_notes}
 
 
 @dataclass

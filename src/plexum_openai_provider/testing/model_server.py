@@ -11,7 +11,8 @@ asyncio code.
 
 Replies:
 
-* :class:`Message` - an assistant message (``response.output_item.done`` with a ``message`` item).
+* :class:`Message` - an assistant message, streamed as ``response.output_text.delta`` events (in
+  the pieces given, with a pause between them if asked) and then ``response.output_item.done``.
 * :class:`FunctionCall` - a ``function_call`` item, with ``namespace`` for MCP tools.
 * :class:`CustomToolCall` - a ``custom_tool_call`` (code mode's ``exec``).
 * :class:`Failed` - a ``response.failed`` event.
@@ -36,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from ..events import Usage
+
 __all__ = [
     "CustomToolCall",
     "Failed",
@@ -46,32 +49,40 @@ __all__ = [
     "Reply",
     "ResponsesRequest",
     "ScriptedModelServer",
-    "Usage",
     "echo_script",
+    "scripted_codex_home",
     "write_codex_home",
 ]
 
+DEFAULT_USAGE = Usage(100, 0, 10, 0)
 
-@dataclass(frozen=True)
-class Usage:
-    input_tokens: int = 100
-    cached_input_tokens: int = 0
-    output_tokens: int = 10
-    reasoning_output_tokens: int = 0
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "input_tokens": self.input_tokens,
-            "input_tokens_details": {"cached_tokens": self.cached_input_tokens},
-            "output_tokens": self.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": self.reasoning_output_tokens},
-            "total_tokens": self.input_tokens + self.output_tokens,
-        }
+def _wire_usage(usage: Usage) -> dict[str, Any]:
+    """The Responses API's usage object."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {"cached_tokens": usage.cached_input_tokens},
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_output_tokens},
+        "total_tokens": usage.input_tokens + usage.output_tokens,
+    }
 
 
 @dataclass(frozen=True)
 class Message:
+    """``deltas``: the pieces the text is streamed in (default: the whole text as one piece);
+    ``delay_s``: the pause before each piece after the first."""
+
     text: str
+    deltas: tuple[str, ...] = ()
+    delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.deltas and "".join(self.deltas) != self.text:
+            raise ValueError("the deltas of a Message must add up to its text")
+
+    def pieces(self) -> tuple[str, ...]:
+        return self.deltas or (self.text,)
 
     def item(self, ids: Iterator[int]) -> dict[str, Any]:
         return {
@@ -217,7 +228,7 @@ class ScriptedModelServer:
         usage: Usage | None = None,
     ) -> None:
         self.script = script
-        self.usage = usage or Usage()
+        self.usage = usage or DEFAULT_USAGE
         self.requests: list[ResponsesRequest] = []
         self._queue: list[Reply] = []
         self._lock = threading.Lock()
@@ -311,7 +322,7 @@ class ScriptedModelServer:
             if isinstance(reply, HttpError):
                 await self._send(writer, reply.status, "application/json", reply.body.encode())
                 return
-            await self._send(writer, 200, "text/event-stream", self._sse(request, reply))
+            await self._stream(writer, reply)
         except (asyncio.IncompleteReadError, ConnectionError):
             return
         if not writer.is_closing():
@@ -342,38 +353,55 @@ class ScriptedModelServer:
         writer.write(head.encode() + payload)
         await writer.drain()
 
-    def _sse(self, request: ResponsesRequest, reply: Reply) -> bytes:
+    async def _stream(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
+        """The reply as server-sent events. A reply that pauses (a message with ``delay_s``) is
+        written as it happens, on a response without a length that ends with the connection;
+        any other is written at once with its length (codex 0.163 reads a long unframed stream
+        in time that grows with the square of its size: 16 MiB took a minute)."""
+        chunks: list[bytes] = []
+        paced = False
+
+        def send(name: str, data: dict[str, Any]) -> None:
+            payload = json.dumps({"type": name, **data})
+            chunks.append(f"event: {name}\ndata: {payload}\n\n".encode())
+
+        async def flush() -> None:
+            writer.write(b"".join(chunks))
+            chunks.clear()
+            await writer.drain()
+
         response_id = f"resp_{next(self._ids)}"
-        events: list[tuple[str, dict[str, Any]]] = [
-            ("response.created", {"response": {"id": response_id}}),
-        ]
+        send("response.created", {"response": {"id": response_id}})
         if isinstance(reply, Failed):
-            events.append(
-                (
-                    "response.failed",
-                    {
-                        "response": {
-                            "id": response_id,
-                            "error": {"code": reply.code, "message": reply.message},
-                        }
-                    },
-                )
-            )
+            error = {"code": reply.code, "message": reply.message}
+            send("response.failed", {"response": {"id": response_id, "error": error}})
         else:
             items = [reply] if isinstance(reply, OutputItem) else list(reply)  # type: ignore[arg-type]
-            for item in items:
-                events.append(("response.output_item.done", {"item": item.item(self._ids)}))
-            events.append(
-                (
-                    "response.completed",
-                    {"response": {"id": response_id, "usage": self.usage.to_wire()}},
+            paced = any(isinstance(i, Message) and i.delay_s > 0 for i in items)
+            if paced:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"connection: close\r\n\r\n"
                 )
-            )
-        out = []
-        for name, data in events:
-            data = {"type": name, **data}
-            out.append(f"event: {name}\ndata: {json.dumps(data)}\n\n")
-        return "".join(out).encode()
+            for index, item in enumerate(items):
+                wire = item.item(self._ids)
+                if isinstance(item, Message):
+                    added = {**wire, "status": "in_progress", "content": []}
+                    send("response.output_item.added", {"output_index": index, "item": added})
+                    where = {"item_id": wire["id"], "output_index": index, "content_index": 0}
+                    for n, piece in enumerate(item.pieces()):
+                        if n and item.delay_s:
+                            await flush()
+                            await asyncio.sleep(item.delay_s)
+                        send("response.output_text.delta", {**where, "delta": piece})
+                    send("response.output_text.done", {**where, "text": item.text})
+                send("response.output_item.done", {"output_index": index, "item": wire})
+            usage = _wire_usage(self.usage)
+            send("response.completed", {"response": {"id": response_id, "usage": usage}})
+        if paced:
+            await flush()
+        else:
+            await self._send(writer, 200, "text/event-stream", b"".join(chunks))
 
 
 def write_codex_home(codex_home: Path, base_url: str, *, extra_toml: str = "") -> Path:

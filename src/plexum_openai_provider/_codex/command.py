@@ -1,0 +1,141 @@
+"""codex command lines: ``codex exec`` of one turn, ``codex app-server``, and an MCP server defined
+inline (no ``config.toml`` entry) for either."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "APP_SERVER_CONFIG",
+    "EXEC_FLAGS",
+    "McpServerSpec",
+    "app_server_argv",
+    "exec_argv",
+    "split_app_server_args",
+]
+
+# Every turn runs unattended in the agent's workspace: no git check, no approval prompts (nobody is
+# there to answer them), JSONL on stdout.
+EXEC_FLAGS = (
+    "--skip-git-repo-check",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "--json",
+)
+
+# Without it an unsubscribed thread stays loaded, holding codex's writer lock, for 30 minutes
+# (codex 0.163/0.169): a consume could not rewrite it, and another process could not resume it.
+APP_SERVER_CONFIG = ("thread_unload_delay_secs=0",)
+
+
+@dataclass(frozen=True)
+class McpServerSpec:
+    """A stdio MCP server given to codex for one run (exec) or one thread load (app-server)."""
+
+    name: str
+    command: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    tool_timeout_s: float = 300.0
+
+    def config(self) -> dict[str, Any]:
+        """The ``mcp_servers.<name>.*`` config keys and their values.
+
+        ``required``: codex silently leaves out a server that is not ready within about a second
+        (0.169); required, it waits. ``enabled``: an older registration of the same name in
+        config.toml may say false. ``tool_timeout_sec``: codex's own per-call limit would cut a
+        slow host tool off before the plugin's ``tool_timeout_s``."""
+        prefix = f"mcp_servers.{self.name}"
+        return {
+            f"{prefix}.command": self.command[0],
+            f"{prefix}.args": list(self.command[1:]),
+            f"{prefix}.env": dict(self.env),
+            f"{prefix}.enabled": True,
+            f"{prefix}.required": True,
+            f"{prefix}.tool_timeout_sec": self.tool_timeout_s,
+        }
+
+    def overrides(self) -> list[str]:
+        """The same as ``-c key=value`` arguments (values in TOML: JSON strings, arrays and
+        numbers are TOML too; a table becomes an inline table)."""
+        out = []
+        for key, value in self.config().items():
+            out.append(f"{key}={_toml(value)}")
+        return out
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value)
+
+
+def exec_argv(
+    binary: str,
+    *,
+    resume_thread: str | None = None,
+    model: str | None = None,
+    mcp_server: McpServerSpec | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """``codex exec [options] [resume ID] -``: the prompt itself goes to stdin.
+
+    Options go before ``resume`` (codex parses them there). The prompt is read from stdin (``-``)
+    rather than passed as an argument: codex keeps stdin's bytes exactly (leading dashes, newlines,
+    any size), while an argument is limited to 128 KiB on Linux and one starting with ``-`` would
+    be taken for a flag.
+    """
+    argv = [binary, "exec", *EXEC_FLAGS]
+    if model is not None:
+        argv += ["--model", model]
+    for override in mcp_server.overrides() if mcp_server else ():
+        argv += ["-c", override]
+    argv += list(extra_args)
+    if resume_thread is not None:
+        argv += ["resume", resume_thread]
+    argv.append("-")
+    return argv
+
+
+def app_server_argv(binary: str, extra_args: Sequence[str] = ()) -> list[str]:
+    argv = [binary, "app-server"]
+    for override in APP_SERVER_CONFIG:
+        argv += ["-c", override]
+    return argv + list(extra_args)
+
+
+_WITH_VALUE = ("-c", "--config", "--enable", "--disable")
+_FLAGS = ("--strict-config",)
+
+
+def split_app_server_args(extra_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(the arguments ``codex app-server`` takes too, the ones it does not).
+
+    ``codex app-server`` (0.163/0.169) takes ``-c/--config key=value``, ``--enable`` and
+    ``--disable`` (features) and ``--strict-config``; the rest of exec's options (``--model``,
+    ``--profile``, ``--image``, ``--add-dir``, …) have no app-server form."""
+    usable: list[str] = []
+    rest: list[str] = []
+    args = list(extra_args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _WITH_VALUE and i + 1 < len(args):
+            usable += [arg, args[i + 1]]
+            i += 2
+            continue
+        if (
+            arg in _FLAGS
+            or any(arg.startswith(f"{o}=") for o in _WITH_VALUE if o != "-c")
+            or (arg.startswith("-c") and len(arg) > 2 and not arg.startswith("--"))
+        ):
+            usable.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return usable, rest

@@ -1,0 +1,220 @@
+"""One codex child process: its own process group, stdout for its owner, stderr kept in a ring.
+
+Two shapes: a ``codex exec`` gets its prompt on stdin, which is then closed, and its stdout is read
+as :attr:`CodexProcess.lines`; a ``codex app-server`` keeps stdin open and its owner speaks
+JSON-RPC on :attr:`~CodexProcess.stdin` / :attr:`~CodexProcess.stdout`.
+
+Stopping is bounded and escalates: SIGINT to the whole group (codex records the turn as aborted and
+ends its tools), then SIGTERM, then SIGKILL. SIGTERM alone leaves codex's children orphaned (codex
+0.169), so signals always go to the group, and to any descendant that left the group (a tool that
+called setsid), found through /proc before the first signal. Killing only npm's node wrapper
+leaves the native codex running: the group signal reaches both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .._io.framing import OversizeLine, read_lines
+
+__all__ = ["CodexProcess", "descendants", "signal_tree"]
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_BYTES = 16 * 1024
+PIPE_DRAIN_S = 2.0
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return children
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_bytes()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after the last ')'.
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
+    children = _children_map()
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def signal_tree(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to ``pid``'s process group and to every descendant of ``pid`` (which may
+    have left the group)."""
+    targets = descendants(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    for target in [pid, *targets]:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(target, sig)
+
+
+class CodexProcess:
+    """Started by :meth:`start`; always :meth:`stop` or :meth:`wait` it.
+
+    With ``prompt`` bytes: they are written to stdin, which is then closed, and stdout comes as
+    :attr:`lines` until ``None``. Without: stdin stays open (:attr:`stdin`) and stdout is the
+    owner's to read (:attr:`stdout`)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, prompt: bytes | None) -> None:
+        self._proc = proc
+        self.pid = proc.pid
+        assert proc.stdin is not None and proc.stdout is not None
+        self.stdin = proc.stdin
+        self.stdout = proc.stdout
+        self.lines: asyncio.Queue[bytes | OversizeLine | None] = asyncio.Queue()
+        self._stderr: deque[bytes] = deque()
+        self._stderr_size = 0
+        self._tasks = [asyncio.create_task(self._read_stderr())]
+        if prompt is not None:
+            self._tasks += [
+                asyncio.create_task(self._feed_stdin(prompt)),
+                asyncio.create_task(self._read_stdout()),
+            ]
+        self._reaper = asyncio.create_task(self._reap())
+
+    @classmethod
+    async def start(
+        cls,
+        argv: Sequence[str],
+        *,
+        cwd: str | None,
+        env: Mapping[str, str] | None = None,
+        prompt: bytes | None = None,
+    ) -> CodexProcess:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # own process group, so that stop() reaches every child
+            limit=1 << 20,
+        )
+        log.debug("started codex pid %d: %s", proc.pid, list(argv))
+        return cls(proc, prompt)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        text = b"".join(self._stderr).decode("utf-8", errors="replace")
+        return text[-limit:].strip()
+
+    async def _feed_stdin(self, data: bytes) -> None:
+        stdin = self.stdin
+        try:
+            if data:
+                stdin.write(data)
+                await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            log.debug("codex closed its stdin early")
+        finally:
+            # Closed at once, always: codex reads a non-terminal stdin to its end.
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    async def _read_stdout(self) -> None:
+        try:
+            async for line in read_lines(self.stdout):
+                await self.lines.put(line)
+        finally:
+            self.lines.put_nowait(None)
+
+    async def _read_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        async for line in read_lines(self._proc.stderr, max_line=STDERR_TAIL_BYTES):
+            if isinstance(line, OversizeLine):
+                line = b"[%d bytes]" % line.size
+            log.debug("codex %d stderr: %s", self.pid, line.decode("utf-8", errors="replace"))
+            self._stderr.append(line + b"\n")
+            self._stderr_size += len(line) + 1
+            while self._stderr_size > STDERR_TAIL_BYTES and len(self._stderr) > 1:
+                self._stderr_size -= len(self._stderr.popleft())
+
+    async def _reap(self) -> None:
+        """Once codex has exited, end what it left in its group, and stop waiting for its pipes.
+
+        A leftover child that still holds stdout would otherwise keep EOF from ever coming.
+        """
+        await self._proc.wait()
+        self._signal_group(signal.SIGKILL)
+        _done, pending = await asyncio.wait(self._tasks, timeout=PIPE_DRAIN_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def wait(self) -> int:
+        """Wait for codex to exit and for its output to be read."""
+        await asyncio.shield(self._reaper)
+        code = self._proc.returncode
+        assert code is not None
+        return code
+
+    async def stop(self, *, int_grace_s: float = 3.0, term_grace_s: float = 2.0) -> int:
+        """SIGINT → wait → SIGTERM → wait → SIGKILL, to codex's group and every descendant."""
+        if self._proc.returncode is None:
+            strays = [p for p in descendants(self.pid) if _pgid(p) not in (self.pid, None)]
+            for sig, grace in (
+                (signal.SIGINT, int_grace_s),
+                (signal.SIGTERM, term_grace_s),
+                (signal.SIGKILL, None),
+            ):
+                self._signal_group(sig)
+                for pid in strays:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, sig)
+                if grace is None:
+                    break
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace)
+                    break
+                except TimeoutError:
+                    log.info("codex pid %d still running after %s, escalating", self.pid, sig.name)
+            for pid in strays:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        return await self.wait()
+
+    def kill(self) -> None:
+        """SIGKILL to the group and every descendant, now (a wedged app-server)."""
+        signal_tree(self.pid, signal.SIGKILL)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None

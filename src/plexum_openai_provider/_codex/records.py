@@ -1,0 +1,50 @@
+"""What codex's rollout records mean: which records are tool calls and outputs, and how an output
+reads as text. Written once here; the block reader and the consume rewrite both use it.
+
+A rollout line is ``{"timestamp", "ordinal", "type", "payload", "metadata"?}`` (codex 0.163+; 0.136
+has no ordinals). The model's history is rebuilt from ``response_item`` records, among them the
+calls and their outputs (codex 0.136-0.169)::
+
+    {"type":"response_item","payload":{"type":"function_call","name":…,"namespace":…,
+                                       "arguments":"{…}","call_id":"call_2"}}
+    {"type":"response_item","payload":{"type":"function_call_output","call_id":"call_2",
+                                       "output":"…" | [{"type":"input_text","text":"…"}]}}
+    {"type":"response_item","payload":{"type":"custom_tool_call","name":"exec","input":"…",…}}
+    {"type":"response_item","payload":{"type":"custom_tool_call_output","call_id":…,"output":…}}
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "CALL_FIELDS",
+    "CONSUMED_ARGUMENTS",
+    "OUTPUT_TYPES",
+    "RESPONSE_ITEM",
+    "TURN_END_EVENTS",
+    "output_text",
+]
+
+RESPONSE_ITEM = "response_item"
+# A call's record type → the field holding what the model sent (arguments, or code mode's input).
+CALL_FIELDS = {"function_call": "arguments", "custom_tool_call": "input"}
+OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})
+# What a consumed call's arguments become.
+CONSUMED_ARGUMENTS = "{}"
+# ``event_msg`` payload types codex writes when a turn ends (completed, or aborted by interrupt).
+TURN_END_EVENTS = frozenset({"task_complete", "turn_aborted"})
+
+
+def output_text(output: Any) -> str:
+    """A call output as text: codex records a string, or a list of ``input_text`` items."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):
+        return "\n".join(
+            str(part.get("text", ""))
+            for part in output
+            if isinstance(part, dict) and "text" in part
+        )
+    return json.dumps(output)

@@ -1,0 +1,166 @@
+"""The exec engine: one ``codex exec`` process per turn (the way codex is driven from scripts).
+
+:class:`ExecRun` turns a process's JSONL into :data:`~.seam.CodexEvent` values. It reads from any
+:class:`LineSource` (the real :class:`~.._codex.process.CodexProcess`, or recorded lines in
+:mod:`plexum_openai_provider.testing.fake_codex`), so the mapping is the same in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol
+
+from .._codex import exec_events as ex
+from .._codex.command import exec_argv
+from .._codex.process import CodexProcess
+from .._io.framing import OversizeLine
+from .seam import (
+    CodexError,
+    CodexEvent,
+    CodexWarning,
+    ItemDone,
+    Other,
+    ResumeFailed,
+    RunExit,
+    RunSpec,
+    Text,
+    ThreadStarted,
+    TurnDone,
+    TurnFailed,
+    Unparsed,
+)
+
+__all__ = ["ExecEngine", "ExecRun", "LineSource", "exec_event", "stderr_summary"]
+
+log = logging.getLogger(__name__)
+
+# codex 0.163/0.169 print this on stderr when `resume` names a UUID it has no rollout for.
+STALE_THREAD_MARKERS = ("no rollout found", "thread not found")
+
+
+class LineSource(Protocol):
+    """What :class:`ExecRun` needs of a process: stdout lines, then how it exited."""
+
+    lines: asyncio.Queue[bytes | OversizeLine | None]
+
+    async def wait(self) -> int: ...
+    async def stop(self) -> int: ...
+    def stderr_tail(self, limit: int = 2000) -> str: ...
+
+
+def exec_event(event: ex.ExecEvent) -> CodexEvent:
+    """One parsed exec JSONL line as a seam event."""
+    if isinstance(event, ex.ThreadStarted):
+        return ThreadStarted(event.thread_id)
+    if isinstance(event, ex.AgentMessage):
+        return Text(event.text)
+    if isinstance(event, ex.ItemError):
+        return CodexWarning(event.message)
+    if isinstance(event, ex.ItemCompleted):
+        return ItemDone(event.item_id, event.item_type)
+    if isinstance(event, ex.TurnCompleted):
+        # codex exec prints the thread's running total, not the turn's (0.163/0.169).
+        return TurnDone(event.usage, "thread")
+    if isinstance(event, ex.TurnFailed):
+        return TurnFailed(event.message)
+    if isinstance(event, ex.ErrorLine):
+        return CodexError(event.message)
+    if isinstance(event, ex.Malformed):
+        return Unparsed(event.reason)
+    return Other(event.kind)
+
+
+def stderr_summary(tail: str) -> str:
+    """The part of codex's stderr that says what went wrong: from its last ``Error`` line on,
+    without the stack backtrace; else the whole tail."""
+    lines = tail.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(("Error", "error"))]
+    if not starts:
+        return tail
+    kept = []
+    for line in lines[starts[-1] :]:
+        if line.strip().startswith("Stack backtrace"):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+class ExecRun:
+    def __init__(self, source: LineSource, *, resume: str | None) -> None:
+        self._source = source
+        self._resume = resume
+        self._thread_seen = False
+        self._exit: RunExit | None = None
+        self._done = False
+
+    async def next_event(self) -> CodexEvent | None:
+        if self._done:
+            return None
+        line = await self._source.lines.get()
+        if line is None:
+            self._done = True
+            code = await self._source.wait()
+            tail = self._source.stderr_tail()
+            self._exit = RunExit(code, stderr_summary(tail))
+            lowered = tail.lower()
+            if (
+                self._resume is not None
+                and not self._thread_seen
+                and any(marker in lowered for marker in STALE_THREAD_MARKERS)
+            ):
+                return ResumeFailed(stderr_summary(tail))
+            return None
+        if isinstance(line, OversizeLine):
+            return Unparsed(f"a {line.size}-byte codex line was skipped")
+        event = exec_event(ex.parse_exec_line(line))
+        if isinstance(event, ThreadStarted):
+            self._thread_seen = True
+        return event
+
+    async def stop(self) -> None:
+        await self._source.stop()
+
+    async def finish(self) -> RunExit:
+        if self._exit is None:
+            code = await self._source.wait()
+            self._exit = RunExit(code, stderr_summary(self._source.stderr_tail()))
+        return self._exit
+
+    def stderr_tail(self) -> str:
+        return self._source.stderr_tail()
+
+
+class ExecEngine:
+    """Runs every turn as its own ``codex exec``: nothing is shared between turns but files."""
+
+    name: Literal["exec"] = "exec"
+    rollout_lags = False
+
+    def __init__(self, binary: str, env: Mapping[str, str], extra_args: Sequence[str] = ()) -> None:
+        self.binary = binary
+        self.env = dict(env)
+        self.extra_args = tuple(extra_args)
+
+    async def start_run(self, spec: RunSpec) -> ExecRun:
+        argv = exec_argv(
+            self.binary,
+            resume_thread=spec.resume,
+            model=spec.model,
+            mcp_server=spec.mcp_server,
+            extra_args=self.extra_args,
+        )
+        process = await CodexProcess.start(
+            argv, cwd=str(spec.workspace), env=self.env, prompt=spec.prompt.encode("utf-8")
+        )
+        return ExecRun(process, resume=spec.resume)
+
+    def holds_thread(self, thread_id: str) -> bool:
+        return False  # a codex exec holds its thread only while its turn runs
+
+    async def release_thread(self, thread_id: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,195 @@
+"""The codex seam: what one run of codex gives a turn, whichever way codex is driven.
+
+An :class:`Engine` starts a :class:`CodexRun` for a :class:`RunSpec` (a workspace, a prompt, the
+thread to resume, the model, the host-tool MCP server). The run yields :data:`CodexEvent` values
+as codex reports them, can be stopped, and says how it ended (:class:`RunExit`) and what codex
+said on stderr. The turn logic (:mod:`.._turn`) only ever sees this: it runs the same on a ``codex
+exec`` per turn (:mod:`.exec`), on one shared ``codex app-server`` (:mod:`.app_server`), and on
+recorded lines in unit tests (:mod:`plexum_openai_provider.testing.fake_codex`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, TypeAlias
+
+from .._codex.command import McpServerSpec
+from ..events import Usage
+
+__all__ = [
+    "CodexError",
+    "CodexEvent",
+    "CodexRun",
+    "CodexWarning",
+    "Engine",
+    "ItemDone",
+    "Other",
+    "ResumeFailed",
+    "RunExit",
+    "RunSpec",
+    "Text",
+    "ThreadStarted",
+    "TurnDone",
+    "TurnFailed",
+    "TurnInterrupted",
+    "Unparsed",
+]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    workspace: Path
+    prompt: str
+    resume: str | None  # the thread to continue, or None for a new one
+    model: str | None  # codex's model name, or None for codex's default
+    mcp_server: McpServerSpec | None = None
+
+
+# -- what a run reports -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadStarted:
+    """The run's thread (new or resumed); ``rollout`` when the engine knows where it is."""
+
+    thread_id: str
+    rollout: Path | None = None
+
+
+@dataclass(frozen=True)
+class Text:
+    """The next piece of the answer (a streamed delta, or a whole message)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class CodexWarning:
+    """Something codex warns about and goes on (e.g. unknown model metadata)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class CodexError:
+    """An error codex reported; it ends the turn only if :class:`TurnFailed` follows."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class ItemDone:
+    """An item of the turn completed (a tool call among others): its block may be readable."""
+
+    item_id: str
+    item_type: str
+
+
+@dataclass(frozen=True)
+class TurnDone:
+    """The turn completed. ``usage`` is the turn's own tokens (``scope="turn"``) or the thread's
+    running total (``scope="thread"``, what ``codex exec`` prints)."""
+
+    usage: Usage | None
+    scope: Literal["turn", "thread"]
+
+
+@dataclass(frozen=True)
+class TurnFailed:
+    message: str
+
+
+@dataclass(frozen=True)
+class TurnInterrupted:
+    """codex ended the turn as interrupted (after a stop, or on its own)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class ResumeFailed:
+    """codex does not know the thread to resume (its rollout is gone): start a new one."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """Output the engine could not read (malformed or oversize); logged, skipped."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Other:
+    """Anything else codex reported; logged at debug."""
+
+    kind: str
+
+
+CodexEvent: TypeAlias = (
+    ThreadStarted
+    | Text
+    | CodexWarning
+    | CodexError
+    | ItemDone
+    | TurnDone
+    | TurnFailed
+    | TurnInterrupted
+    | ResumeFailed
+    | Unparsed
+    | Other
+)
+
+
+@dataclass(frozen=True)
+class RunExit:
+    """How a run ended: ``exit_code`` of codex's process (None when codex lives on, as the
+    app-server does) and what codex said about it (its stderr's last error, or a reason)."""
+
+    exit_code: int | None
+    detail: str
+
+
+class CodexRun(Protocol):
+    async def next_event(self) -> CodexEvent | None:
+        """The next event; ``None`` once the run is over (then call :meth:`finish`). Safe to
+        cancel: an event is not lost when a caller stops waiting."""
+        ...
+
+    async def stop(self) -> None:
+        """End the turn now (cancel, timeout), bounded: events keep coming until ``None``."""
+        ...
+
+    async def finish(self) -> RunExit:
+        """How the run ended (after :meth:`next_event` gave ``None``)."""
+        ...
+
+    def stderr_tail(self) -> str: ...
+
+
+class Engine(Protocol):
+    @property
+    def name(self) -> Literal["exec", "app-server"]: ...
+
+    @property
+    def rollout_lags(self) -> bool:
+        """The rollout may be written a little after codex reports the turn's end (app-server),
+        so the turn waits (bounded) for codex's end-of-turn record before its last read."""
+        ...
+
+    async def start_run(self, spec: RunSpec) -> CodexRun:
+        """Start the run; raises :class:`~plexum_openai_provider.errors.CodexProcessError` when
+        codex cannot run it."""
+        ...
+
+    def holds_thread(self, thread_id: str) -> bool:
+        """Does this engine's own codex hold the thread loaded (and its writer lock) now?"""
+        ...
+
+    async def release_thread(self, thread_id: str) -> None:
+        """Let go of the thread (unload it) so that its rollout may be rewritten."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""One turn, engine-independent: event mapping, deadlines, cancel, resume, blocks, thread record."""

@@ -1,0 +1,370 @@
+"""One turn, driven against the codex seam.
+
+A :class:`Turn` gets everything it needs as values (:class:`TurnSetup`: the engine, the request,
+the limits, the thread record, the bridge's hooks, the agent's lock) and never reaches back into
+whoever made it. It runs as a task: its events are read with ``async for event in turn``;
+:meth:`Turn.result` gives the :class:`~..requests.TurnResult` once every event has been delivered;
+:meth:`Turn.cancel` stops codex and ends the turn ``cancelled``.
+
+What a turn does, in order: report a stored thread id it cannot use; start the bridge; wait for the
+agent's lock (a consume may be rewriting); run codex, resuming the stored thread; if codex no
+longer knows that thread, say so and run again in a new one; map codex's events, keep the thread
+id, hand out tool-call blocks as they complete; end on codex's terminal event, a deadline
+(``idle_timeout_s`` without a word from codex, ``turn_timeout_s`` in all) or a cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from .._codex.command import McpServerSpec
+from .._codex.rollout import RolloutLocator
+from .._engine import seam
+from ..errors import ProviderError
+from ..events import ErrorEvent, Event, EventStream, Notice, Usage
+from ..requests import TurnError, TurnRequest, TurnResult, TurnStatus
+from .blocks import BlockWatcher, rollout_start
+from .mapping import AttemptMapper, AttemptState
+from .workspace import WorkspaceClaim
+
+__all__ = ["BridgeHooks", "Turn", "TurnSetup"]
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset({"codex_failed", "codex_exited", "timeout", "internal"})
+# How often a turn reads the rollout while a tool call is open (codex says nothing meanwhile).
+BLOCK_TICK_S = 0.05
+# After codex reports the turn's end, how long its end-of-turn record may take to be written.
+ROLLOUT_LAG_S = 1.0
+# After a stop, how long codex may take to end the run before the turn stops waiting for it.
+STOP_DRAIN_S = 15.0
+
+
+class BridgeHooks(Protocol):
+    """What the host-tool bridge gives a turn: the MCP server for codex, and its two moments."""
+
+    @property
+    def mcp_server(self) -> McpServerSpec | None: ...
+
+    @property
+    def start(self) -> Callable[[], Awaitable[None]]:
+        """Before codex starts (listen for the relay)."""
+        ...
+
+    @property
+    def end(self) -> Callable[[], Awaitable[None]]:
+        """When the turn is over."""
+        ...
+
+
+@dataclass(frozen=True)
+class TurnSetup:
+    request: TurnRequest
+    turn_id: str
+    engine: seam.Engine
+    locator: RolloutLocator
+    model: str | None  # codex's model name (None: codex's default)
+    turn_timeout_s: float
+    idle_timeout_s: float
+    agent_lock: asyncio.Lock
+    bridge: BridgeHooks
+    claim: WorkspaceClaim  # the workspace's lock, stored thread and record; released here
+    notices: tuple[Notice, ...] = ()  # sent first (e.g. the engine fell back)
+    # Called once the turn is over, before its result is delivered (whoever registered the turn
+    # as running unregisters it here, so that a caller who has the result finds the agent free).
+    on_end: Callable[[], None] | None = None
+
+
+@dataclass
+class _Attempt:
+    """How one codex run ended, with what the mapper saw."""
+
+    state: AttemptState = field(default_factory=AttemptState)
+    status: TurnStatus | None = None
+    error: TurnError | None = None
+    exit: seam.RunExit | None = None
+    watcher: BlockWatcher | None = None
+
+
+class Turn:
+    def __init__(self, setup: TurnSetup) -> None:
+        self._setup = setup
+        self.turn_id = setup.turn_id
+        self.request = setup.request
+        self._stream = EventStream()
+        self._cancel = asyncio.Event()
+        self._cancel_reason = "the turn was cancelled"
+        self._task: asyncio.Task[TurnResult] | None = None
+
+    def _start(self) -> asyncio.Task[TurnResult]:
+        self._task = asyncio.create_task(self._run(), name=f"turn {self.turn_id}")
+        return self._task
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return aiter(self._stream)
+
+    async def result(self) -> TurnResult:
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    def cancel(self, reason: str = "the turn was cancelled") -> None:
+        if not self._cancel.is_set():
+            self._cancel_reason = reason
+            self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # -- the run -----------------------------------------------------------------------------
+    def _emit(self, events: list[Event] | tuple[Event, ...]) -> None:
+        for event in events:
+            self._stream.put(event)
+
+    async def _run(self) -> TurnResult:
+        started = time.monotonic()
+        setup = self._setup
+        try:
+            result = await self._drive()
+        except ProviderError as exc:
+            result = self._failed(exc.code, exc.message)
+        except Exception as exc:
+            log.exception("turn %s failed inside the plugin", self.turn_id)
+            result = self._failed("internal", f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            try:
+                await setup.bridge.end()
+            except Exception:
+                log.exception("turn %s: ending its bridge failed", self.turn_id)
+            setup.claim.release()
+            if setup.on_end is not None:
+                setup.on_end()
+            self._stream.end()
+        log.info(
+            "turn %s of agent %s: %s in %.2f s (thread %s)",
+            self.turn_id,
+            setup.request.agent.id,
+            result.status,
+            time.monotonic() - started,
+            result.thread_id,
+        )
+        return result
+
+    def _failed(self, code: str, message: str, thread_id: str | None = None) -> TurnResult:
+        self._emit([ErrorEvent(code, message, retryable=code in RETRYABLE)])
+        return TurnResult(self.turn_id, "failed", thread_id, error=TurnError(code, message))
+
+    async def _drive(self) -> TurnResult:
+        setup = self._setup
+        self._emit(setup.notices)
+        stored = setup.claim.stored
+        if stored.problem is not None:
+            self._emit(
+                [
+                    Notice(
+                        "resume_failed",
+                        f"{stored.problem}; this turn starts a new thread and the earlier context"
+                        " is lost",
+                    )
+                ]
+            )
+        await setup.bridge.start()
+        async with setup.agent_lock:  # waits for a consume of this agent
+            try:
+                attempt = await self._attempt(stored.thread_id)
+                resume = stored.thread_id
+                if attempt.state.resume_failed is not None and not self.cancelled:
+                    self._emit(
+                        [
+                            Notice(
+                                "resume_failed",
+                                f"codex no longer knows thread {resume}; this turn starts a new"
+                                " thread and the earlier context is lost",
+                            )
+                        ]
+                    )
+                    attempt = await self._attempt(None)
+                return await self._finish(attempt)
+            finally:
+                # Inside the lock: a consume waiting for it finds the workspace free.
+                setup.claim.release()
+
+    async def _attempt(self, resume: str | None) -> _Attempt:
+        setup = self._setup
+        attempt = _Attempt()
+        if self.cancelled:
+            attempt.status = "cancelled"
+            attempt.error = TurnError("cancelled", self._cancel_reason)
+            return attempt
+        rollout, offset = (None, 0)
+        if resume is not None:
+            rollout, offset = await asyncio.to_thread(rollout_start, setup.locator, resume)
+        watcher = attempt.watcher = BlockWatcher(setup.locator, rollout, offset)
+        spec = seam.RunSpec(
+            workspace=setup.request.agent.workspace,
+            prompt=setup.request.prompt,
+            resume=resume,
+            model=setup.model,
+            mcp_server=setup.bridge.mcp_server,
+        )
+        run = await setup.engine.start_run(spec)
+        mapper = AttemptMapper(resume)
+        deadline = time.monotonic() + setup.turn_timeout_s
+        idle_since = time.monotonic()
+        stop_started: float | None = None
+        while True:
+            now = time.monotonic()
+            if stop_started is None:
+                limit = min(idle_since + setup.idle_timeout_s, deadline)
+                wait = max(limit - now, 0.0)
+            else:
+                limit = stop_started + STOP_DRAIN_S
+                wait = max(limit - now, 0.0)
+            if watcher.wants_tick:
+                wait = min(wait, BLOCK_TICK_S)
+            kind, event = await self._next(run, wait, watch_cancel=stop_started is None)
+            if kind == "cancel":
+                attempt.status = "cancelled"
+                attempt.error = TurnError("cancelled", self._cancel_reason)
+                stop_started = time.monotonic()
+                await run.stop()
+                continue
+            if kind == "timeout":
+                self._emit(watcher.poll())
+                if time.monotonic() < limit:
+                    continue  # only the block tick
+                if stop_started is not None:
+                    log.warning(
+                        "turn %s: codex did not end %g s after a stop", self.turn_id, STOP_DRAIN_S
+                    )
+                    break
+                which = "turn_timeout_s" if time.monotonic() >= deadline else "idle_timeout_s"
+                value = setup.turn_timeout_s if which == "turn_timeout_s" else setup.idle_timeout_s
+                pending = mapper.state.pending_error
+                attempt.status = "failed"
+                attempt.error = TurnError(
+                    "timeout",
+                    f"codex was stopped after {which}={value:g} s"
+                    + (f" (last codex error: {pending})" if pending else ""),
+                )
+                stop_started = time.monotonic()
+                await run.stop()
+                continue
+            if event is None:
+                break
+            idle_since = time.monotonic()
+            self._emit(mapper.feed(event))
+            if isinstance(event, seam.ThreadStarted):
+                await self._thread_started(event, mapper.state, watcher)
+            elif isinstance(event, seam.ItemDone):
+                watcher.item_done()
+            elif isinstance(event, seam.Unparsed):
+                log.warning("turn %s: %s", self.turn_id, event.reason)
+            elif isinstance(event, seam.Other):
+                log.debug("turn %s: codex %s", self.turn_id, event.kind)
+            self._emit(watcher.poll())
+        attempt.exit = await run.finish()
+        attempt.state = mapper.state
+        self._emit(mapper.close())
+        if (
+            setup.engine.rollout_lags
+            and mapper.state.ended
+            and attempt.status is None
+            and mapper.state.thread_id is not None
+        ):
+            await self._await_turn_record(watcher)
+        return attempt
+
+    async def _next(
+        self, run: seam.CodexRun, wait: float, *, watch_cancel: bool
+    ) -> tuple[Literal["event", "timeout", "cancel"], seam.CodexEvent | None]:
+        """The run's next event, unless the turn is cancelled or ``wait`` passes first."""
+        get = asyncio.ensure_future(run.next_event())
+        waiters: set[asyncio.Future[object]] = {get}  # type: ignore[arg-type]
+        cancel = None
+        if watch_cancel:
+            cancel = asyncio.ensure_future(self._cancel.wait())
+            waiters.add(cancel)  # type: ignore[arg-type]
+        try:
+            done, _ = await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in waiters:
+                if not future.done():
+                    future.cancel()
+        if get in done:
+            return "event", get.result()
+        if cancel is not None and cancel in done:
+            return "cancel", None
+        return "timeout", None
+
+    async def _thread_started(
+        self, event: seam.ThreadStarted, state: AttemptState, watcher: BlockWatcher
+    ) -> None:
+        setup = self._setup
+        stored = setup.claim.stored.thread_id
+        resumed = event.thread_id == stored and not state.new_thread
+        await asyncio.to_thread(watcher.thread, event.thread_id, event.rollout, resumed=resumed)
+        if event.thread_id != stored:
+            await asyncio.to_thread(setup.claim.record.save, event.thread_id)
+
+    async def _await_turn_record(self, watcher: BlockWatcher) -> None:
+        deadline = time.monotonic() + ROLLOUT_LAG_S
+        while True:
+            self._emit(watcher.poll())
+            if watcher.turn_ended or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.02)
+
+    async def _finish(self, attempt: _Attempt) -> TurnResult:
+        state = attempt.state
+        thread_id = state.thread_id
+        if attempt.watcher is not None:
+            self._emit(await asyncio.to_thread(attempt.watcher.finish))
+        if attempt.status is None:
+            if state.done is not None:
+                usage = self._usage(state.done, attempt.watcher)
+                self._emit([usage])
+                return TurnResult(self.turn_id, "completed", thread_id, usage)
+            if state.failed is not None:
+                attempt.status = "failed"
+                attempt.error = TurnError("codex_failed", state.failed)
+            elif state.interrupted is not None:
+                attempt.status = "failed"
+                attempt.error = TurnError(
+                    "codex_failed", f"codex interrupted the turn: {state.interrupted}"
+                )
+            else:
+                exit_ = attempt.exit or seam.RunExit(None, "")
+                detail = state.pending_error or exit_.detail or "no output"
+                code = f"code {exit_.exit_code}" if exit_.exit_code is not None else "no code"
+                attempt.status = "failed"
+                attempt.error = TurnError(
+                    "codex_exited",
+                    f"codex ended ({code}) before the turn ended: {detail}",
+                )
+        error = attempt.error
+        if error is not None:
+            self._emit([ErrorEvent(error.code, error.message, retryable=error.code in RETRYABLE)])
+        return TurnResult(self.turn_id, attempt.status, thread_id, None, error)
+
+    def _usage(self, done: seam.TurnDone, watcher: BlockWatcher | None) -> Usage:
+        """This turn's tokens: the engine's own per-turn figure, else the rollout's; codex exec
+        prints only the thread's running total, the last resort."""
+        if done.scope == "turn" and done.usage is not None:
+            return done.usage
+        recorded = watcher.usage() if watcher is not None else None
+        if recorded is not None:
+            return recorded
+        log.warning("turn %s: no per-turn usage in the rollout; using codex's total", self.turn_id)
+        return done.usage or Usage()
+
+
+def start_turn(setup: TurnSetup) -> tuple[Turn, asyncio.Task[TurnResult]]:
+    """Make the turn and start its task (the caller registers it and watches the task)."""
+    turn = Turn(setup)
+    return turn, turn._start()

@@ -1,0 +1,195 @@
+"""Who may run an agent's turn in a workspace, across plugin processes, and what must hold first.
+
+The thread record lives in the workspace, so the workspace is what is locked:
+
+* **One plugin at a time.** While a turn (or a consume) works in a workspace, its plugin process
+  holds an exclusive ``flock`` on a lock file kept per workspace (by its device and inode, so that
+  two paths to one folder are one workspace) in a 0700 folder of the plugin's user
+  (:class:`WorkspaceLocks`; within the process, the agent's asyncio lock orders turns and
+  consumes). A second plugin process that finds it held gets :class:`AgentBusyError` at once,
+  naming the holder's pid. The lock goes with its holder: a plugin killed with ``kill -9``
+  releases it instantly.
+* **One agent per workspace.** The first agent that runs in a workspace is recorded in
+  ``<workspace>/.plexum-codex-agent``; another agent id is refused (two agents sharing one thread
+  record would resume each other's conversation). Removing the file hands the workspace over.
+* **codex's own writer lock is free**, unless this plugin's own engine holds the thread (the
+  app-server keeps a loaded thread's lock): otherwise another codex (a second plugin's app-server,
+  or a codex started by hand) is writing it, and this turn would fail "active writer" after
+  paying for nothing.
+* **The workspace and CODEX_HOME can be written**: the thread id's temporary is written before
+  codex runs (:meth:`~.thread_store.ThreadRecord.reserve`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._codex.writer_lock import is_thread_writer_locked
+from .._io.files import (
+    NotRegularFile,
+    atomic_write,
+    ensure_private_dir,
+    private_runtime_dir,
+    read_small_regular_file,
+)
+from ..errors import AgentBusyError, CodexHomeError, InvalidRequestError
+from .thread_store import StoredThread, ThreadRecord, load_thread
+
+__all__ = ["OWNER_FILE", "WorkspaceClaim", "WorkspaceLocks", "claim_workspace", "default_lock_dir"]
+
+OWNER_FILE = ".plexum-codex-agent"
+LOCK_DIR_ENV = "PLEXUM_LOCK_DIR"
+
+
+def default_lock_dir() -> Path:
+    override = os.environ.get(LOCK_DIR_ENV)
+    return Path(override) if override else private_runtime_dir("plexum-openai-provider") / "locks"
+
+
+class WorkspaceLocks:
+    """This process's cross-process workspace locks, each held once however many users it has
+    here (a turn and a consume of one agent are ordered by the agent's asyncio lock)."""
+
+    def __init__(self, lock_dir: Path) -> None:
+        self.lock_dir = lock_dir
+        self._held: dict[str, tuple[int, int]] = {}  # key → (fd, users)
+        self._mutex = threading.Lock()  # acquire/release run in worker threads
+
+    def acquire(self, agent_id: str, workspace: Path) -> str:
+        """The lock's key; AgentBusyError if another process holds it."""
+        info = os.stat(workspace)
+        key = hashlib.sha256(f"{info.st_dev}:{info.st_ino}".encode()).hexdigest()[:24]
+        with self._mutex:
+            held = self._held.get(key)
+            if held is not None:
+                self._held[key] = (held[0], held[1] + 1)
+                return key
+            self._held[key] = (self._flock(key, agent_id), 1)
+        return key
+
+    def release(self, key: str) -> None:
+        with self._mutex:
+            fd, users = self._held.pop(key, (-1, 0))
+            if users > 1:
+                self._held[key] = (fd, users - 1)
+            elif fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)  # closing releases the flock
+
+    def _flock(self, key: str, agent_id: str) -> int:
+        try:
+            ensure_private_dir(self.lock_dir)
+        except OSError as exc:
+            raise CodexHomeError(
+                f"the lock folder cannot be used: {exc}", path=str(self.lock_dir)
+            ) from None
+        fd = os.open(self.lock_dir / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 256, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise AgentBusyError(agent_id, holder=holder) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        note = f"plugin process {os.getpid()} (agent {agent_id!r})".encode("utf-8", "replace")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, note, 0)
+        return fd
+
+
+@dataclass
+class WorkspaceClaim:
+    """Held while a turn or consume works in the workspace; :meth:`release` exactly once."""
+
+    locks: WorkspaceLocks
+    key: str
+    stored: StoredThread
+    record: ThreadRecord
+    _released: bool = False
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.record.release()
+            self.locks.release(self.key)
+
+
+def _check_owner(workspace: Path, agent_id: str) -> None:
+    path = workspace / OWNER_FILE
+    try:
+        content = read_small_regular_file(path, 4096)
+    except (NotRegularFile, OSError):
+        content = None  # unusable: claimed again below
+    if content is not None and not content.truncated:
+        owner = content.data.decode("utf-8", "replace").strip()
+        if owner == agent_id:
+            return
+        if owner:
+            raise InvalidRequestError(
+                f"agent.workspace {str(workspace)!r} is the workspace of agent {owner!r} (see"
+                f" {OWNER_FILE} there); each agent needs a workspace of its own. To hand it"
+                " over, remove that file",
+                field="agent.workspace",
+            )
+    atomic_write(path, agent_id.encode("utf-8") + b"\n")
+
+
+def _check_codex_home(codex_home: Path) -> None:
+    folder = codex_home if codex_home.exists() else codex_home.parent
+    for path in (folder, codex_home / "sessions"):
+        if path.exists() and not os.access(path, os.W_OK | os.X_OK):
+            raise CodexHomeError(
+                f"CODEX_HOME {codex_home}: {path} cannot be written by this user; codex could"
+                " not record the turn, so it was not started",
+                path=str(path),
+            )
+
+
+def claim_workspace(
+    locks: WorkspaceLocks,
+    agent_id: str,
+    workspace: Path,
+    *,
+    codex_home: Path,
+    engine_holds: Callable[[str], bool],
+) -> WorkspaceClaim:
+    """Everything that must hold before a turn runs (blocking I/O: call it in a worker thread).
+    Raises AgentBusyError, InvalidRequestError or CodexHomeError, holding nothing then."""
+    key = locks.acquire(agent_id, workspace)
+    record = ThreadRecord(workspace)
+    try:
+        try:
+            _check_owner(workspace, agent_id)
+            record.reserve()
+        except OSError as exc:
+            raise InvalidRequestError(
+                f"agent.workspace {str(workspace)!r} cannot be written: {exc.strerror or exc}",
+                field="agent.workspace",
+            ) from None
+        _check_codex_home(codex_home)
+        stored = load_thread(workspace)
+        thread = stored.thread_id
+        if thread and not engine_holds(thread) and is_thread_writer_locked(codex_home, thread):
+            raise AgentBusyError(
+                agent_id, holder=f"another codex process, which is writing thread {thread}"
+            )
+    except BaseException:
+        record.release()
+        locks.release(key)
+        raise
+    return WorkspaceClaim(locks, key, stored, record)
+
+
+def lock_workspace(locks: WorkspaceLocks, agent_id: str, workspace: Path) -> WorkspaceClaim:
+    """Only the cross-process lock (for a consume): AgentBusyError if another process has it."""
+    key = locks.acquire(agent_id, workspace)
+    return WorkspaceClaim(locks, key, load_thread(workspace), ThreadRecord(workspace))

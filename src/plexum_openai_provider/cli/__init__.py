@@ -1,0 +1,104 @@
+"""``plexum-openai-provider-plugin``: argv routing.
+
+* no argument or ``serve``: the plugin protocol on stdio (what the Plexum host starts);
+* ``mcp-host``: the MCP bridge that codex starts during a turn;
+* ``run``: one turn from the terminal.
+"""
+
+from __future__ import annotations
+
+# Only the standard library at module level: `mcp-host` is started by codex on every tool turn,
+# and each command imports what it needs when it runs.
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+log = logging.getLogger("plexum_openai_provider")
+
+EXIT_USAGE = 2
+
+
+def _setup_logging(level: int) -> None:
+    # stdout is the protocol (serve, mcp-host) or the answer (run): logs always go to stderr.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="plexum-openai-provider-plugin",
+        description="Plexum provider plugin for the OpenAI Codex CLI.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="speak the plugin protocol on stdio (the default)")
+    sub.add_parser("mcp-host", help="the MCP bridge codex starts during a turn (not for people)")
+    run = sub.add_parser("run", help="run one agent turn and stream the answer")
+    run.add_argument("--workspace", type=Path, help="the agent's workspace folder")
+    run.add_argument("--demo", action="store_true", help="a scripted model, no login, no network")
+    run.add_argument("--agent", default="cli", help="agent id (default: cli)")
+    run.add_argument("--model", help="one of the advertised models (default: the first)")
+    run.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
+    run.add_argument("--json", action="store_true", help="print canonical events as JSON lines")
+    run.add_argument(
+        "message",
+        help="the user's message; '-' reads it from stdin (put '--' before a message"
+        " that starts with '-')",
+    )
+    chat = sub.add_parser("chat", help="talk to an agent by hand, through the plugin process")
+    chat.add_argument("--workspace", type=Path, help="the agent's workspace folder")
+    chat.add_argument("--agent", default="chat", help="agent id (default: chat)")
+    chat.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
+    chat.add_argument("--demo", action="store_true", help="a scripted model, no login, no network")
+    doctor = sub.add_parser("doctor", help="check the codex install, login and registrations")
+    doctor.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["mcp-host"]:
+        from .._bridge.relay import relay_main
+
+        return relay_main()
+    if not args or args[0] == "serve":
+        from ..plugin.serve import serve_stdio
+
+        _setup_logging(_env_log_level(logging.INFO))
+        return serve_stdio()
+    parser = _parser()
+    ns = parser.parse_args(args)
+    _setup_logging(logging.DEBUG if ns.verbose else _env_log_level(logging.WARNING))
+    if ns.command == "run":
+        from .run import run_command
+
+        return run_command(ns)
+    if ns.command == "chat":
+        from .chat import chat_command
+
+        return chat_command(ns)
+    if ns.command == "doctor":
+        from .doctor import doctor_command
+
+        return doctor_command(ns)
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _env_log_level(default: int) -> int:
+    """``PLEXUM_LOG_LEVEL`` (debug, info, warning, error) overrides the command's default."""
+    name = os.environ.get("PLEXUM_LOG_LEVEL", "").upper()
+    level = logging.getLevelName(name) if name else default
+    return level if isinstance(level, int) else default
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

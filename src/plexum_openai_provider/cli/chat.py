@@ -1,0 +1,268 @@
+"""``plexum-openai-provider-plugin chat``: talk to an agent by hand, through the real plugin process.
+
+It is a small host: it spawns the plugin (so the real protocol is exercised), offers demo host
+tools (notes the agent can save and read), prints text, tool calls and results as they are
+reported and each turn's usage, and keeps the blocks of the session the way a host keeps them, in
+``<workspace>/.plexum-chat/dynamic.jsonl``. Commands: ``/blocks``, ``/consume ID…``, ``/reset``,
+``/quit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .._jsonrpc import JsonRpcError
+from .._turn.thread_store import clear_thread_id
+from ..config import load_config_file
+from ..errors import ProviderError
+from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage
+from ..plugin.client import PluginClient
+from ..requests import AgentContext, ToolSpec
+from .notes import NOTES_TOOLS, NotesTools
+
+__all__ = ["chat_command"]
+
+HELP = """commands: /blocks (tool-call blocks so far)  /consume ID…  /reset (forget the thread)  /quit
+try: "note buy milk", "notes", "remember"; Ctrl-C stops a running turn"""
+
+
+class BlockLog:
+    """The host's record of blocks: one JSON line per tool call, result and consume."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def blocks(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return out
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            block = out.setdefault(record.get("block_id", ""), {"consumed": False})
+            if record.get("kind") == "consume":
+                block["consumed"] = True
+            else:
+                block.update({k: v for k, v in record.items() if k != "kind"})
+        return out
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+async def _read(prompt: str) -> str | None:
+    try:
+        return await asyncio.to_thread(input, prompt)
+    except EOFError:
+        return None
+
+
+class Chat:
+    def __init__(
+        self, plugin: PluginClient, agent: AgentContext, log: BlockLog, *, demo: bool = False
+    ) -> None:
+        self.plugin = plugin
+        self.demo = demo
+        self.agent = agent
+        self.log = log
+        self.turns = 0
+        self.tools = [ToolSpec(t["name"], t["description"], t["input_schema"]) for t in NOTES_TOOLS]
+
+    async def turn(self, message: str) -> None:
+        self.turns += 1
+        turn_id = f"chat-{os.getpid()}-{self.turns}"
+        turn = self.plugin.start_turn(turn_id, self.agent, message, tools=self.tools)
+        loop = asyncio.get_running_loop()
+
+        cancels: list[asyncio.Task[None]] = []
+
+        def interrupt() -> None:
+            cancels.append(asyncio.ensure_future(self.plugin.cancel(turn_id)))
+
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, interrupt)
+        try:
+            async for event in turn:
+                self.show(event, turn_id)
+            result = await turn.result()
+        except JsonRpcError as exc:
+            _say(f"  [refused] {exc.message}")
+            return
+        finally:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+        if result.status != "completed":
+            _say(f"  [turn {result.status}]")
+
+    def show(self, event: object, turn_id: str) -> None:
+        if isinstance(event, TextDelta):
+            _say(f"codex> {event.text}")
+        elif isinstance(event, ToolCall):
+            _say(f"  [tool call {event.block_id}] {event.name} {event.arguments}")
+            self.log.append(
+                {
+                    "kind": "call",
+                    "turn_id": turn_id,
+                    "block_id": event.block_id,
+                    "name": event.name,
+                    "arguments": event.arguments,
+                }
+            )
+        elif isinstance(event, ToolResult):
+            flag = " (error)" if event.is_error else ""
+            _say(f"  [tool result {event.block_id}]{flag} {event.output.strip()[:200]}")
+            self.log.append(
+                {
+                    "kind": "result",
+                    "turn_id": turn_id,
+                    "block_id": event.block_id,
+                    "output": event.output,
+                    "is_error": event.is_error,
+                }
+            )
+        elif isinstance(event, Usage):
+            _say(
+                f"  [usage] input {event.input_tokens} (cached {event.cached_input_tokens}),"
+                f" output {event.output_tokens} (reasoning {event.reasoning_output_tokens})"
+            )
+        elif isinstance(event, Notice):
+            if self.demo and event.code == "codex_warning" and "Model metadata" in event.message:
+                return  # the demo's scripted model is unknown to codex, which says so every turn
+            _say(f"  [notice {event.code}] {event.message}")
+        elif isinstance(event, ErrorEvent):
+            _say(f"  [error {event.code}] {event.message}")
+
+    def show_blocks(self) -> None:
+        blocks = self.log.blocks()
+        if not blocks:
+            _say("  no blocks yet")
+        for block_id, block in blocks.items():
+            state = "consumed" if block.get("consumed") else f"{len(block.get('output', ''))} chars"
+            _say(f"  {block_id}  {block.get('name', '?')}  ({state})")
+
+    async def consume(self, ids: list[str]) -> None:
+        if not ids:
+            _say("  usage: /consume BLOCK_ID…   (see /blocks)")
+            return
+        try:
+            answer = await self.plugin.consume(self.agent, ids)
+        except JsonRpcError as exc:
+            _say(f"  [consume failed] {exc.message}")
+            return
+        for block_id in answer["consumed"]:
+            self.log.append({"kind": "consume", "block_id": block_id})
+        _say(
+            f"  consumed: {', '.join(answer['consumed']) or '-'}; not found:"
+            f" {', '.join(answer['not_found']) or '-'}"
+        )
+
+    async def loop(self) -> None:
+        while True:
+            line = await _read("you> ")
+            if line is None or line.strip() in ("/quit", "/exit"):
+                return
+            words = line.strip().split()
+            if not words:
+                continue
+            if words[0] == "/blocks":
+                self.show_blocks()
+            elif words[0] == "/consume":
+                await self.consume(words[1:])
+            elif words[0] == "/reset":
+                cleared = clear_thread_id(self.agent.workspace)
+                _say(
+                    "  thread forgotten: the next turn starts a new one"
+                    if cleared
+                    else "  no thread yet"
+                )
+            elif words[0] == "/help":
+                _say(HELP)
+            elif words[0].startswith("/"):
+                _say(f"  unknown command {words[0]}\n{HELP}")
+            else:
+                await self.turn(line)
+
+
+async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) -> int:
+    config = json.loads(ns.config.read_text()) if ns.config else {}
+    state = workspace / ".plexum-chat"
+    notes = NotesTools(state / "notes.json")
+    plugin = await PluginClient.spawn(env=env, tools=notes.functions())
+    try:
+        try:
+            init = await plugin.initialize(config)
+        except JsonRpcError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        codex = init["codex"]
+        _say(f"agent {ns.agent!r} in {workspace} — codex {codex['version']} ({codex['path']})")
+        _say(HELP)
+        chat = Chat(
+            plugin,
+            AgentContext(ns.agent, workspace),
+            BlockLog(state / "dynamic.jsonl"),
+            demo=ns.demo,
+        )
+        await chat.loop()
+    finally:
+        code = await plugin.close()
+        if code != 0:
+            print(
+                f"the plugin exited with {code}:\n" + "\n".join(plugin.stderr_tail), file=sys.stderr
+            )
+    return 0
+
+
+def chat_command(ns: argparse.Namespace) -> int:
+    if ns.config:
+        try:
+            load_config_file(ns.config)  # a clear message now rather than at initialize
+        except ProviderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    with contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        if ns.demo:
+            from ..testing.demo import demo_environment  # the scripted model, for --demo only
+
+            demo = stack.enter_context(demo_environment(env))
+            env = demo.env
+            _say(
+                "demo: a scripted model on 127.0.0.1 and a CODEX_HOME of its own; no login, no network"
+            )
+        if ns.workspace is not None:
+            workspace = ns.workspace.expanduser().absolute()
+        elif ns.demo:
+            workspace = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="plexum-chat-"))
+            )
+        else:
+            print("error: --workspace is required (or use --demo)", file=sys.stderr)
+            return 2
+        if not workspace.is_dir():
+            print(
+                f"error: workspace {workspace} does not exist or is not a folder", file=sys.stderr
+            )
+            return 2
+        return asyncio.run(_chat(ns, env, workspace))
+    return 0

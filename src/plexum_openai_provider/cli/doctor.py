@@ -1,0 +1,128 @@
+"""``plexum-openai-provider-plugin doctor``: what is wrong with this install, and how to fix it.
+
+Each line is ``ok`` or ``problem`` with its fix; the exit code is 1 when anything is wrong. It never
+prints a secret: the login is reported by its kind only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import stat
+import sys
+import tomllib
+from pathlib import Path
+
+from .._bridge.names import SERVER_PREFIX, default_socket_dir
+from .._codex.binary import CodexBinary, resolve_codex
+from .._codex.home import codex_home
+from ..config import HostConfig, load_config_file
+from ..errors import ProviderError
+
+__all__ = ["doctor_command"]
+
+
+class Report:
+    def __init__(self) -> None:
+        self.problems = 0
+
+    def ok(self, what: str) -> None:
+        print(f"ok       {what}")
+
+    def problem(self, what: str, fix: str) -> None:
+        self.problems += 1
+        print(f"problem  {what}\n         fix: {fix}")
+
+    def info(self, what: str) -> None:
+        print(f"info     {what}")
+
+
+async def _login(binary: CodexBinary, report: Report) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        binary.path,
+        "login",
+        "status",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = (out + err).decode(errors="replace")
+    if proc.returncode == 0:
+        kind = "ChatGPT" if "ChatGPT" in text else "an API key" if "API key" in text else "a login"
+        report.ok(f"codex is logged in (using {kind})")
+    else:
+        report.problem(
+            "codex is not logged in",
+            "run `codex login` as the user the daemon runs as (or `codex login --with-api-key`)",
+        )
+
+
+def _config_toml(home: Path, report: Report) -> None:
+    config_path = home / "config.toml"
+    try:
+        config = tomllib.loads(config_path.read_text())
+    except FileNotFoundError:
+        report.info(f"{config_path} does not exist yet (codex writes it on first use)")
+        return
+    except tomllib.TOMLDecodeError as exc:
+        report.problem(f"{config_path} is not valid TOML: {exc}", "repair or remove the file")
+        return
+    report.ok(f"{config_path} is valid TOML")
+    # Earlier versions registered each agent's bridge there; now it is given to codex per run.
+    legacy = sorted(
+        name for name in (config.get("mcp_servers") or {}) if name.startswith(SERVER_PREFIX)
+    )
+    for name in legacy:
+        report.info(
+            f"{name} in {config_path} is left from an earlier version of this plugin and is no"
+            f" longer used; `codex mcp remove {name}` removes it"
+        )
+
+
+def _socket_dir(report: Report) -> None:
+    folder = default_socket_dir()
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        report.info(f"socket folder {folder} does not exist yet (made 0700 on the first tool turn)")
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        report.problem(f"socket folder {folder} is not a folder", f"remove {folder}")
+    elif info.st_uid != os.getuid():
+        report.problem(f"socket folder {folder} belongs to uid {info.st_uid}", f"remove {folder}")
+    elif mode != 0o700:
+        report.problem(f"socket folder {folder} has mode {mode:o}", f"chmod 700 {folder}")
+    else:
+        report.ok(f"socket folder {folder} is 0700 and ours")
+
+
+async def _doctor(config: HostConfig) -> int:
+    report = Report()
+    try:
+        binary = await resolve_codex(config.binary)
+    except ProviderError as exc:
+        report.problem(exc.message, "see above")
+        return 1
+    report.ok(f"codex {binary.version} runs: {binary.path}")
+    home = codex_home()
+    if home.is_dir():
+        report.ok(f"CODEX_HOME {home}")
+    else:
+        report.problem(f"CODEX_HOME {home} does not exist", "run `codex login` once as this user")
+    await _login(binary, report)
+    _config_toml(home, report)
+    _socket_dir(report)
+    print("all good" if not report.problems else f"{report.problems} problem(s)")
+    return 1 if report.problems else 0
+
+
+def doctor_command(ns: argparse.Namespace) -> int:
+    try:
+        config = load_config_file(ns.config) if ns.config else HostConfig()
+    except ProviderError as exc:
+        print(f"problem  {exc}", file=sys.stdout)
+        return 1
+    return asyncio.run(_doctor(config))

@@ -1,0 +1,115 @@
+"""``plexum-openai-provider-plugin run``: one agent turn from the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from ..config import HostConfig, load_config_file
+from ..errors import ProviderError
+from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage, event_to_dict
+from ..provider import CodexProvider
+from ..requests import AgentContext, TurnRequest
+
+__all__ = ["run_command"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CANCELLED = 130
+
+
+def run_command(ns: argparse.Namespace) -> int:
+    message = sys.stdin.read() if ns.message == "-" else ns.message
+    try:
+        config = load_config_file(ns.config) if ns.config else HostConfig()
+    except ProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with contextlib.ExitStack() as stack:
+        env = None
+        if ns.demo:
+            from ..testing.demo import demo_environment  # the scripted model, for --demo only
+
+            env = stack.enter_context(demo_environment(dict(os.environ))).env
+        if ns.workspace is not None:
+            workspace = ns.workspace.expanduser().absolute()
+        elif ns.demo:
+            workspace = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plexum-run-")))
+        else:
+            print("error: --workspace is required (or use --demo)", file=sys.stderr)
+            return EXIT_USAGE
+        request = TurnRequest(AgentContext(ns.agent, workspace), message, model=ns.model)
+        return asyncio.run(_run_turn(config, request, as_json=ns.json, env=env))
+    return EXIT_USAGE
+
+
+async def _run_turn(
+    config: HostConfig, request: TurnRequest, *, as_json: bool, env: dict[str, str] | None
+) -> int:
+    try:
+        provider = await CodexProvider.create(config, env=env)
+    except ProviderError as exc:
+        _print_failure(exc.code, exc.message, as_json)
+        return EXIT_USAGE if exc.code == "invalid_request" else EXIT_FAILED
+    try:
+        turn = await provider.start_turn(request)
+    except ProviderError as exc:
+        await provider.close()
+        _print_failure(exc.code, exc.message, as_json)
+        return EXIT_USAGE if exc.code == "invalid_request" else EXIT_FAILED
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, turn.cancel, "interrupted (Ctrl-C)")
+        loop.add_signal_handler(signal.SIGTERM, turn.cancel, "terminated")
+    async for event in turn:
+        if as_json:
+            _print_json(event_to_dict(event))
+        else:
+            _print_human(event)
+    result = await turn.result()
+    await provider.close()
+    if as_json:
+        _print_json({"type": "result", **result.to_wire()})
+    elif result.status != "completed":
+        print(f"turn {result.status}", file=sys.stderr)
+    return {"completed": 0, "cancelled": EXIT_CANCELLED}.get(result.status, EXIT_FAILED)
+
+
+def _print_json(data: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def _print_failure(code: str, message: str, as_json: bool) -> None:
+    if as_json:
+        _print_json({"type": "error", "code": code, "message": message, "retryable": False})
+    else:
+        print(f"error ({code}): {message}", file=sys.stderr)
+
+
+def _print_human(event: object) -> None:
+    if isinstance(event, TextDelta):
+        sys.stdout.write(event.text + "\n")
+        sys.stdout.flush()
+    elif isinstance(event, ToolCall):
+        print(f"[tool call {event.block_id}] {event.name} {event.arguments}", file=sys.stderr)
+    elif isinstance(event, ToolResult):
+        flag = " (error)" if event.is_error else ""
+        print(f"[tool result {event.block_id}]{flag} {event.output[:500]}", file=sys.stderr)
+    elif isinstance(event, Usage):
+        print(
+            f"[usage] input {event.input_tokens} (cached {event.cached_input_tokens}),"
+            f" output {event.output_tokens} (reasoning {event.reasoning_output_tokens})",
+            file=sys.stderr,
+        )
+    elif isinstance(event, Notice):
+        print(f"[notice {event.code}] {event.message}", file=sys.stderr)
+    elif isinstance(event, ErrorEvent):
+        print(f"[error {event.code}] {event.message}", file=sys.stderr)
