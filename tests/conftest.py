@@ -14,12 +14,18 @@ from plexum_openai_provider.testing import ScriptedModelServer, write_codex_home
 
 # The end-to-end tests run the bundled codex, or the binary this names (to verify other versions).
 CODEX_UNDER_TEST = os.environ.get("PLEXUM_TEST_CODEX")
+# ... on each engine (PLEXUM_TEST_ENGINES=exec or =app-server runs one).
+ENGINES = os.environ.get("PLEXUM_TEST_ENGINES", "exec,app-server").split(",")
+# The engine of the test now running (set by the e2e tests' `engine` fixture).
+CURRENT = {"engine": "exec"}
 
 
 def host_config(**config: Any) -> dict[str, Any]:
-    """A HostConfig dict for the tests: ``binary`` is the codex under test when one is named."""
+    """A HostConfig dict for the tests: ``binary`` is the codex under test when one is named,
+    ``engine`` the engine the test runs on."""
     if CODEX_UNDER_TEST and "binary" not in config:
         config["binary"] = CODEX_UNDER_TEST
+    config.setdefault("engine", CURRENT["engine"])
     return config
 
 

@@ -13,6 +13,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._engine.select import (
+        EngineInfo,
+    )
     from ._turn.runner import (
         Turn,
     )
@@ -43,7 +46,6 @@ if TYPE_CHECKING:
     )
     from .provider import (
         CodexProvider,
-        EngineInfo,
     )
     from .requests import (
         AgentContext,
@@ -81,7 +83,7 @@ _LAZY = {
     "ToolResult": ".events",
     "Usage": ".events",
     "CodexProvider": ".provider",
-    "EngineInfo": ".provider",
+    "EngineInfo": "._engine.select",
     "AgentContext": ".requests",
     "ConsumeResult": ".requests",
     "ToolCallRequest": ".requests",

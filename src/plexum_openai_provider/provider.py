@@ -23,7 +23,6 @@ import logging
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from ._bridge.manager import BridgeManager
@@ -32,8 +31,8 @@ from ._codex.consume import ConsumeOutcome, rewrite_rollout
 from ._codex.home import codex_home as default_codex_home
 from ._codex.rollout import RolloutLocator
 from ._codex.writer_lock import thread_writer_lock
-from ._engine.exec import ExecEngine
 from ._engine.seam import Engine
+from ._engine.select import EngineInfo, choose_engine
 from ._io.files import sweep_temporaries
 from ._turn.runner import Turn, TurnSetup, start_turn
 from ._turn.thread_store import is_thread_id
@@ -53,15 +52,6 @@ __all__ = ["CodexProvider", "EngineInfo"]
 log = logging.getLogger(__name__)
 
 _TURN_IDS_KEPT = 100_000
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """Which engine runs turns, and why when it is not the one asked for."""
-
-    name: str
-    requested: str
-    fallback_reason: str | None = None
 
 
 class CodexProvider:
@@ -109,11 +99,12 @@ class CodexProvider:
         lock_dir: Path | None = None,
     ) -> CodexProvider:
         """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs) and start the
-        engine. ``tool_handler`` answers the host tools of turns that offer ``tools``."""
+        engine (:func:`~._engine.select.choose_engine`). ``tool_handler`` answers the host tools
+        of turns that offer ``tools``."""
         config = config or HostConfig()
         binary = await resolve_codex(config.binary)
         environment = dict(os.environ if env is None else env)
-        engine = ExecEngine(binary.path, environment, config.extra_args)
+        engine, info = await choose_engine(config, binary, environment)
         provider = cls(
             config,
             engine,
@@ -122,6 +113,7 @@ class CodexProvider:
             tool_handler=tool_handler,
             socket_dir=socket_dir,
             lock_dir=lock_dir,
+            engine_info=info,
         )
         if tool_handler is not None:
             provider._bridge.preload()

@@ -295,6 +295,7 @@ async def test_a_turn_during_a_rewrite_by_another_process_is_refused(
     thread = read_thread_id(workspace)
     assert thread is not None
     path = rollout_of(provider, workspace)
+    await provider._engine.release_thread(thread)  # the app-server holds a loaded thread's lock
     before = path.read_bytes()
     holding, done = threading.Event(), threading.Event()
 
@@ -346,6 +347,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.one_engine
 async def test_kill_9_during_rewrites_always_leaves_a_file_codex_resumes(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
@@ -391,6 +393,7 @@ async def test_kill_9_during_rewrites_always_leaves_a_file_codex_resumes(
     assert "ok" in model_server.requests[-1].assistant_texts()
 
 
+@pytest.mark.one_engine
 async def test_a_session_the_plugin_does_not_understand_is_left_untouched(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:

@@ -9,10 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from tests.helpers import plugin_script
 
 PLUGIN = plugin_script()
+# The commands start their own provider with the default engine: nothing to vary here.
+pytestmark = pytest.mark.one_engine
 
 
 def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:

@@ -172,6 +172,7 @@ async def test_bad_config_fails_initialize(
     assert await plugin.close() == 0
 
 
+@pytest.mark.one_engine
 async def test_bad_input_corpus_is_answered_and_serving_goes_on(codex_env: dict[str, str]) -> None:
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
@@ -329,6 +330,7 @@ asyncio.run(serve(0, fd))
 """
 
 
+@pytest.mark.one_engine
 async def test_stray_output_cannot_corrupt_stdout(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
@@ -390,6 +392,7 @@ async def test_ending_the_plugin_cancels_running_turns(
         assert process_group_members(pid) == []
 
 
+@pytest.mark.one_engine
 async def test_host_tool_errors_surface_as_json_rpc_errors_in_the_client(
     codex_env: dict[str, str], workspace: Path
 ) -> None:

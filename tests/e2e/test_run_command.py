@@ -6,10 +6,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from plexum_openai_provider.testing import Failed, ScriptedModelServer
 from tests.helpers import plugin_script
 
 PLUGIN = plugin_script()
+# The commands start their own provider with the default engine: nothing to vary here.
+pytestmark = pytest.mark.one_engine
 
 
 def run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -258,6 +258,9 @@ class Turn:
             if event is None:
                 break
             idle_since = time.monotonic()
+            # Blocks codex recorded before this event come first: a call's output is in the
+            # rollout before the model's next words are.
+            self._emit(watcher.poll())
             self._emit(mapper.feed(event))
             if isinstance(event, seam.ThreadStarted):
                 await self._thread_started(event, mapper.state, watcher)

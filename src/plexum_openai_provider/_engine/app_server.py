@@ -1,0 +1,532 @@
+"""The app-server engine: one persistent ``codex app-server`` serving every agent's thread.
+
+codex's app-server speaks JSON-RPC on its stdio (codex 0.163/0.169; ``codex app-server
+generate-json-schema --experimental`` prints the schema). One process runs many threads' turns in
+parallel; a thread, once loaded, answers its next turn in tens of milliseconds instead of the
+quarter second a ``codex exec resume`` takes, and the answer streams as deltas.
+
+What this module does, and why:
+
+* **Start**: ``codex app-server -c thread_unload_delay_secs=0`` in its own process group
+  (killing npm's node wrapper alone leaves the native server running), ``initialize`` with
+  ``experimentalApi``, then ``initialized``. A handshake that fails or hangs is an
+  :class:`AppServerError` (the provider then falls back to the exec engine).
+* **Threads**: ``thread/start`` or ``thread/resume`` with the agent's workspace as ``cwd``,
+  ``approvalPolicy: never``, ``sandbox: danger-full-access`` (like exec's
+  ``--dangerously-bypass-approvals-and-sandbox``) and the host-tool MCP server inline in
+  ``config``. A loaded thread ignores new config, so when a turn's MCP server differs (the tools
+  changed) the thread is unloaded and resumed with the new one; otherwise it stays loaded and the
+  next turn goes straight to ``turn/start``.
+* **Unload**: ``thread/unsubscribe``, then the ``thread/closed`` that follows (only with an unload
+  delay of 0 does it follow at once). A loaded thread holds codex's writer lock and its history in
+  memory, so a consume unloads it first (:meth:`release_thread`). Idle threads are unloaded after
+  a while and the least recently used beyond a count, so memory stays bounded.
+* **Turns**: notifications are routed to the run of their thread and mapped by
+  :class:`~.app_server_events.AppServerTurn`. A stop is ``turn/interrupt`` (codex ends the turn
+  in about 10 ms) followed by ``thread/backgroundTerminals/clean``: a shell child survives the
+  interrupt otherwise.
+* **Failure**: the app-server dying ends every running turn (``codex_exited``, with its exit code
+  and stderr); the next turn starts a new one and resumes. A request unanswered within its bound
+  means the server is wedged: it is killed, and replaced on the next turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .._codex.command import app_server_argv
+from .._codex.process import CodexProcess
+from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
+from .._jsonrpc.errors import METHOD_NOT_FOUND
+from .._version import __version__
+from ..errors import AppServerError
+from . import seam
+from .app_server_events import AppServerTurn
+from .exec import stderr_summary
+
+__all__ = ["VERIFIED_VERSIONS", "AppServerEngine", "AppServerRun"]
+
+log = logging.getLogger(__name__)
+
+# The codex versions this engine was verified on (the e2e suite on both engines).
+VERIFIED_VERSIONS = frozenset({"0.163.0", "0.169.0"})
+
+# codex 0.163/0.169 answer thread/resume of an unknown thread with this.
+_STALE = ("no rollout found", "thread not found")
+# ... and of a thread still being unloaded with this.
+_CLOSING = "is closing"
+
+
+@dataclass
+class _Loaded:
+    key: str  # what it was loaded with: a different key means reload
+    rollout: Path | None
+    used: float = field(default_factory=time.monotonic)
+
+
+class _Server:
+    """One running app-server: its process, its connection, the runs it serves."""
+
+    def __init__(self, process: CodexProcess, engine: AppServerEngine) -> None:
+        self.process = process
+        self.engine = engine
+        self.connection = Connection(
+            process.stdout, process.stdin, self._on_message, name="codex app-server", strict=False
+        )
+        self.runs: dict[str, AppServerRun] = {}  # thread id → the run of its turn
+        self.early: dict[str, deque[tuple[str, Any]]] = {}  # notifications before a run took them
+        self.closed_waiters: dict[str, asyncio.Future[None]] = {}
+        self.gone = asyncio.Event()
+        self.exit_code: int | None = None
+        self._serving = asyncio.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        try:
+            await self.connection.serve()
+        finally:
+            self.exit_code = await self.process.wait()
+            self.gone.set()
+            self.engine._server_gone(self)
+            detail = stderr_summary(self.process.stderr_tail()) or "no output"
+            for run in list(self.runs.values()):
+                run._server_gone(self.exit_code, detail)
+
+    async def _on_message(self, method: str, params: Any, is_notification: bool) -> Any:
+        if not is_notification:
+            # Approvals and questions: none should come (approvalPolicy never, no dynamic tools);
+            # an answer keeps codex from waiting for ever.
+            log.warning("codex app-server asked %s, which this plugin does not answer", method)
+            raise JsonRpcError(METHOD_NOT_FOUND, f"{method} is not supported by this client")
+        thread = params.get("threadId") if isinstance(params, dict) else None
+        if method == "thread/closed" and isinstance(thread, str):
+            waiter = self.closed_waiters.pop(thread, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if not isinstance(thread, str):
+            log.debug("codex app-server: %s", method)
+            return None
+        run = self.runs.get(thread)
+        if run is not None:
+            run._notify(method, params)
+        else:
+            queue = self.early.setdefault(thread, deque(maxlen=64))
+            queue.append((method, params))
+        return None
+
+    async def request(self, method: str, params: Any, timeout: float) -> Any:
+        try:
+            return await self.connection.request(method, params, timeout=timeout)
+        except TimeoutError:
+            log.error("codex app-server did not answer %s within %g s: killing it", method, timeout)
+            self.process.kill()
+            raise AppServerError(
+                f"codex app-server did not answer {method} within {timeout:g} s; it was stopped"
+                " and a new one starts with the next turn",
+                stderr_tail=self.process.stderr_tail(),
+            ) from None
+        except ConnectionClosed:
+            await asyncio.wait_for(self.gone.wait(), 10)
+            raise AppServerError(
+                f"codex app-server exited (code {self.exit_code}) during {method}:"
+                f" {stderr_summary(self.process.stderr_tail()) or 'no output'}",
+                exit_code=self.exit_code,
+                stderr_tail=self.process.stderr_tail(),
+            ) from None
+
+    async def close(self, grace_s: float = 5.0) -> None:
+        """EOF on stdin (the app-server then exits), bounded; then the process group."""
+        with contextlib.suppress(Exception):
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.gone.wait(), grace_s)
+        except TimeoutError:
+            await self.process.stop(int_grace_s=1.0, term_grace_s=1.0)
+        await self.process.wait()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._serving, 5)
+
+
+class AppServerEngine:
+    name: Literal["app-server"] = "app-server"
+    rollout_lags = True
+
+    def __init__(
+        self,
+        binary: str,
+        env: Mapping[str, str],
+        extra_args: Sequence[str] = (),
+        *,
+        request_timeout_s: float = 60.0,
+        handshake_timeout_s: float = 30.0,
+        stop_grace_s: float = 5.0,
+        idle_unload_s: float = 600.0,
+        max_loaded: int = 64,
+    ) -> None:
+        self.binary = binary
+        self.env = dict(env)
+        self.extra_args = tuple(extra_args)
+        self.request_timeout_s = request_timeout_s
+        self.handshake_timeout_s = handshake_timeout_s
+        self.stop_grace_s = stop_grace_s
+        self.idle_unload_s = idle_unload_s
+        self.max_loaded = max_loaded
+        self.default_model: str | None = None
+        self.user_agent: str | None = None
+        self.starts = 0  # app-servers started so far (a replaced one counts again)
+        self._server: _Server | None = None
+        self._starting = asyncio.Lock()
+        self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
+        self._thread_locks: dict[str, asyncio.Lock] = {}
+        self._janitor: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- the process -------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._server.process.pid if self._server is not None else None
+
+    async def start(self) -> None:
+        """Start the app-server now (a turn would otherwise start it); AppServerError if it
+        does not complete its handshake."""
+        await self._ensure_server()
+
+    async def _ensure_server(self) -> _Server:
+        async with self._starting:
+            if self._closed:
+                raise AppServerError("the app-server engine is closed")
+            if self._server is not None and not self._server.gone.is_set():
+                return self._server
+            process = await CodexProcess.start(
+                app_server_argv(self.binary, self.extra_args), cwd=None, env=self.env
+            )
+            server = _Server(process, self)
+            try:
+                result = await server.request(
+                    "initialize",
+                    {
+                        "clientInfo": {"name": "plexum-openai-provider", "version": __version__},
+                        "capabilities": {"experimentalApi": True},
+                    },
+                    self.handshake_timeout_s,
+                )
+                await server.connection.notify("initialized")
+                config = await server.request("config/read", {}, self.handshake_timeout_s)
+            except (AppServerError, JsonRpcError, ConnectionClosed) as exc:
+                await server.close(grace_s=1.0)
+                raise AppServerError(
+                    f"codex app-server failed its handshake: {exc}",
+                    exit_code=process.returncode,
+                    stderr_tail=process.stderr_tail(),
+                ) from None
+            self.user_agent = result.get("userAgent") if isinstance(result, dict) else None
+            settings = config.get("config") if isinstance(config, dict) else None
+            model = settings.get("model") if isinstance(settings, dict) else None
+            self.default_model = model if isinstance(model, str) else None
+            self._server = server
+            self.starts += 1
+            if self._janitor is None:
+                self._janitor = asyncio.create_task(self._unload_idle())
+            log.info("codex app-server pid %d ready (%s)", process.pid, self.user_agent)
+            return server
+
+    def _server_gone(self, server: _Server) -> None:
+        if self._server is server:
+            self._server = None
+            self._loaded.clear()  # whatever it had loaded died with it
+            if not self._closed:
+                log.warning(
+                    "codex app-server pid %d exited (code %s); the next turn starts a new one",
+                    server.process.pid,
+                    server.exit_code,
+                )
+
+    # -- threads -----------------------------------------------------------------------------
+    def holds_thread(self, thread_id: str) -> bool:
+        return thread_id in self._loaded
+
+    def loaded_threads(self) -> list[str]:
+        return list(self._loaded)
+
+    def _lock(self, thread_id: str) -> asyncio.Lock:
+        return self._thread_locks.setdefault(thread_id, asyncio.Lock())
+
+    async def release_thread(self, thread_id: str) -> None:
+        async with self._lock(thread_id):
+            server = self._server
+            if server is not None and thread_id in self._loaded:
+                await self._unload(server, thread_id)
+
+    async def _unload(self, server: _Server, thread_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+        server.closed_waiters[thread_id] = closed
+        self._loaded.pop(thread_id, None)
+        answer = await server.request(
+            "thread/unsubscribe", {"threadId": thread_id}, self.request_timeout_s
+        )
+        status = answer.get("status") if isinstance(answer, dict) else None
+        if status == "unsubscribed":
+            try:
+                await asyncio.wait_for(closed, self.request_timeout_s)
+            except TimeoutError:
+                log.warning("codex app-server did not close thread %s after unsubscribe", thread_id)
+        server.closed_waiters.pop(thread_id, None)
+        server.early.pop(thread_id, None)
+        log.debug("unloaded thread %s (%s)", thread_id, status)
+
+    async def _unload_idle(self) -> None:
+        """Unload threads nobody used for ``idle_unload_s``, and the least recently used beyond
+        ``max_loaded``: each loaded thread costs the app-server memory (about 10 MiB)."""
+        while not self._closed:
+            await asyncio.sleep(min(30.0, self.idle_unload_s / 2))
+            server = self._server
+            if server is None:
+                continue
+            now = time.monotonic()
+            excess = max(len(self._loaded) - self.max_loaded, 0)
+            idle = [
+                tid
+                for i, (tid, loaded) in enumerate(self._loaded.items())
+                if (i < excess or now - loaded.used > self.idle_unload_s) and tid not in server.runs
+            ]
+            for thread_id in idle:
+                with contextlib.suppress(AppServerError, JsonRpcError):
+                    async with self._lock(thread_id):
+                        if thread_id in self._loaded and thread_id not in server.runs:
+                            await self._unload(server, thread_id)
+
+    # -- turns -------------------------------------------------------------------------------
+    async def start_run(self, spec: seam.RunSpec) -> AppServerRun:
+        server = await self._ensure_server()
+        key = json.dumps(
+            [str(spec.workspace), spec.mcp_server.config() if spec.mcp_server else None],
+            sort_keys=True,
+        )
+        config = spec.mcp_server.config() if spec.mcp_server else {}
+        settings: dict[str, Any] = {
+            "cwd": str(spec.workspace),
+            "approvalPolicy": "never",
+            "sandbox": "danger-full-access",
+            "config": config,
+        }
+        model = spec.model or self.default_model
+        if spec.resume is None:
+            return await self._new_thread(server, spec, settings, key, model)
+        async with self._lock(spec.resume):
+            loaded = self._loaded.get(spec.resume)
+            if loaded is not None and loaded.key != key:
+                await self._unload(server, spec.resume)  # new tools: reload with them
+                loaded = None
+            if loaded is None:
+                server.early.pop(spec.resume, None)  # an earlier load's late news
+                resumed = await self._resume(server, spec.resume, settings, key)
+                if isinstance(resumed, str):
+                    return AppServerRun.stale(resumed)
+                loaded = resumed
+            return await self._turn(server, spec, spec.resume, loaded, model)
+
+    async def _new_thread(
+        self,
+        server: _Server,
+        spec: seam.RunSpec,
+        settings: dict[str, Any],
+        key: str,
+        model: str | None,
+    ) -> AppServerRun:
+        params = {**settings, **({"model": model} if model else {})}
+        answer = await self._call(server, "thread/start", params)
+        thread = answer.get("thread") if isinstance(answer, dict) else None
+        thread_id = thread.get("id") if isinstance(thread, dict) else None
+        if not isinstance(thread_id, str):
+            raise AppServerError(f"codex app-server started a thread without an id: {answer!r}")
+        async with self._lock(thread_id):
+            loaded = _Loaded(key, _path(thread))
+            self._loaded[thread_id] = loaded
+            return await self._turn(server, spec, thread_id, loaded, model)
+
+    async def _resume(
+        self, server: _Server, thread_id: str, settings: dict[str, Any], key: str
+    ) -> _Loaded | str:
+        """The loaded thread, or why codex does not know it (a stale thread id)."""
+        params = {**settings, "threadId": thread_id, "excludeTurns": True}
+        for attempt in range(50):
+            try:
+                answer = await self._call(server, "thread/resume", params)
+            except JsonRpcError as exc:
+                text = exc.message.lower()
+                if any(marker in text for marker in _STALE):
+                    return exc.message
+                if _CLOSING in text and attempt < 49:
+                    await asyncio.sleep(0.02)  # the thread is still being unloaded
+                    continue
+                raise AppServerError(
+                    f"codex app-server could not resume {thread_id}: {exc.message}"
+                ) from None
+            thread = answer.get("thread") if isinstance(answer, dict) else None
+            loaded = _Loaded(key, _path(thread))
+            self._loaded[thread_id] = loaded
+            return loaded
+        raise AppServerError(f"thread {thread_id} stayed 'closing' in codex app-server")
+
+    async def _turn(
+        self,
+        server: _Server,
+        spec: seam.RunSpec,
+        thread_id: str,
+        loaded: _Loaded,
+        model: str | None,
+    ) -> AppServerRun:
+        loaded.used = time.monotonic()
+        self._loaded.move_to_end(thread_id)
+        run = AppServerRun(self, server, thread_id, loaded.rollout)
+        server.runs[thread_id] = run
+        for method, news in server.early.pop(thread_id, ()):  # e.g. the metadata warning
+            run._notify(method, news)
+        params: dict[str, Any] = {
+            "threadId": thread_id,
+            "input": [{"type": "text", "text": spec.prompt}],
+        }
+        if model:
+            params["model"] = model
+        try:
+            answer = await self._call(server, "turn/start", params)
+        except BaseException:
+            server.runs.pop(thread_id, None)
+            raise
+        turn = answer.get("turn") if isinstance(answer, dict) else None
+        turn_id = turn.get("id") if isinstance(turn, dict) else None
+        if not isinstance(turn_id, str):
+            server.runs.pop(thread_id, None)
+            raise AppServerError(f"codex app-server started a turn without an id: {answer!r}")
+        run._started(turn_id)
+        return run
+
+    async def _call(self, server: _Server, method: str, params: Any) -> Any:
+        return await server.request(method, params, self.request_timeout_s)
+
+    async def _interrupt(self, run: AppServerRun) -> None:
+        """End the run's turn: interrupt, then end what its shell left running."""
+        server = run.server
+        if server is None or server.gone.is_set() or run.turn_id is None:
+            return
+        try:
+            await server.request(
+                "turn/interrupt",
+                {"threadId": run.thread_id, "turnId": run.turn_id},
+                self.stop_grace_s,
+            )
+            await asyncio.wait_for(run.ended.wait(), self.stop_grace_s)
+            # A shell child outlives turn/interrupt (background terminals, codex 0.163/0.169).
+            await server.request(
+                "thread/backgroundTerminals/clean", {"threadId": run.thread_id}, self.stop_grace_s
+            )
+        except (AppServerError, JsonRpcError, TimeoutError) as exc:
+            log.error("codex app-server did not end turn %s: %s; stopping it", run.turn_id, exc)
+            server.process.kill()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._janitor is not None:
+            self._janitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._janitor
+        server, self._server = self._server, None
+        self._loaded.clear()
+        if server is not None:
+            await server.close()
+
+
+def _path(thread: Any) -> Path | None:
+    path = thread.get("path") if isinstance(thread, dict) else None
+    return Path(path) if isinstance(path, str) and path else None
+
+
+class AppServerRun:
+    """One turn of one thread in the shared app-server, as a :class:`~.seam.CodexRun`."""
+
+    def __init__(
+        self,
+        engine: AppServerEngine | None,
+        server: _Server | None,
+        thread_id: str,
+        rollout: Path | None,
+    ) -> None:
+        self.engine = engine
+        self.server = server
+        self.thread_id = thread_id
+        self.turn_id: str | None = None
+        self.ended = asyncio.Event()
+        self._queue: asyncio.Queue[seam.CodexEvent | None] = asyncio.Queue()
+        self._pending: list[tuple[str, Any]] = []  # notifications before the turn id was known
+        self._mapper: AppServerTurn | None = None
+        self._exit = seam.RunExit(None, "")
+        self._queue.put_nowait(seam.ThreadStarted(thread_id, rollout))
+
+    @classmethod
+    def stale(cls, detail: str) -> AppServerRun:
+        """A run that only says the thread to resume is unknown."""
+        run = cls(None, None, "", None)
+        run._queue = asyncio.Queue()
+        run._queue.put_nowait(seam.ResumeFailed(detail))
+        run._queue.put_nowait(None)
+        run.ended.set()
+        return run
+
+    def _started(self, turn_id: str) -> None:
+        self.turn_id = turn_id
+        self._mapper = AppServerTurn(self.thread_id, turn_id)
+        pending, self._pending = self._pending, []
+        for method, params in pending:
+            self._notify(method, params)
+
+    def _notify(self, method: str, params: Any) -> None:
+        if self.ended.is_set():
+            return
+        if self._mapper is None:
+            if method in ("warning", "error"):  # before any turn: the thread's own
+                mapper = AppServerTurn(self.thread_id, "")
+                for event in mapper.feed(method, params):
+                    self._queue.put_nowait(event)
+            else:
+                self._pending.append((method, params))
+            return
+        for event in self._mapper.feed(method, params):
+            self._queue.put_nowait(event)
+        if self._mapper.ended:
+            self._end()
+        elif self._mapper.thread_closed:
+            self._exit = seam.RunExit(None, "codex app-server closed the thread during the turn")
+            self._end()
+
+    def _end(self) -> None:
+        if not self.ended.is_set():
+            self.ended.set()
+            self._queue.put_nowait(None)
+            if self.server is not None and self.server.runs.get(self.thread_id) is self:
+                del self.server.runs[self.thread_id]
+
+    def _server_gone(self, exit_code: int | None, detail: str) -> None:
+        self._exit = seam.RunExit(exit_code, f"codex app-server exited: {detail}")
+        self._end()
+
+    async def next_event(self) -> seam.CodexEvent | None:
+        return await self._queue.get()
+
+    async def stop(self) -> None:
+        if self.engine is not None and not self.ended.is_set():
+            await self.engine._interrupt(self)
+
+    async def finish(self) -> seam.RunExit:
+        return self._exit
+
+    def stderr_tail(self) -> str:
+        return self.server.process.stderr_tail() if self.server is not None else ""

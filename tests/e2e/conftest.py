@@ -1,0 +1,25 @@
+"""Every end-to-end test runs on each engine (one parameter, not a copy), unless it is marked
+``one_engine`` because it does not depend on how codex is driven."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import CURRENT, ENGINES
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("one_engine"):
+        metafunc.parametrize("engine", ENGINES[:1], indirect=True)
+    else:
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def engine(request: pytest.FixtureRequest) -> Iterator[str]:
+    name = request.param
+    CURRENT["engine"] = name
+    yield name
+    CURRENT["engine"] = "exec"
