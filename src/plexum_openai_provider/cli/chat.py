@@ -86,6 +86,7 @@ class Chat:
         self.agent = agent
         self.log = log
         self.turns = 0
+        self.streaming = False
         self.tools = [ToolSpec(t["name"], t["description"], t["input_schema"]) for t in NOTES_TOOLS]
 
     async def turn(self, message: str) -> None:
@@ -104,6 +105,7 @@ class Chat:
         try:
             async for event in turn:
                 self.show(event, turn_id)
+            self.end_text()
             result = await turn.result()
         except JsonRpcError as exc:
             _say(f"  [refused] {exc.message}")
@@ -114,10 +116,22 @@ class Chat:
         if result.status != "completed":
             _say(f"  [turn {result.status}]")
 
+    def end_text(self) -> None:
+        """End the answer's line, if one is open (the answer streams in pieces)."""
+        if self.streaming:
+            self.streaming = False
+            _say("")
+
     def show(self, event: object, turn_id: str) -> None:
         if isinstance(event, TextDelta):
-            _say(f"codex> {event.text}")
-        elif isinstance(event, ToolCall):
+            if not self.streaming:
+                sys.stdout.write("codex> ")
+                self.streaming = True
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+            return
+        self.end_text()
+        if isinstance(event, ToolCall):
             _say(f"  [tool call {event.block_id}] {event.name} {event.arguments}")
             self.log.append(
                 {

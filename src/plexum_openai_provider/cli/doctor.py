@@ -17,6 +17,8 @@ from pathlib import Path
 from .._bridge.names import SERVER_PREFIX, default_socket_dir
 from .._codex.binary import CodexBinary, resolve_codex
 from .._codex.home import codex_home
+from .._engine.app_server import VERIFIED_VERSIONS
+from .._engine.select import choose_engine
 from ..config import HostConfig, load_config_file
 from ..errors import ProviderError
 
@@ -99,6 +101,30 @@ def _socket_dir(report: Report) -> None:
         report.ok(f"socket folder {folder} is 0700 and ours")
 
 
+async def _engine(config: HostConfig, binary: CodexBinary, report: Report) -> None:
+    verified = ", ".join(sorted(VERIFIED_VERSIONS))
+    try:
+        engine, info = await choose_engine(config, binary, os.environ)
+    except ProviderError as exc:
+        report.problem(f"engine: {exc.message}", "fix the config key it names")
+        return
+    try:
+        if info.name == "app-server":
+            note = "verified" if info.codex_verified else f"not verified (verified: {verified})"
+            report.ok(f"engine app-server: handshake ok, codex {binary.version} {note}")
+        elif info.fallback_reason is None:
+            report.ok("engine exec (as configured)")
+        elif info.requested == "app-server" and config.engine == "app-server":
+            report.problem(
+                f"engine exec instead of app-server: {info.fallback_reason}",
+                "see the reason; turns run on the exec engine meanwhile",
+            )
+        else:
+            report.info(f"engine exec: {info.fallback_reason}")
+    finally:
+        await engine.close()
+
+
 async def _doctor(config: HostConfig) -> int:
     report = Report()
     try:
@@ -107,6 +133,7 @@ async def _doctor(config: HostConfig) -> int:
         report.problem(exc.message, "see above")
         return 1
     report.ok(f"codex {binary.version} runs: {binary.path}")
+    await _engine(config, binary, report)
     home = codex_home()
     if home.is_dir():
         report.ok(f"CODEX_HOME {home}")

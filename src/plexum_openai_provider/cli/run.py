@@ -68,11 +68,18 @@ async def _run_turn(
     with contextlib.suppress(NotImplementedError):
         loop.add_signal_handler(signal.SIGINT, turn.cancel, "interrupted (Ctrl-C)")
         loop.add_signal_handler(signal.SIGTERM, turn.cancel, "terminated")
+    open_line = False  # the answer streams: a newline only where it ends
     async for event in turn:
         if as_json:
             _print_json(event_to_dict(event))
+        elif isinstance(event, TextDelta):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+            open_line = not event.text.endswith("\n")
         else:
             _print_human(event)
+    if open_line:
+        sys.stdout.write("\n")
     result = await turn.result()
     await provider.close()
     if as_json:
@@ -95,10 +102,7 @@ def _print_failure(code: str, message: str, as_json: bool) -> None:
 
 
 def _print_human(event: object) -> None:
-    if isinstance(event, TextDelta):
-        sys.stdout.write(event.text + "\n")
-        sys.stdout.flush()
-    elif isinstance(event, ToolCall):
+    if isinstance(event, ToolCall):
         print(f"[tool call {event.block_id}] {event.name} {event.arguments}", file=sys.stderr)
     elif isinstance(event, ToolResult):
         flag = " (error)" if event.is_error else ""

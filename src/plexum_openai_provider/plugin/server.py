@@ -143,6 +143,7 @@ class PluginServer:
             "codex": {
                 "path": binary.path if binary else None,
                 "version": binary.version if binary else None,
+                "app_server_verified": engine.codex_verified,
             },
             "engine": {
                 "name": engine.name,

@@ -18,6 +18,7 @@ Replies:
 * :class:`Failed` - a ``response.failed`` event.
 * :class:`HttpError` - a plain HTTP error status.
 * :class:`Hang` - accept the request and never answer.
+* :class:`Wait` - answer once a test says so (a barrier).
 
 A reply is a list of these output items (several calls in one response), or one of them. Replies
 queued with :meth:`ScriptedModelServer.enqueue` are used first, in order; after that the
@@ -48,6 +49,7 @@ __all__ = [
     "Message",
     "Reply",
     "ResponsesRequest",
+    "Wait",
     "ScriptedModelServer",
     "echo_script",
     "scripted_codex_home",
@@ -155,8 +157,17 @@ class Hang:
     """Accept the request and never answer (until the server stops)."""
 
 
+@dataclass(frozen=True)
+class Wait:
+    """Answer ``then`` once ``until`` is set (a barrier a test controls; at most ``timeout_s``)."""
+
+    until: threading.Event
+    then: OutputItem | Sequence[OutputItem] | Failed | HttpError
+    timeout_s: float = 60.0
+
+
 OutputItem: TypeAlias = Message | FunctionCall | CustomToolCall
-Reply: TypeAlias = OutputItem | Sequence[OutputItem] | Failed | HttpError | Hang
+Reply: TypeAlias = OutputItem | Sequence[OutputItem] | Failed | HttpError | Hang | Wait
 
 
 @dataclass
@@ -319,6 +330,9 @@ class ScriptedModelServer:
             if isinstance(reply, Hang):
                 self._hung.append(writer)
                 return
+            if isinstance(reply, Wait):
+                await asyncio.to_thread(reply.until.wait, reply.timeout_s)
+                reply = reply.then
             if isinstance(reply, HttpError):
                 await self._send(writer, reply.status, "application/json", reply.body.encode())
                 return
