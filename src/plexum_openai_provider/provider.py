@@ -84,6 +84,7 @@ class CodexProvider:
         self._starting: set[str] = set()
         self._agent_locks: dict[str, asyncio.Lock] = {}
         self._noticed: set[str] = set()  # agents told of an engine fallback
+        self._owners: set[tuple[str, str]] = set()  # (agent, workspace) checked as its owner
         # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
         self._turn_ids: dict[str, None] = {}
         self._closed = False
@@ -115,8 +116,6 @@ class CodexProvider:
             lock_dir=lock_dir,
             engine_info=info,
         )
-        if tool_handler is not None:
-            provider._bridge.preload()
         provider._sweep_on_start()
         return provider
 
@@ -164,7 +163,9 @@ class CodexProvider:
                 request.agent.workspace,
                 codex_home=self.codex_home,
                 engine_holds=self._engine.holds_thread,
+                owner_known=(agent_id, str(request.agent.workspace)) in self._owners,
             )
+            self._owners.add((agent_id, str(request.agent.workspace)))
         except BaseException:
             self._turn_ids.pop(turn_id, None)  # refused: the host may use the id again
             raise

@@ -180,11 +180,13 @@ def end_offset(path: Path) -> int:
 class RolloutTail:
     """The records codex appends to a rollout, read as they come: each :meth:`read` returns the
     complete lines written since the last one (a line still being written waits for its end).
-    Cheap when nothing changed (one ``stat``), so a running turn can call it often."""
+    Cheap when nothing changed (one ``fstat`` of a file kept open), so a running turn can call it
+    often; :meth:`close` when done."""
 
     def __init__(self, path: Path, offset: int) -> None:
         self.path = path
         self.offset = offset  # where the next unread line starts
+        self._file: BinaryIO | None = None
 
     def read(self) -> list[RolloutRecord]:
         if self.path.name.endswith(".zst"):  # compressed (archived): no appending, read it all
@@ -193,12 +195,13 @@ class RolloutTail:
                 self.offset = records[-1].offset + len(records[-1].raw) + 1
             return records
         try:
-            with self.path.open("rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size <= self.offset:
-                    return []
-                f.seek(self.offset)
-                data = f.read(size - self.offset)
+            if self._file is None:
+                self._file = self.path.open("rb")
+            size = os.fstat(self._file.fileno()).st_size
+            if size <= self.offset:
+                return []
+            self._file.seek(self.offset)
+            data = self._file.read(size - self.offset)
         except OSError as exc:
             log.debug("cannot read the rollout %s: %s", self.path, exc)
             return []
@@ -213,6 +216,11 @@ class RolloutTail:
             pos = nl + 1
         self.offset += end
         return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ _CLOSING = "is closing"
 class _Loaded:
     key: str  # what it was loaded with: a different key means reload
     rollout: Path | None
+    model: str | None = None  # the model its turns use now (None: not known)
     used: float = field(default_factory=time.monotonic)
 
 
@@ -349,7 +350,7 @@ class AppServerEngine:
         if not isinstance(thread_id, str):
             raise AppServerError(f"codex app-server started a thread without an id: {answer!r}")
         async with self._lock(thread_id):
-            loaded = _Loaded(key, _path(thread))
+            loaded = _Loaded(key, _path(thread), model)
             self._loaded[thread_id] = loaded
             return await self._turn(server, spec, thread_id, loaded, model)
 
@@ -395,7 +396,9 @@ class AppServerEngine:
             "threadId": thread_id,
             "input": [{"type": "text", "text": spec.prompt}],
         }
-        if model:
+        if model and model != loaded.model:
+            # Only when it changes: a model given with every turn makes codex redo its model
+            # set-up each turn (codex 0.163: ~10 ms, and the metadata warning again).
             params["model"] = model
         try:
             answer = await self._call(server, "turn/start", params)
@@ -408,6 +411,7 @@ class AppServerEngine:
             server.runs.pop(thread_id, None)
             raise AppServerError(f"codex app-server started a turn without an id: {answer!r}")
         run._started(turn_id)
+        loaded.model = model or loaded.model
         return run
 
     async def _call(self, server: _Server, method: str, params: Any) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .._codex.binary import CodexBinary
 from .._codex.command import split_app_server_args
@@ -34,6 +35,31 @@ class EngineInfo:
     requested: str
     fallback_reason: str | None = None
     codex_verified: bool = True  # the codex version is one the app-server engine was verified on
+
+
+IDLE_UNLOAD_ENV = "PLEXUM_IDLE_UNLOAD_S"
+MAX_LOADED_ENV = "PLEXUM_MAX_LOADED_THREADS"
+
+
+def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
+    """The app-server's memory against latency: how long an idle thread stays loaded (each costs
+    it about 10 MiB; a loaded thread's next turn skips a 25-50 ms resume), and how many at most."""
+    out: dict[str, Any] = {}
+    for key, name, kind in (
+        (IDLE_UNLOAD_ENV, "idle_unload_s", float),
+        (MAX_LOADED_ENV, "max_loaded", int),
+    ):
+        value = env.get(key)
+        if value is None:
+            continue
+        try:
+            number = kind(value)
+        except ValueError:
+            number = -1
+        if not 0 < number < 10**7:
+            raise ConfigError(f"{key}={value!r} must be a positive number", key=key, value=value)
+        out[name] = number
+    return out
 
 
 async def choose_engine(
@@ -68,7 +94,7 @@ async def choose_engine(
             f" ({', '.join(sorted(VERIFIED_VERSIONS))}); set engine to 'app-server' to use it"
             " anyway"
         )
-    engine = AppServerEngine(binary.path, env, usable)
+    engine = AppServerEngine(binary.path, env, usable, **_tuning(env))
     try:
         await engine.start()
     except AppServerError as exc:

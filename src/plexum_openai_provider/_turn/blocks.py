@@ -65,6 +65,8 @@ class BlockWatcher:
         later); a resumed one's where the file ended before codex began (taken now if not yet)."""
         self._thread_id = thread_id
         if not resumed:
+            if self._tail is not None:
+                self._tail.close()
             self._tail = RolloutTail(rollout, 0) if rollout is not None else None
         elif self._tail is None:
             path = rollout or self._locator.find(thread_id)
@@ -88,9 +90,14 @@ class BlockWatcher:
         self._read()
         return block_events(self._collector.take_completed())
 
+    def close(self) -> None:
+        if self._tail is not None:
+            self._tail.close()
+
     def finish(self) -> list[Event]:
         """Everything not handed out yet (the run is over)."""
         self._read()
+        self.close()
         return block_events(self._collector.take_rest())
 
     def usage(self) -> Usage | None:

@@ -179,6 +179,8 @@ class Turn:
                 attempt = await self._attempt(stored.thread_id)
                 resume = stored.thread_id
                 if attempt.state.resume_failed is not None and not self.cancelled:
+                    if attempt.watcher is not None:
+                        attempt.watcher.close()
                     self._emit(
                         [
                             Notice(
@@ -270,7 +272,6 @@ class Turn:
                 log.warning("turn %s: %s", self.turn_id, event.reason)
             elif isinstance(event, seam.Other):
                 log.debug("turn %s: codex %s", self.turn_id, event.kind)
-            self._emit(watcher.poll())
         attempt.exit = await run.finish()
         attempt.state = mapper.state
         self._emit(mapper.close())
@@ -313,7 +314,21 @@ class Turn:
         resumed = event.thread_id == stored and not state.new_thread
         await asyncio.to_thread(watcher.thread, event.thread_id, event.rollout, resumed=resumed)
         if event.thread_id != stored:
-            await asyncio.to_thread(setup.claim.record.save, event.thread_id)
+            try:
+                await asyncio.to_thread(setup.claim.record.save, event.thread_id)
+            except OSError as exc:
+                # Reserved before codex ran when a new thread was expected; this is a resumed
+                # thread codex replaced, in a workspace that can no longer be written.
+                self._emit(
+                    [
+                        Notice(
+                            "thread_not_recorded",
+                            f"thread {event.thread_id} could not be recorded in"
+                            f" {setup.claim.record.path} ({exc.strerror or exc}); the next turn"
+                            " cannot resume it",
+                        )
+                    ]
+                )
 
     async def _await_turn_record(self, watcher: BlockWatcher) -> None:
         deadline = time.monotonic() + ROLLOUT_LAG_S

@@ -161,22 +161,30 @@ def claim_workspace(
     *,
     codex_home: Path,
     engine_holds: Callable[[str], bool],
+    owner_known: bool = False,
 ) -> WorkspaceClaim:
     """Everything that must hold before a turn runs (blocking I/O: call it in a worker thread).
-    Raises AgentBusyError, InvalidRequestError or CodexHomeError, holding nothing then."""
+    Raises AgentBusyError, InvalidRequestError or CodexHomeError, holding nothing then.
+
+    ``owner_known``: this process already checked (and recorded) that the workspace is this
+    agent's. The thread id's temporary is reserved only when a new thread will be started (no
+    usable stored id): a resumed thread needs no write unless codex replaces it, and that rare
+    failure is then a notice, not a lost turn."""
     key = locks.acquire(agent_id, workspace)
     record = ThreadRecord(workspace)
     try:
+        stored = load_thread(workspace)
         try:
-            _check_owner(workspace, agent_id)
-            record.reserve()
+            if not owner_known:
+                _check_owner(workspace, agent_id)
+            if stored.thread_id is None:
+                record.reserve()
         except OSError as exc:
             raise InvalidRequestError(
                 f"agent.workspace {str(workspace)!r} cannot be written: {exc.strerror or exc}",
                 field="agent.workspace",
             ) from None
         _check_codex_home(codex_home)
-        stored = load_thread(workspace)
         thread = stored.thread_id
         if thread and not engine_holds(thread) and is_thread_writer_locked(codex_home, thread):
             raise AgentBusyError(
