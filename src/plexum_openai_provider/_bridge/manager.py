@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .._codex.command import McpServerSpec
+from .._codex.guard import guard
 from ..errors import InvalidRequestError
 from ..requests import ToolCallRequest, ToolHandler, ToolOutput, ToolSpec
 from .calls import ToolSession
@@ -110,6 +111,9 @@ class BridgeManager:
                 AGENT_ENV: agent_id,
                 # Not read by the relay: it makes the definition change when the tools do.
                 TOOLS_ENV: tools_revision(tools),
+                # codex gives an MCP server only an allowlist of its environment: the guard's
+                # mark must be given explicitly (an orphaned relay is then found and ended).
+                **guard().marker("mcp"),
             },
             tool_timeout_s=self.tool_timeout_s + 10,
         )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CodexNotFoundError, CodexProcessError, ConfigError
+from .guard import guard
 
 __all__ = ["CodexBinary", "bundled_codex", "resolve_codex"]
 
@@ -81,6 +82,8 @@ async def codex_version(path: str) -> str:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    keeper = guard()
+    keeper.spawned.add(proc.pid)  # asyncio reaps it, not the guard's sweep
     try:
         out, err = await asyncio.wait_for(proc.communicate(), _VERSION_TIMEOUT_S)
     except TimeoutError:
@@ -89,6 +92,9 @@ async def codex_version(path: str) -> str:
         raise CodexProcessError(
             f"`{path} --version` did not answer in {_VERSION_TIMEOUT_S:.0f} s"
         ) from None
+    finally:
+        if proc.returncode is not None:
+            keeper.spawned.discard(proc.pid)
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip()[-500:]
         raise CodexProcessError(

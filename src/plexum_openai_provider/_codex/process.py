@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .._io.framing import OversizeLine, read_lines
+from .guard import guard
 
 __all__ = ["CodexProcess", "descendants", "signal_tree"]
 
@@ -82,9 +83,12 @@ class CodexProcess:
     :attr:`lines` until ``None``. Without: stdin stays open (:attr:`stdin`) and stdout is the
     owner's to read (:attr:`stdout`)."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, prompt: bytes | None) -> None:
+    def __init__(
+        self, proc: asyncio.subprocess.Process, prompt: bytes | None, run: str | None = None
+    ) -> None:
         self._proc = proc
         self.pid = proc.pid
+        self.run = run
         assert proc.stdin is not None and proc.stdout is not None
         self.stdin = proc.stdin
         self.stdout = proc.stdout
@@ -107,19 +111,26 @@ class CodexProcess:
         cwd: str | None,
         env: Mapping[str, str] | None = None,
         prompt: bytes | None = None,
+        run: str | None = None,
     ) -> CodexProcess:
+        """``run``: what the guard marks this codex and its children with (see
+        :mod:`.guard`); a new one when not given."""
+        keeper = guard()
+        run = run or keeper.new_run("codex")
+        keeper.sweep()
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=cwd,
-            env=dict(env) if env is not None else None,
+            env={**(os.environ if env is None else env), **keeper.marker(run)},
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # own process group, so that stop() reaches every child
             limit=1 << 20,
         )
-        log.debug("started codex pid %d: %s", proc.pid, list(argv))
-        return cls(proc, prompt)
+        keeper.started(proc.pid)
+        log.debug("started codex pid %d (run %s): %s", proc.pid, run, list(argv))
+        return cls(proc, prompt, run)
 
     @property
     def returncode(self) -> int | None:
@@ -167,6 +178,7 @@ class CodexProcess:
         """
         await self._proc.wait()
         self._signal_group(signal.SIGKILL)
+        guard().ended(self.pid, self.run)  # and what it left in other sessions
         _done, pending = await asyncio.wait(self._tasks, timeout=PIPE_DRAIN_S)
         for task in pending:
             task.cancel()

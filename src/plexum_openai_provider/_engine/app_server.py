@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._codex.command import app_server_argv
+from .._codex.guard import kill_thread_processes
 from .._codex.process import CodexProcess
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
@@ -282,7 +283,9 @@ class AppServerEngine:
                 log.warning("codex app-server did not close thread %s after unsubscribe", thread_id)
         server.closed_waiters.pop(thread_id, None)
         server.early.pop(thread_id, None)
-        log.debug("unloaded thread %s (%s)", thread_id, status)
+        # What the thread's tools started and left running (background terminals) goes with it.
+        killed = kill_thread_processes(server.process.pid, thread_id)
+        log.debug("unloaded thread %s (%s; %d leftover processes)", thread_id, status, killed)
 
     async def _unload_idle(self) -> None:
         """Unload threads nobody used for ``idle_unload_s``, and the least recently used beyond

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .._codex.guard import guard
 from ..config import HostConfig, load_config_file
 from ..errors import ProviderError
 from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage, event_to_dict
@@ -53,6 +54,7 @@ def run_command(ns: argparse.Namespace) -> int:
 async def _run_turn(
     config: HostConfig, request: TurnRequest, *, as_json: bool, env: dict[str, str] | None
 ) -> int:
+    guard().enable_subreaper()  # this process owns the turn: what codex orphans is ended here
     try:
         provider = await CodexProvider.create(config, env=env)
     except ProviderError as exc:

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 
+from .._codex.guard import guard
 from .._jsonrpc import Connection
 from .server import PluginServer
 from .stdio import open_streams, protect_stdout
@@ -22,6 +23,9 @@ SHUTDOWN_GRACE_S = 10.0
 
 
 async def serve(in_fd: int, out_fd: int) -> None:
+    # What codex orphans (a slow login shell's snapshot, a tool that left its session) comes
+    # here and is ended with its run; see _codex/guard.py.
+    guard().enable_subreaper()
     server = PluginServer()
     reader, writer = await open_streams(in_fd, out_fd)
     connection = Connection(reader, writer, server.router, name="host")
