@@ -15,9 +15,20 @@ from tests.conftest import host_config
 class RawPlugin:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         self._lines = read_lines(process.stdout)
         self.received: list[bytes] = []
+        self.stderr = bytearray()  # read as it comes: a full pipe would block the plugin
+        self._stderr_task = asyncio.create_task(self._drain(process.stderr))
+
+    async def _drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(1 << 16):
+            self.stderr += chunk
+
+    async def stderr_text(self) -> str:
+        """Everything the plugin wrote on stderr (call once it has exited)."""
+        await asyncio.wait_for(self._stderr_task, 10)
+        return self.stderr.decode("utf-8", "replace")
 
     @classmethod
     async def spawn(cls, env: Mapping[str, str], argv: Sequence[str] | None = None) -> RawPlugin:

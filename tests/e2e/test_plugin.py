@@ -341,8 +341,7 @@ async def test_stray_output_cannot_corrupt_stdout(
     assert await plugin.close() == 0
     for line in plugin.received:
         assert json.loads(line)["jsonrpc"] == "2.0"
-    assert plugin.process.stderr is not None
-    stderr = (await plugin.process.stderr.read()).decode()
+    stderr = await plugin.stderr_text()
     for text in [
         "a stray print",
         "stray write",

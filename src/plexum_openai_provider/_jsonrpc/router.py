@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .errors import METHOD_NOT_FOUND, JsonRpcError
+from .errors import INVALID_REQUEST, METHOD_NOT_FOUND, JsonRpcError
 
 __all__ = ["Router"]
 
@@ -43,10 +43,13 @@ class Router:
         self._routes[method] = _Route(parse, handler)
 
     async def __call__(self, method: str, params: Any, is_notification: bool) -> Any:
-        """The :data:`~.connection.Handler` of a connection."""
+        """The :data:`~.connection.Handler` of a connection. A route is for requests: sent as a
+        notification (no id, so no answer could ever say what happened) it is not run."""
         route = self._routes.get(method)
         if route is None:
             raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
+        if is_notification:
+            raise JsonRpcError(INVALID_REQUEST, f"{method} needs an id: it was not run")
         try:
             return await route.handler(route.parse(params))
         except JsonRpcError:

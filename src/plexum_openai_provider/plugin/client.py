@@ -36,7 +36,11 @@ __all__ = ["ClientTurn", "PluginClient", "ToolFunction", "ToolOutput"]
 log = logging.getLogger(__name__)
 
 
-ToolFunction = Callable[[dict[str, Any]], "str | ToolOutput | Awaitable[str | ToolOutput]"]
+# A tool's answer: text, a ToolOutput, or a dict sent as the reply exactly as it is.
+ToolFunction = Callable[
+    [dict[str, Any]],
+    "str | ToolOutput | dict[str, Any] | Awaitable[str | ToolOutput | dict[str, Any]]",
+]
 
 
 class ClientTurn:
@@ -207,6 +211,8 @@ class PluginClient:
         output = function(arguments if isinstance(arguments, dict) else {})
         if inspect.isawaitable(output):
             output = await output
+        if isinstance(output, dict):
+            return output  # a reply given whole (tests send malformed ones this way)
         if isinstance(output, str):
             output = ToolOutput(output)
         content: list[dict[str, Any]] = [{"type": "text", "text": output.text}]
