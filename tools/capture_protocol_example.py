@@ -1,13 +1,16 @@
 """Capture a real protocol session (the plugin process, the real codex, the scripted model) and
 print it as it appears on the wire, as the Markdown of docs/protocol.md. Usage:
 
-    CAPTURE_TOOLS=1 python tools/capture_protocol_example.py > /tmp/session.md
+    python tools/capture_protocol_example.py --engine app-server > /tmp/app-server.md
+    python tools/capture_protocol_example.py --engine exec > /tmp/exec.md
 
-(``CAPTURE_TOOLS=1`` adds a turn with a host tool and a consume.)
+An initialize, a turn (its answer streamed in two pieces by the model), a turn in which the model
+calls a host tool, a consume of that block, and a shutdown.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -35,8 +38,9 @@ TOOL = {
 }
 
 
-async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, bytes]]:
-    env = dict(os.environ, CODEX_HOME=str(root / "codex-home"))
+async def capture(root: Path, engine: str) -> list[tuple[str, bytes]]:
+    (root / "home").mkdir()
+    env = dict(os.environ, CODEX_HOME=str(root / "codex-home"), HOME=str(root / "home"))
     workspace = root / "agents" / "cx"
     workspace.mkdir(parents=True)
     proc = await asyncio.create_subprocess_exec(
@@ -88,7 +92,7 @@ async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, by
             "params": {
                 "protocol_version": 1,
                 "host_info": {"name": "plexum", "version": "1.0"},
-                "config": {"idle_timeout_s": 120},
+                "config": {"engine": engine, "idle_timeout_s": 120},
             },
         }
     )
@@ -106,36 +110,35 @@ async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, by
         }
     )
     await until_answer(2)
-    if os.environ.get("CAPTURE_TOOLS"):
-        await send(
-            {
-                "jsonrpc": "2.0",
-                "id": 3,
-                "method": "turn/start",
-                "params": {
-                    "turn_id": "t-2",
-                    "agent": agent,
-                    "tools": [TOOL],
-                    "messages": [{"role": "user", "content": "Weather in Paris?"}],
-                },
-            }
-        )
-        answer = await until_answer(3)
-        blocks = [
-            json.loads(line)["params"]["event"]["block_id"]
-            for d, line in wire
-            if d == "plugin → host" and b'"tool_call"' in line and b'"turn/event"' in line
-        ]
-        await send(
-            {
-                "jsonrpc": "2.0",
-                "id": 4,
-                "method": "session/consume",
-                "params": {"agent": agent, "block_ids": blocks},
-            }
-        )
-        await until_answer(4)
-        del answer
+    await send(
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "turn/start",
+            "params": {
+                "turn_id": "t-2",
+                "agent": agent,
+                "tools": [TOOL],
+                "messages": [{"role": "user", "content": "Weather in Paris?"}],
+            },
+        }
+    )
+    answer = await until_answer(3)
+    blocks = [
+        json.loads(line)["params"]["event"]["block_id"]
+        for d, line in wire
+        if d == "plugin → host" and b'"tool_call"' in line and b'"turn/event"' in line
+    ]
+    await send(
+        {
+            "jsonrpc": "2.0",
+            "id": 4,
+            "method": "session/consume",
+            "params": {"agent": agent, "block_ids": blocks},
+        }
+    )
+    await until_answer(4)
+    del answer
     await send({"jsonrpc": "2.0", "id": 5, "method": "shutdown", "params": {}})
     await until_answer(5)
     proc.stdin.close()
@@ -144,19 +147,23 @@ async def capture(root: Path, server: ScriptedModelServer) -> list[tuple[str, by
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--engine", choices=["app-server", "exec"], default="app-server")
+    args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="plexum-example-") as tmp,
         ScriptedModelServer() as server,
     ):
         root = Path(tmp)
         write_codex_home(root / "codex-home", server.base_url)
-        server.enqueue(Message("Hello! How can I help?"))
-        if os.environ.get("CAPTURE_TOOLS"):
-            server.enqueue(
-                FunctionCall("get_weather", '{"city":"Paris"}', namespace="mcp__plexum_host_cx"),
-                Message("It is sunny in Paris, 21 °C."),
-            )
-        wire = asyncio.run(capture(root, server))
+        server.enqueue(
+            Message("Hello! How can I help?", deltas=("Hello! ", "How can I help?"), delay_s=0.05)
+        )
+        server.enqueue(
+            FunctionCall("get_weather", '{"city":"Paris"}', namespace="mcp__plexum_host_cx"),
+            Message("It is sunny in Paris, 21 °C."),
+        )
+        wire = asyncio.run(capture(root, args.engine))
     # Markdown, as docs/protocol.md shows it.
     for direction, line in wire:
         text = line.decode().replace(tmp, "/srv/plexum")

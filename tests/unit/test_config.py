@@ -48,6 +48,12 @@ def test_full_config_from_json() -> None:
         ({"model_args": {"codex": 5}}, "model_args", "5"),
         ({"binary": ""}, "binary", '""'),
         ({"consume_marker": ""}, "consume_marker", '""'),
+        ({"consume_marker": "\ud800"}, "consume_marker", "unicode"),
+        ({"tool_timeout_s": 1e300}, "tool_timeout_s", "604800"),
+        ({"turn_timeout_s": float("inf")}, "turn_timeout_s", "finite"),
+        ({"idle_timeout_s": float("nan")}, "idle_timeout_s", "finite"),
+        ({"engine": "threads"}, "engine", "'app-server' or 'exec'"),
+        ({"extra_args": ["\udc80"]}, "extra_args", "lone surrogate"),
     ],
 )
 def test_bad_values_name_the_key_and_value(data: dict[str, object], key: str, needle: str) -> None:
@@ -72,3 +78,12 @@ def test_config_file_errors(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text('{"idle_timeout_s": 5}')
     assert load_config_file(good).idle_timeout_s == 5
+
+
+def test_a_config_file_with_infinity_is_refused(tmp_path: Path) -> None:
+    """Python's json reads `Infinity`; a timeout that never ends a turn is not a timeout."""
+    path = tmp_path / "config.json"
+    path.write_text('{"turn_timeout_s": Infinity}')
+    with pytest.raises(ConfigError) as err:
+        load_config_file(path)
+    assert err.value.key == "turn_timeout_s"
