@@ -6,10 +6,23 @@ import asyncio
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from plexum_openai_provider._io.framing import OversizeLine, read_lines
 from tests.conftest import host_config
+
+
+def turn_params(
+    turn_id: str, agent: str, workspace: Path, text: str, **extra: Any
+) -> dict[str, Any]:
+    """turn/start params for one user message."""
+    return {
+        "turn_id": turn_id,
+        "agent": {"id": agent, "workspace": str(workspace)},
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
 
 
 class RawPlugin:

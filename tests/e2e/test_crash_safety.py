@@ -23,16 +23,7 @@ from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
 from tests.conftest import host_config
 from tests.helpers import codex_processes, processes_matching, wait_until
-from tests.raw_plugin import RawPlugin
-
-
-def params(turn_id: str, agent: str, ws: Path, text: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "turn_id": turn_id,
-        "agent": {"id": agent, "workspace": str(ws)},
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
+from tests.raw_plugin import RawPlugin, turn_params
 
 
 def leftovers(codex_home: Path, marker: str, plugin_pid: int | None = None) -> list[int]:
@@ -48,7 +39,7 @@ async def start_long_tool_turn(
             "jsonrpc": "2.0",
             "id": turn,
             "method": "turn/start",
-            "params": params(turn, "cx", ws, "go"),
+            "params": turn_params(turn, "cx", ws, "go"),
         }
     )
     await wait_until(lambda: bool(processes_matching(marker)))
@@ -85,7 +76,7 @@ async def test_kill_9_of_the_plugin_leaves_nothing_and_the_next_plugin_serves_at
     marker = "sleep 611.5"
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
-    first = await plugin.request("t-0", "turn/start", params("t-0", "cx", workspace, "before"))
+    first = await plugin.request("t-0", "turn/start", turn_params("t-0", "cx", workspace, "before"))
     thread = first["result"]["thread_id"]
     await start_long_tool_turn(plugin, model_server, workspace, marker, "t-1")
     assert leftovers(codex_home, marker, plugin.process.pid)
@@ -98,7 +89,7 @@ async def test_kill_9_of_the_plugin_leaves_nothing_and_the_next_plugin_serves_at
     second = await RawPlugin.spawn(codex_env)
     await second.initialize()
     served = time.monotonic()
-    answer = await second.request("t-2", "turn/start", params("t-2", "cx", workspace, "after"))
+    answer = await second.request("t-2", "turn/start", turn_params("t-2", "cx", workspace, "after"))
     assert answer["result"]["status"] == "completed", answer
     assert answer["result"]["thread_id"] == thread
     print(
@@ -125,11 +116,11 @@ async def test_two_plugins_on_one_agent(
             "jsonrpc": "2.0",
             "id": "long",
             "method": "turn/start",
-            "params": params("t-1", "cx", workspace, "long"),
+            "params": turn_params("t-1", "cx", workspace, "long"),
         }
     )
     await wait_until(lambda: len(model_server.requests) == 1)
-    busy = await two.request(1, "turn/start", params("t-2", "cx", workspace, "me too"))
+    busy = await two.request(1, "turn/start", turn_params("t-2", "cx", workspace, "me too"))
     assert busy["error"]["code"] == -32001
     assert f"plugin process {one.process.pid}" in busy["error"]["data"]["holder"]
     consume = await two.request(
@@ -140,14 +131,14 @@ async def test_two_plugins_on_one_agent(
     assert consume["error"]["code"] == -32001
     await one.request("c", "turn/cancel", {"turn_id": "t-1"})
     assert (await one.answer("long"))["result"]["status"] == "cancelled"
-    later = await two.request(3, "turn/start", params("t-3", "cx", workspace, "now?"))
+    later = await two.request(3, "turn/start", turn_params("t-3", "cx", workspace, "now?"))
     if engine == "app-server":
         # The first plugin's app-server keeps the thread loaded (and codex's writer lock): the
         # agent stays with it until it lets go (idle unload, or its end).
         assert later["error"]["code"] == -32001
         assert "another codex process" in later["error"]["data"]["holder"]
         assert await one.close() == 0
-        later = await two.request(4, "turn/start", params("t-4", "cx", workspace, "now"))
+        later = await two.request(4, "turn/start", turn_params("t-4", "cx", workspace, "now"))
     else:
         await one.close()
     assert later["result"]["status"] == "completed", later
@@ -162,16 +153,18 @@ async def test_one_workspace_belongs_to_one_agent(
 ) -> None:
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
-    first = await plugin.request(1, "turn/start", params("t-1", "cx", workspace, "mine"))
+    first = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, "mine"))
     assert first["result"]["status"] == "completed"
-    other = await plugin.request(2, "turn/start", params("t-2", "intruder", workspace, "mine?"))
+    other = await plugin.request(
+        2, "turn/start", turn_params("t-2", "intruder", workspace, "mine?")
+    )
     assert other["error"]["code"] == -32602
     assert other["error"]["data"]["field"] == "agent.workspace"
     assert (
         "'cx'" in other["error"]["message"] and ".plexum-codex-agent" in other["error"]["message"]
     )
     (workspace / ".plexum-codex-agent").unlink()  # handed over
-    moved = await plugin.request(3, "turn/start", params("t-3", "intruder", workspace, "now"))
+    moved = await plugin.request(3, "turn/start", turn_params("t-3", "intruder", workspace, "now"))
     assert moved["result"]["status"] == "completed"
     assert len(model_server.requests) == 2
     assert await plugin.close() == 0
@@ -241,14 +234,14 @@ async def test_a_workspace_that_cannot_take_the_thread_is_refused_before_the_mod
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
     with unwritable(ws, how):
-        answer = await plugin.request(1, "turn/start", params("t-1", "cx", ws, "hi"))
+        answer = await plugin.request(1, "turn/start", turn_params("t-1", "cx", ws, "hi"))
     assert answer["error"]["code"] == -32602, answer
     assert answer["error"]["data"]["field"] == "agent.workspace"
     assert (
         str(ws) in answer["error"]["message"] and "cannot be written" in answer["error"]["message"]
     )
     assert model_server.requests == []
-    retry = await plugin.request(2, "turn/start", params("t-2", "cx", ws, "hi again"))
+    retry = await plugin.request(2, "turn/start", turn_params("t-2", "cx", ws, "hi again"))
     assert retry["result"]["status"] == "completed"
     assert await plugin.close() == 0
 
@@ -262,7 +255,7 @@ async def test_a_codex_home_that_cannot_be_written_is_refused_before_the_model(
     sessions = codex_home / "sessions"
     sessions.mkdir(exist_ok=True)
     with unwritable(sessions, "read-only"):
-        answer = await plugin.request(1, "turn/start", params("t-1", "cx", workspace, "hi"))
+        answer = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, "hi"))
     assert answer["error"]["code"] == -32603, answer
     assert (
         "CODEX_HOME" in answer["error"]["message"] and str(sessions) in answer["error"]["message"]
@@ -344,7 +337,9 @@ async def test_a_slow_login_shell_leaves_nothing_behind(
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
     for n in range(3):
-        answer = await plugin.request(n, "turn/start", params(f"t-{n}", "cx", workspace, f"hi {n}"))
+        answer = await plugin.request(
+            n, "turn/start", turn_params(f"t-{n}", "cx", workspace, f"hi {n}")
+        )
         assert answer["result"]["status"] == "completed"
         if engine == "exec":
             # codex exec has ended: what it left in another session is ended with its run.

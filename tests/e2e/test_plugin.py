@@ -17,18 +17,7 @@ from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
 from tests.conftest import codex_under_test_version, host_config
 from tests.helpers import codex_processes, processes_matching, wait_until
-from tests.raw_plugin import RawPlugin
-
-
-def turn_params(
-    turn_id: str, agent: str, workspace: Path, text: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "turn_id": turn_id,
-        "agent": {"id": agent, "workspace": str(workspace)},
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
+from tests.raw_plugin import RawPlugin, turn_params
 
 
 async def test_example_session_through_the_client(

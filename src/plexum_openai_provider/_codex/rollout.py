@@ -14,7 +14,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -66,21 +66,18 @@ class RolloutLocator:
         self._cache: dict[str, Path] = {}
 
     def find(self, thread_id: str) -> Path | None:
-        cached = self._cache.get(thread_id)
-        if cached is not None and cached.exists():
-            return cached
-        path = self._search(thread_id)
-        if path is not None:
-            self._cache[thread_id] = path
-        return path
+        return self._cached(thread_id, self._search)
 
     def find_recent(self, thread_id: str) -> Path | None:
         """Only in the day folders of yesterday, today and tomorrow (UTC): where a thread started
         now is. Cheap enough to ask again and again."""
+        return self._cached(thread_id, self._recent)
+
+    def _cached(self, thread_id: str, search: Callable[[str], Path | None]) -> Path | None:
         cached = self._cache.get(thread_id)
         if cached is not None and cached.exists():
             return cached
-        found = self._recent(thread_id)
+        found = search(thread_id)
         if found is not None:
             self._cache[thread_id] = found
         return found

@@ -26,41 +26,40 @@ import time
 OWNER_ENV = "PLEXUM_CODEX_OWNER"
 
 
+def _each(name: str) -> list[tuple[int, bytes]]:
+    """(pid, the content of /proc/<pid>/<name>) of every process that can be read."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/{name}", "rb") as f:
+                    out.append((int(entry), f.read()))
+            except OSError:
+                continue
+    return out
+
+
 def _processes() -> tuple[dict[int, list[int]], set[int]]:
     """(parent → children, the live ones: not zombies)."""
     children: dict[int, list[int]] = {}
     live: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
+    for pid, stat in _each("stat"):
         fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry))
+            children.setdefault(int(fields[1]), []).append(pid)
             if fields[0] != b"Z":
-                live.add(int(entry))
+                live.add(pid)
     return children, live
 
 
 def marked(token: str) -> list[int]:
     """Live processes whose environment says this owner started them."""
     needle = f"{OWNER_ENV}={token}:".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if any(var.startswith(needle) for var in environ.split(b"\0")):
-            found.append(int(entry))
-    return found
+    return [
+        pid
+        for pid, environ in _each("environ")
+        if pid != os.getpid() and any(v.startswith(needle) for v in environ.split(b"\0"))
+    ]
 
 
 def kill_all(token: str, roots: set[int]) -> int:
