@@ -1,7 +1,7 @@
-"""Host tools: what offering tools costs a turn (the bridge starts on every tool turn), and the
-round trip of one tool call through mcp-host and the socket against a direct in-process MCP call.
+"""Host tools: the round trip of one tool call through mcp-host and the socket against a direct
+in-process MCP call of the same SDK server. (What offering tools costs a turn is in engines.py.)
 
-    python bench/bridge_cost.py [--rounds N] [--calls N]
+    python bench/bridge_cost.py [--calls N]
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import Env, bench_env, machine, median, pct
+from common import Env, bench_env, machine, pct
 
-from plexum_openai_provider import AgentContext, ToolOutput, ToolSpec
+from plexum_openai_provider import ToolOutput, ToolSpec
 from plexum_openai_provider._bridge.calls import ToolSession
 from plexum_openai_provider._bridge.listener import BridgeListener
 from plexum_openai_provider._bridge.relay import relay_command
-from plexum_openai_provider.plugin.client import PluginClient
 
 TOOLS = [
     ToolSpec(
@@ -30,46 +29,6 @@ TOOLS = [
     )
     for i in range(5)
 ]
-
-
-async def turn_cost(env: Env, rounds: int) -> dict[str, list[float]]:
-    client_env = {**env.env, "PLEXUM_SOCKET_DIR": str(env.root / "s")}
-    plugin = await PluginClient.spawn(
-        env=client_env, tools={t.name: (lambda a: "ok") for t in TOOLS}
-    )
-    await plugin.initialize()
-    times: dict[str, list[float]] = {"no_tools": [], "tools_offered": []}
-    n = 0
-
-    async def one(kind: str, ws: Path) -> float:
-        nonlocal n
-        n += 1
-        start = time.perf_counter()
-        turn = plugin.start_turn(
-            f"t{n}",
-            AgentContext(ws.name, ws),
-            "hello",
-            tools=TOOLS if kind == "tools_offered" else [],
-        )
-        async for _ in turn:
-            pass
-        result = await turn.result()
-        assert result.status == "completed", result
-        return time.perf_counter() - start
-
-    ws = {k: env.workspace(f"agent_{k}") for k in times}
-    for kind in times:  # warm-up: registration, the SDK import, first thread
-        await one(kind, ws[kind])
-    for i in range(rounds):
-        order = list(times) if i % 2 == 0 else list(reversed(times))
-        for kind in order:
-            times[kind].append(await one(kind, ws[kind]))
-    tool_requests = [
-        r for r in env.server.requests if any("plexum_host" in x for x in r.tool_names())
-    ]
-    assert len(tool_requests) == rounds + 1, "the tools did not reach the model on every tool turn"
-    await plugin.close()
-    return times
 
 
 async def bridge_round_trips(env: Env, calls: int) -> list[float]:
@@ -136,19 +95,12 @@ async def direct_round_trips(calls: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
     with bench_env() as env:
-        times = asyncio.run(turn_cost(env, args.rounds))
         bridge = asyncio.run(bridge_round_trips(env, args.calls))
     direct = asyncio.run(direct_round_trips(args.calls))
     print(f"machine: {machine()}")
-    a, b = median(times["no_tools"]), median(times["tools_offered"])
-    print(
-        f"turn without tools: median {a * 1000:.1f} ms; with {len(TOOLS)} tools offered, none called:"
-        f" median {b * 1000:.1f} ms; extra {(b - a) * 1000:+.1f} ms (ratio {b / a:.3f}), {args.rounds} each, interleaved"
-    )
     print(
         f"tool call round trip over {args.calls} calls: through mcp-host + socket p50 {pct(bridge, 0.5) * 1000:.2f} ms,"
         f" p99 {pct(bridge, 0.99) * 1000:.2f} ms; direct in-process MCP p50 {pct(direct, 0.5) * 1000:.2f} ms,"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import machine
+from common import codex_version, machine
 
 HERE = Path(__file__).parent
 DOC = HERE.parent / "docs" / "performance.md"
@@ -36,18 +36,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    rounds = "5" if args.quick else "20"
+    quick = args.quick
     sections = [
+        ("Turns on each engine", "engines.py", ["--rounds", "4" if quick else "20"]),
         (
-            "Turn overhead and concurrency",
-            "turn_overhead.py",
-            ["--rounds", rounds, "--fanout", "1", "4", "16"],
+            "Agents at once, and memory",
+            "concurrency.py",
+            [
+                *("--fanout", "1", "4", "16"),
+                *("--rounds", "2" if quick else "5"),
+                *("--idle-agents", "10" if quick else "50"),
+            ],
         ),
-        (
-            "Host tools",
-            "bridge_cost.py",
-            ["--rounds", "5" if args.quick else "20", "--calls", "200" if args.quick else "500"],
-        ),
+        ("Host-tool calls", "bridge_cost.py", ["--calls", "200" if quick else "500"]),
         ("Rollout scaling", "rollout_scaling.py", ["--sizes", "1", "50", "200"]),
     ]
     body = []
@@ -58,17 +59,16 @@ def main() -> None:
         )
     from plexum_openai_provider._codex.binary import bundled_codex
 
-    codex = bundled_codex()
-    version = subprocess.run(
-        [codex or "codex", "--version"], capture_output=True, text=True
-    ).stdout.strip()
+    version = codex_version(bundled_codex() or "codex")
     DOC.write_text(
         "# Performance\n\n"
         f"Measured {dt.date.today():%Y-%m-%d} on {machine()}, with {version}, by\n"
         "`python bench/run_all.py` (which wrote this page). The model is the scripted server of\n"
         "`plexum_openai_provider.testing` on 127.0.0.1, so what is measured is codex and the plugin,\n"
-        "not a model. Ratios are against bare `codex exec` running the same turn in the same run;\n"
-        "this machine is shared and noisy, so read ratios, not absolute times.\n\n"
+        "not a model. Ratios are against bare `codex exec` running the same turn in the same run,\n"
+        "and the strongest peer, the official Python SDK `openai-codex` (the same codex version, one\n"
+        "app-server), runs the same turns; this machine is shared and noisy, so read ratios, not\n"
+        "absolute times. `pip install -e '.[dev,bench]'` installs what the benchmarks need.\n\n"
         + "\n".join(body)
         + "\n"
         + (HERE / "performance_notes.md").read_text()

@@ -37,8 +37,10 @@ __all__ = ["BridgeHooks", "Turn", "TurnSetup"]
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({"codex_failed", "codex_exited", "timeout", "internal"})
-# How often a turn reads the rollout while a tool call is open (codex says nothing meanwhile).
+# How often a turn reads the rollout while a tool call is open (codex says nothing meanwhile), and
+# otherwise (a call codex reports no item for, such as code mode's, is still seen while it runs).
 BLOCK_TICK_S = 0.05
+QUIET_TICK_S = 0.25
 # After codex reports the turn's end, how long its end-of-turn record may take to be written.
 ROLLOUT_LAG_S = 1.0
 # After a stop, how long codex may take to end the run before the turn stops waiting for it.
@@ -227,8 +229,7 @@ class Turn:
             else:
                 limit = stop_started + STOP_DRAIN_S
                 wait = max(limit - now, 0.0)
-            if watcher.wants_tick:
-                wait = min(wait, BLOCK_TICK_S)
+            wait = min(wait, BLOCK_TICK_S if watcher.wants_tick else QUIET_TICK_S)
             kind, event = await self._next(run, wait, watch_cancel=stop_started is None)
             if kind == "cancel":
                 attempt.status = "cancelled"
@@ -260,9 +261,10 @@ class Turn:
             if event is None:
                 break
             idle_since = time.monotonic()
-            # Blocks codex recorded before this event come first: a call's output is in the
-            # rollout before the model's next words are.
-            self._emit(watcher.poll())
+            if watcher.wants_tick:
+                # Blocks codex recorded before this event come first: a call's output is in the
+                # rollout before the model's next words are.
+                self._emit(watcher.poll())
             self._emit(mapper.feed(event))
             if isinstance(event, seam.ThreadStarted):
                 await self._thread_started(event, mapper.state, watcher)
