@@ -93,31 +93,36 @@ class ExecRun:
         self._resume = resume
         self._thread_seen = False
         self._exit: RunExit | None = None
+        self._output_ended = False
         self._done = False
 
     async def next_event(self) -> CodexEvent | None:
+        # Cancel-safe, as the seam asks: a caller that stops waiting loses no line, and the
+        # exit (which decides a stale resume) is awaited again until it has been seen.
         if self._done:
             return None
-        line = await self._source.lines.get()
-        if line is None:
-            self._done = True
-            code = await self._source.wait()
-            tail = self._source.stderr_tail()
-            self._exit = RunExit(code, stderr_summary(tail))
-            lowered = tail.lower()
-            if (
-                self._resume is not None
-                and not self._thread_seen
-                and any(marker in lowered for marker in STALE_THREAD_MARKERS)
-            ):
-                return ResumeFailed(stderr_summary(tail))
-            return None
-        if isinstance(line, OversizeLine):
-            return Unparsed(f"a {line.size}-byte codex line was skipped")
-        event = exec_event(ex.parse_exec_line(line))
-        if isinstance(event, ThreadStarted):
-            self._thread_seen = True
-        return event
+        if not self._output_ended:
+            line = await self._source.lines.get()
+            if line is not None:
+                if isinstance(line, OversizeLine):
+                    return Unparsed(f"a {line.size}-byte codex line was skipped")
+                event = exec_event(ex.parse_exec_line(line))
+                if isinstance(event, ThreadStarted):
+                    self._thread_seen = True
+                return event
+            self._output_ended = True
+        code = await self._source.wait()
+        self._done = True
+        tail = self._source.stderr_tail()
+        self._exit = RunExit(code, stderr_summary(tail))
+        lowered = tail.lower()
+        if (
+            self._resume is not None
+            and not self._thread_seen
+            and any(marker in lowered for marker in STALE_THREAD_MARKERS)
+        ):
+            return ResumeFailed(stderr_summary(tail))
+        return None
 
     async def stop(self) -> None:
         await self._source.stop()

@@ -49,10 +49,13 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_replace(target: Path, *, mode_from: Path | None = None) -> Iterator[BinaryIO]:
+def atomic_replace(
+    target: Path, *, mode_from: Path | None = None, durable: bool = True
+) -> Iterator[BinaryIO]:
     """Write the new content of ``target`` into the yielded file; on a clean exit it is fsynced
     and renamed over ``target`` (keeping the mode of ``mode_from``, default ``target``); on an
-    exception the temporary is removed and ``target`` is untouched."""
+    exception the temporary is removed and ``target`` is untouched. ``durable=False`` skips the
+    fsyncs: still all or nothing, but a power cut may take the new content back."""
     tmp = temporary_path(target)
     try:
         with open(tmp, "wb") as f:
@@ -60,17 +63,19 @@ def atomic_replace(target: Path, *, mode_from: Path | None = None) -> Iterator[B
             f.flush()
             with contextlib.suppress(FileNotFoundError):
                 os.fchmod(f.fileno(), stat.S_IMODE(os.stat(mode_from or target).st_mode))
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_dir(target.parent)
+    if durable:
+        fsync_dir(target.parent)
 
 
-def atomic_write(target: Path, data: bytes) -> None:
-    with atomic_replace(target) as f:
+def atomic_write(target: Path, data: bytes, *, durable: bool = True) -> None:
+    with atomic_replace(target, durable=durable) as f:
         f.write(data)
 
 

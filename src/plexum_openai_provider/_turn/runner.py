@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from .._codex.command import McpServerSpec
 from .._codex.rollout import RolloutLocator
@@ -101,6 +101,7 @@ class Turn:
         self._stream = EventStream()
         self._cancel = asyncio.Event()
         self._cancel_reason = "the turn was cancelled"
+        self._cancel_waiter: asyncio.Future[Any] | None = None
         self._task: asyncio.Task[TurnResult] | None = None
 
     def _start(self) -> asyncio.Task[TurnResult]:
@@ -144,6 +145,8 @@ class Turn:
             except Exception:
                 log.exception("turn %s: ending its bridge failed", self.turn_id)
             setup.claim.release()
+            if self._cancel_waiter is not None:
+                self._cancel_waiter.cancel()
             if setup.on_end is not None:
                 setup.on_end()
             self._stream.end()
@@ -290,21 +293,20 @@ class Turn:
         self, run: seam.CodexRun, wait: float, *, watch_cancel: bool
     ) -> tuple[Literal["event", "timeout", "cancel"], seam.CodexEvent | None]:
         """The run's next event, unless the turn is cancelled or ``wait`` passes first."""
+        if watch_cancel and self._cancel.is_set():
+            return "cancel", None
         get = asyncio.ensure_future(run.next_event())
-        waiters: set[asyncio.Future[object]] = {get}  # type: ignore[arg-type]
-        cancel = None
+        waiters: set[asyncio.Future[Any]] = {get}
         if watch_cancel:
-            cancel = asyncio.ensure_future(self._cancel.wait())
-            waiters.add(cancel)  # type: ignore[arg-type]
-        try:
-            done, _ = await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for future in waiters:
-                if not future.done():
-                    future.cancel()
+            # One waiter for the whole turn, not one per event: a turn sees many events.
+            if self._cancel_waiter is None:
+                self._cancel_waiter = asyncio.ensure_future(self._cancel.wait())
+            waiters.add(self._cancel_waiter)
+        done, _ = await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         if get in done:
             return "event", get.result()
-        if cancel is not None and cancel in done:
+        get.cancel()  # a queue's get loses nothing when cancelled
+        if watch_cancel and self._cancel.is_set():
             return "cancel", None
         return "timeout", None
 

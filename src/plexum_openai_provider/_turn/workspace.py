@@ -140,7 +140,8 @@ def _check_owner(workspace: Path, agent_id: str) -> None:
                 " over, remove that file",
                 field="agent.workspace",
             )
-    atomic_write(path, agent_id.encode("utf-8") + b"\n")
+    # Not fsynced: a claim lost to a power cut is only made again by the next turn.
+    atomic_write(path, agent_id.encode("utf-8") + b"\n", durable=False)
 
 
 def _check_codex_home(codex_home: Path) -> None:
