@@ -20,11 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from plexum_openai_provider import AgentContext, TextDelta, ToolSpec
 from plexum_openai_provider._codex.binary import bundled_codex
 from plexum_openai_provider._codex.command import exec_argv
 from plexum_openai_provider._codex.process import descendants
-from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import ScriptedModelServer, write_codex_home
 
 HERE = Path(__file__).parent
@@ -170,79 +168,27 @@ class BareExec:
         return None
 
 
-class Plugin:
-    """The plugin process, driven over its protocol by the package's host client."""
+class Worker:
+    """A contender driven from a process of its own over JSON lines (plugin_worker.py,
+    sdk_worker.py): it times its turns itself, and never shares an interpreter (and its GIL) with
+    the benchmark's scripted model server."""
 
-    def __init__(self, env: Env, engine: str) -> None:
-        self.env = env
-        self.engine = engine
-        self.name = f"plugin, {engine}"
-        self.client: PluginClient | None = None
-        self.n = 0
-
-    async def start(self) -> Plugin:
-        self.client = await PluginClient.spawn(
-            env=self.env.env, tools={f"tool_{i}": (lambda a: "ok") for i in range(5)}
-        )
-        init = await self.client.initialize({"engine": self.engine})
-        assert init["engine"]["name"] == self.engine, init
-        return self
-
-    async def turn(
-        self, ws: Path, prompt: str, thread: str | None, tools: Sequence[ToolSpec] = ()
-    ) -> Timing:
-        assert self.client is not None
-        self.n += 1
-        start = time.perf_counter()
-        turn = self.client.start_turn(f"b{self.n}", AgentContext(ws.name, ws), prompt, tools=tools)
-        first = None
-        texts = []
-        async for event in turn:
-            if isinstance(event, TextDelta):
-                texts.append(event.text)
-                if first is None:
-                    first = time.perf_counter() - start
-        result = await turn.result()
-        elapsed = time.perf_counter() - start
-        assert result.status == "completed" and "".join(texts) == f"echo: {prompt}", (result, texts)
-        return Timing(elapsed, first, result.thread_id)
-
-    async def consume(self, ws: Path, ids: list[str]) -> float:
-        assert self.client is not None
-        start = time.perf_counter()
-        await self.client.consume(AgentContext(ws.name, ws), ids)
-        return time.perf_counter() - start
-
-    def roots(self) -> list[int]:
-        return [self.client.process.pid] if self.client else []
-
-    async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
-
-
-class Sdk:
-    """The official Python SDK (``openai-codex``, the same codex version) in a process of its own,
-    keeping each thread loaded in its one app-server, as its users do."""
-
-    name = "openai-codex SDK"
+    script = ""
 
     def __init__(self, env: Env) -> None:
         self.env = env
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> Sdk:
+    async def _spawn(self, *args: str) -> None:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            str(HERE / "sdk_worker.py"),
-            self.env.codex,
+            str(HERE / self.script),
+            *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=self.env.env,
             limit=1 << 24,
         )
-        await self._ask({"op": "ping"})
-        return self
 
     async def _ask(self, message: dict[str, Any]) -> Any:
         assert self.proc is not None and self.proc.stdin and self.proc.stdout
@@ -252,8 +198,10 @@ class Sdk:
         assert "error" not in answer, answer
         return answer
 
-    async def turn(self, ws: Path, prompt: str, thread: str | None) -> Timing:
-        answer = await self._ask({"op": "turn", "ws": str(ws), "prompt": prompt, "thread": thread})
+    async def turn(self, ws: Path, prompt: str, thread: str | None, tools: bool = False) -> Timing:
+        answer = await self._ask(
+            {"op": "turn", "ws": str(ws), "prompt": prompt, "thread": thread, "tools": tools}
+        )
         assert answer["text"] == f"echo: {prompt}", answer
         return Timing(answer["elapsed"], answer["first_text"], answer["thread"])
 
@@ -274,6 +222,46 @@ class Sdk:
         if self.proc is not None and self.proc.stdin is not None:
             self.proc.stdin.close()
             await self.proc.wait()
+
+
+class Plugin(Worker):
+    """The plugin process, driven over its protocol by the package's host client. Its tree is the
+    plugin's (the host driving it is not counted, as Plexum's would not be)."""
+
+    script = "plugin_worker.py"
+
+    def __init__(self, env: Env, engine: str) -> None:
+        super().__init__(env)
+        self.engine = engine
+        self.name = f"plugin, {engine}"
+        self.pid: int | None = None
+
+    async def start(self) -> Plugin:
+        await self._spawn()
+        answer = await self._ask({"op": "start", "config": {"engine": self.engine}})
+        assert answer["initialize"]["engine"]["name"] == self.engine, answer
+        self.pid = answer["pid"]
+        return self
+
+    async def consume(self, ws: Path, ids: list[str]) -> float:
+        return float((await self._ask({"op": "consume", "ws": str(ws), "ids": ids}))["elapsed"])
+
+    def roots(self) -> list[int]:
+        return [self.pid] if self.pid else []
+
+
+class Sdk(Worker):
+    """The official Python SDK (``openai-codex``, the same codex version) in a process of its own,
+    keeping each thread loaded in its one app-server, as its users do. Its tree is its Python
+    process (the SDK is the client) and its app-server."""
+
+    script = "sdk_worker.py"
+    name = "openai-codex SDK"
+
+    async def start(self) -> Sdk:
+        await self._spawn(self.env.codex)
+        await self._ask({"op": "ping"})
+        return self
 
 
 # -- statistics --------------------------------------------------------------------------------

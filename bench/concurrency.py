@@ -47,10 +47,10 @@ async def fanout(env: Env, contender: Any, n: int, rounds: int) -> tuple[float, 
         prompt = f"at once {n}/{r}"
         with PeakSampler(contender.roots) as sampler:
             start = time.perf_counter()
-            if isinstance(contender, Sdk):
-                await contender.turns([(ws, prompt, thread) for ws, thread in agents])
-            else:
+            if isinstance(contender, BareExec):
                 await asyncio.gather(*(contender.turn(ws, prompt, thread) for ws, thread in agents))
+            else:
+                await contender.turns([(ws, prompt, thread) for ws, thread in agents])
             walls.append(time.perf_counter() - start)
         peaks.append(sampler.peak)
     return median(walls), max(peaks)

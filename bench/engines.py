@@ -18,16 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import BareExec, Env, Plugin, Sdk, Table, bench_env, machine, median, ms
 
-from plexum_openai_provider import ToolSpec
 from plexum_openai_provider._bridge.names import mcp_namespace, server_name
 from plexum_openai_provider.testing import FunctionCall, Message
-
-TOOLS = [
-    ToolSpec(
-        f"tool_{i}", f"Tool number {i}", {"type": "object", "properties": {"x": {"type": "string"}}}
-    )
-    for i in range(5)
-]
 
 
 async def latency(env: Env, rounds: int) -> dict[str, Any]:
@@ -70,7 +62,7 @@ async def tool_cost(env: Env, rounds: int) -> dict[str, Any]:
         later = {"none": env.workspace(), "tools": env.workspace()}
         threads: dict[str, str | None] = {}
         for kind, ws in later.items():
-            timing = await plugin.turn(ws, "warm", None, TOOLS if kind == "tools" else ())
+            timing = await plugin.turn(ws, "warm", None, kind == "tools")
             threads[kind] = timing.thread
         times: dict[str, list[float]] = {
             "first_none": [],
@@ -80,7 +72,7 @@ async def tool_cost(env: Env, rounds: int) -> dict[str, Any]:
         }
         for i in range(rounds):
             for kind in ("none", "tools") if i % 2 == 0 else ("tools", "none"):
-                tools = TOOLS if kind == "tools" else ()
+                tools = kind == "tools"
                 times[f"first_{kind}"].append(
                     (await plugin.turn(env.workspace(), "hi", None, tools)).elapsed
                 )
@@ -108,9 +100,9 @@ async def consume_cost(env: Env, rounds: int) -> dict[str, Any]:
                 FunctionCall("tool_0", "{}", call_id=call_id, namespace=ns),
                 Message(f"echo: call {i}"),
             )
-            await plugin.turn(ws, f"call {i}", None, TOOLS)
+            await plugin.turn(ws, f"call {i}", None, True)
             consume.append(await plugin.consume(ws, [call_id]))
-            after.append((await plugin.turn(ws, f"after {i}", None, TOOLS)).elapsed)
+            after.append((await plugin.turn(ws, f"after {i}", None, True)).elapsed)
         await plugin.close()
         out[engine] = {"consume": consume, "after": after}
     return out
