@@ -137,10 +137,12 @@ def report(lat: dict[str, Any], tools: dict[str, Any], consume: dict[str, Any], 
             f"{row[3] / bare[metric]:.2f}",
         )
     lines = [
-        f"Median of {rounds} turns each, interleaved; every answer checked. The SDK times itself"
-        " in its own process (no protocol hop); the plugin is timed by its host, across its"
-        ' protocol. "Time to first text" is when the first piece of the answer reached the'
-        " caller: a streamed delta on app-server and the SDK, the whole message on exec.",
+        f"Median of {rounds} turns each, interleaved; every answer checked. The plugin is driven"
+        " by a host in a process of its own (the package's host client) and timed there, across"
+        " the plugin's protocol; the SDK is driven and timed in a process of its own, with no"
+        ' such hop; bare codex by the benchmark. "Time to first text" is when the first piece'
+        " of the answer reached the caller: a streamed delta on app-server and the SDK, the"
+        " whole message on exec.",
         "",
         table.render(),
         "",
