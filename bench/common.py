@@ -22,7 +22,7 @@ from typing import Any
 
 from plexum_openai_provider._codex.binary import bundled_codex
 from plexum_openai_provider._codex.command import exec_argv
-from plexum_openai_provider._codex.process import descendants
+from plexum_openai_provider._codex.guard import descendants
 from plexum_openai_provider.testing import ScriptedModelServer, write_codex_home
 
 HERE = Path(__file__).parent

@@ -45,17 +45,6 @@ def processes_matching(text: str) -> list[int]:
     return out
 
 
-def process_group_members(pgid: int) -> list[int]:
-    out = []
-    for pid, _ in _live_processes():
-        try:
-            if os.getpgid(pid) == pgid:
-                out.append(pid)
-        except ProcessLookupError:
-            continue
-    return out
-
-
 def plugin_script() -> str:
     """The console script installed next to this interpreter; fails (never skips) without it."""
     script = Path(sys.executable).parent / "plexum-openai-provider-plugin"

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .watchdog import OWNER_ENV
 
-__all__ = ["OWNER_ENV", "ProcessGuard", "guard", "kill_thread_processes"]
+__all__ = ["OWNER_ENV", "ProcessGuard", "descendants", "guard", "kill_thread_processes"]
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,40 @@ def _owner(pid: int) -> str | None:
     return None
 
 
-def children_of(pid: int) -> list[int]:
-    out: list[int] = []
+def _children_map() -> dict[int, list[int]]:
+    """parent → children, from every /proc/<pid>/stat."""
+    children: dict[int, list[int]] = {}
     with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            out += [int(c) for c in _read(f"/proc/{pid}/task/{task}/children").split()]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                stat = _read(f"/proc/{entry}/stat")
+                # The command name is in parentheses and may hold spaces: split after the last ')'.
+                fields = stat[stat.rfind(b")") + 2 :].split()
+                if len(fields) > 1:
+                    children.setdefault(int(fields[1]), []).append(int(entry))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
+    children = _children_map()
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
     return out
+
+
+def children_of(pid: int) -> list[int]:
+    """The children of ``pid``: /proc/<pid>/task/*/children where the kernel has it (one read,
+    not a walk of every process), else from the walk."""
+    tasks = f"/proc/{pid}/task"
+    paths = [f"{tasks}/{t}/children" for t in os.listdir(tasks)] if os.path.isdir(tasks) else []
+    if paths and os.path.exists(paths[0]):
+        return [int(c) for path in paths for c in _read(path).split()]
+    return _children_map().get(pid, [])
 
 
 def kill_thread_processes(root: int, thread_id: str) -> int:
@@ -84,13 +112,8 @@ def kill_thread_processes(root: int, thread_id: str) -> int:
 
 
 def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (walked through /proc/*/task/*/children)."""
-    out, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        out.append(current)
-        todo.extend(children_of(current))
-    return out
+    """``pid`` and its descendants."""
+    return [pid, *descendants(pid)]
 
 
 class ProcessGuard:

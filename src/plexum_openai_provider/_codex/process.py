@@ -20,10 +20,9 @@ import os
 import signal
 from collections import deque
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from .._io.framing import OversizeLine, read_lines
-from .guard import guard
+from .guard import descendants, guard
 
 __all__ = ["CodexProcess", "descendants", "signal_tree"]
 
@@ -31,38 +30,6 @@ log = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 16 * 1024
 PIPE_DRAIN_S = 2.0
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return children
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces: split after the last ')'.
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1:
-            children.setdefault(int(fields[1]), []).append(int(entry))
-    return children
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
-    children = _children_map()
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def signal_tree(pid: int, sig: signal.Signals) -> None:

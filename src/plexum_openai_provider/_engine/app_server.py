@@ -255,9 +255,6 @@ class AppServerEngine:
     def holds_thread(self, thread_id: str) -> bool:
         return thread_id in self._loaded
 
-    def loaded_threads(self) -> list[str]:
-        return list(self._loaded)
-
     def _lock(self, thread_id: str) -> asyncio.Lock:
         return self._thread_locks.setdefault(thread_id, asyncio.Lock())
 
