@@ -72,12 +72,16 @@ class RawPlugin:
         assert isinstance(message, dict)
         return message
 
-    async def request(self, request_id: Any, method: str, params: Any = None) -> dict[str, Any]:
-        """Send a request; return its answer (notifications before it are kept in .notes)."""
+    async def submit(self, request_id: Any, method: str, params: Any = None) -> None:
+        """Send a request without waiting for its answer (read it later with :meth:`answer`)."""
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:
             message["params"] = params
         await self.send(message)
+
+    async def request(self, request_id: Any, method: str, params: Any = None) -> dict[str, Any]:
+        """Send a request; return its answer (notifications before it are kept in .notes)."""
+        await self.submit(request_id, method, params)
         return await self.answer(request_id)
 
     notes: list[dict[str, Any]]

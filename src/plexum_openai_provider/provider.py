@@ -78,7 +78,6 @@ class CodexProvider:
         self._bridge = BridgeManager(
             self.codex_home, config.tool_timeout_s, tool_handler, socket_dir=socket_dir
         )
-        self._tool_handler = tool_handler
         self._locks = WorkspaceLocks(lock_dir or default_lock_dir())
         self._running: dict[str, Turn] = {}
         self._starting: set[str] = set()
@@ -132,19 +131,16 @@ class CodexProvider:
                 f"{', '.join(self.config.supported_models)})",
                 field="model",
             )
-        if request.tools and self._tool_handler is None:
-            raise InvalidRequestError(
-                "this provider has no tool_handler, so it cannot offer tools", field="tools"
-            )
         if request.turn_id is not None and request.turn_id in self._turn_ids:
             raise InvalidRequestError(
                 f"turn_id {request.turn_id!r} was already used", field="turn_id"
             )
 
     async def start_turn(self, request: TurnRequest) -> Turn:
-        """Validate and start. Raises InvalidRequestError, AgentBusyError (here or in another
-        plugin process), BridgeError or CodexHomeError before anything runs; once a turn is
-        returned, every failure is its result."""
+        """Validate and start. Raises InvalidRequestError (tools included: without a
+        tool_handler the bridge refuses them), AgentBusyError (here or in another plugin
+        process), BridgeError or CodexHomeError before anything runs; once a turn is returned,
+        every failure is its result."""
         if self._closed:
             raise AgentBusyError(request.agent.id, holder="a provider that is closing")
         self._validate(request)

@@ -34,14 +34,7 @@ async def start_long_tool_turn(
     plugin: RawPlugin, model_server: ScriptedModelServer, ws: Path, marker: str, turn: str
 ) -> None:
     model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": marker})))
-    await plugin.send(
-        {
-            "jsonrpc": "2.0",
-            "id": turn,
-            "method": "turn/start",
-            "params": turn_params(turn, "cx", ws, "go"),
-        }
-    )
+    await plugin.submit(turn, "turn/start", turn_params(turn, "cx", ws, "go"))
     await wait_until(lambda: bool(processes_matching(marker)))
 
 
@@ -111,14 +104,7 @@ async def test_two_plugins_on_one_agent(
     await one.initialize()
     await two.initialize()
     model_server.enqueue(Hang())
-    await one.send(
-        {
-            "jsonrpc": "2.0",
-            "id": "long",
-            "method": "turn/start",
-            "params": turn_params("t-1", "cx", workspace, "long"),
-        }
-    )
+    await one.submit("long", "turn/start", turn_params("t-1", "cx", workspace, "long"))
     await wait_until(lambda: len(model_server.requests) == 1)
     busy = await two.request(1, "turn/start", turn_params("t-2", "cx", workspace, "me too"))
     assert busy["error"]["code"] == -32001

@@ -63,14 +63,7 @@ async def test_requests_before_initialize_and_busy_agents(
     await plugin.initialize()
 
     model_server.enqueue(Hang())
-    await plugin.send(
-        {
-            "jsonrpc": "2.0",
-            "id": "slow",
-            "method": "turn/start",
-            "params": turn_params("t-1", "cx", workspace, "one"),
-        }
-    )
+    await plugin.submit("slow", "turn/start", turn_params("t-1", "cx", workspace, "one"))
     await wait_until(lambda: len(model_server.requests) == 1)
     busy = await plugin.request("busy", "turn/start", turn_params("t-2", "cx", workspace, "two"))
     assert busy["error"]["code"] == -32001 and "cx" in busy["error"]["message"]
@@ -357,18 +350,11 @@ async def test_ending_the_plugin_cancels_running_turns(
     model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": marker})))
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
-    await plugin.send(
-        {
-            "jsonrpc": "2.0",
-            "id": "turn",
-            "method": "turn/start",
-            "params": turn_params("t-1", "cx", workspace, "run it"),
-        }
-    )
+    await plugin.submit("turn", "turn/start", turn_params("t-1", "cx", workspace, "run it"))
     await wait_until(lambda: bool(processes_matching(marker)))
     started = time.monotonic()
     if how == "shutdown":
-        await plugin.send({"jsonrpc": "2.0", "id": "bye", "method": "shutdown", "params": {}})
+        await plugin.submit("bye", "shutdown", {})
     else:
         assert plugin.process.stdin is not None
         plugin.process.stdin.close()

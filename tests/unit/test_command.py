@@ -51,35 +51,7 @@ def test_the_inline_server_is_valid_toml_whatever_the_strings() -> None:
 
 
 def test_app_server_takes_config_and_feature_flags_only() -> None:
-    usable, rest = split_app_server_args(
-        [
-            "-c",
-            "a=1",
-            "--config",
-            "b=2",
-            "--config=c=3",
-            "-cd=4",
-            "--enable",
-            "x",
-            "--disable=y",
-            "--strict-config",
-            "--model",
-            "gpt",
-            "--search",
-            "-p",
-            "prof",
-        ]
-    )
-    assert usable == [
-        "-c",
-        "a=1",
-        "--config",
-        "b=2",
-        "--config=c=3",
-        "-cd=4",
-        "--enable",
-        "x",
-        "--disable=y",
-        "--strict-config",
-    ]
-    assert rest == ["--model", "gpt", "--search", "-p", "prof"]
+    takes = ["-c", "a=1", "--config", "b=2", "--config=c=3", "-cd=4", "--enable", "x"]
+    takes += ["--disable=y", "--strict-config"]
+    exec_only = ["--model", "gpt", "--search", "-p", "prof"]
+    assert split_app_server_args(takes + exec_only) == (takes, exec_only)
