@@ -28,6 +28,7 @@ from pathlib import Path
 from ._bridge.manager import BridgeManager
 from ._codex.binary import CodexBinary, resolve_codex
 from ._codex.consume import ConsumeOutcome, rewrite_rollout
+from ._codex.guard import guard
 from ._codex.home import codex_home as default_codex_home
 from ._codex.rollout import RolloutLocator
 from ._codex.writer_lock import thread_writer_lock
@@ -275,7 +276,8 @@ class CodexProvider:
 
     # -- life cycle --------------------------------------------------------------------------
     async def close(self, reason: str = "the plugin is shutting down") -> None:
-        """Cancel every running turn, wait for them to end, stop the engine and the bridge."""
+        """Cancel every running turn, wait for them to end, stop the engine and the bridge, and
+        wait for what codex left to be ended (gently, bounded: see ``_codex/guard.py``)."""
         self._closed = True
         turns = list(self._running.values())
         for turn in turns:
@@ -284,3 +286,4 @@ class CodexProvider:
             await asyncio.gather(*(t.result() for t in turns), return_exceptions=True)
         await self._engine.close()
         await self._bridge.close()
+        await guard().settle()

@@ -4,8 +4,10 @@ and run --demo."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pexpect
@@ -95,7 +97,17 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
     )
     sockets = tmp_path / "sockets"
     sockets.mkdir(mode=0o755)
-    env = {**codex_env, "PLEXUM_SOCKET_DIR": str(sockets)}
+    # A pyenv rehash lock left by a shell that was killed: every login shell waits 60 s for it.
+    lock = tmp_path / "pyenv" / "shims" / ".pyenv-shim"
+    lock.parent.mkdir(parents=True)
+    lock.touch()
+    os.utime(lock, (time.time() - 600, time.time() - 600))
+    env = {
+        **codex_env,
+        "PLEXUM_SOCKET_DIR": str(sockets),
+        "PYENV_ROOT": str(lock.parent.parent),
+        "SHELL": "/bin/bash",
+    }
     done = subprocess.run([PLUGIN, "doctor"], capture_output=True, text=True, env=env, timeout=60)
     out = done.stdout
     assert done.returncode == 1, out
@@ -103,9 +115,22 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
     assert re.search(r"^problem\s+codex is not logged in\n\s+fix: run `codex login`", out, re.M)
     assert re.search(r"^info\s+plexum-host-old in .* is left from an earlier version", out, re.M)
     assert re.search(rf"^problem\s+socket folder {re.escape(str(sockets))} has mode 755", out, re.M)
-    assert "2 problem(s)" in out
+    assert re.search(
+        rf"^problem\s+a stale pyenv lock {re.escape(str(lock))} \(10 min old", out, re.M
+    )
+    assert re.search(rf"^\s+fix: rm {re.escape(str(lock))}$", out, re.M)
+    assert "3 problem(s)" in out
 
-    # With an API key login and a private socket folder: all good.
+    # A login shell that takes 1.5 s to start: every new thread's first command waits for it.
+    lock.unlink()
+    (Path(codex_env["HOME"]) / ".bash_profile").write_text("sleep 1.5\n")
+    done = subprocess.run([PLUGIN, "doctor"], capture_output=True, text=True, env=env, timeout=60)
+    assert re.search(
+        r"^problem\s+login shell `/bin/bash -lc true` took 1\.\d\d s", done.stdout, re.M
+    )
+
+    # With an API key login, a private socket folder and a quick login shell: all good.
+    (Path(codex_env["HOME"]) / ".bash_profile").unlink()
     sockets.chmod(0o700)
     secret = "sk-doctor-test-0123456789abcdef"
     subprocess.run(
@@ -120,6 +145,7 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
     assert done.returncode == 0, done.stdout
     assert "codex is logged in (using an API key)" in done.stdout
     assert secret not in done.stdout + done.stderr and "all good" in done.stdout
+    assert re.search(r"^ok\s+login shell `/bin/bash -lc true` took 0\.\d\d s", done.stdout, re.M)
 
 
 def _bundled() -> str:

@@ -87,8 +87,10 @@ async def codex_version(path: str) -> str:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), _VERSION_TIMEOUT_S)
     except TimeoutError:
-        proc.kill()
+        ending = keeper.end([proc.pid])  # SIGTERM, then SIGKILL after the grace
         await proc.wait()
+        if ending is not None:
+            await ending
         raise CodexProcessError(
             f"`{path} --version` did not answer in {_VERSION_TIMEOUT_S:.0f} s"
         ) from None

@@ -1,4 +1,5 @@
-"""Nothing codex starts outlives its turn, its app-server, or this process.
+"""Nothing codex starts outlives its run, its app-server, or this process; and nothing is cut
+short harder than it must be.
 
 codex puts some of its children in sessions of their own, where a signal to codex's process group
 does not reach them: the login shell it snapshots the user's environment with (``bash -lc``; with
@@ -10,16 +11,24 @@ of its thread. :class:`ProcessGuard` (one per process) answers both:
   children inherit (shell tools, the snapshot shell; the MCP relay gets it in its ``env`` table),
   so what a run left is known wherever it went;
 * a **watchdog** process (:mod:`.watchdog`, stdlib only, in a session of its own) holds a pipe
-  from this process; when the pipe closes, however this process ended, it kills every codex this
+  from this process; when the pipe closes, however this process ended, it ends every codex this
   process started and everything marked with its token;
 * in the plugin (not when embedded in a host's own process, whose children are the host's
   business), this process is the **child subreaper** (``PR_SET_CHILD_SUBREAPER``): what codex
-  orphans is re-parented here instead of to init, and :meth:`sweep` kills what a finished run
-  left and reaps it.
+  orphans is re-parented here instead of to init, and :meth:`ProcessGuard.sweep` ends what a
+  finished run left and reaps it.
+
+Whatever is ended gets SIGTERM, :data:`~.watchdog.TERM_GRACE_S`, then SIGKILL
+(:class:`~.watchdog.Ending`): a login shell killed outright leaves pyenv's rehash lock, and every
+later login shell of the user waits 60 s for it. What a finished run left in a session of its own
+(codex's login-shell snapshot, first of all) is given :data:`LEFTOVER_WAIT_S` to end by itself
+first: the snapshot ends in the time the login shell takes. The endings run in the background
+(:meth:`ProcessGuard.end`); :meth:`ProcessGuard.settle` waits for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import itertools
@@ -29,15 +38,26 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
-from .watchdog import OWNER_ENV
+from .watchdog import OWNER_ENV, Ending, ending_steps, process_table, read_proc
 
-__all__ = ["OWNER_ENV", "ProcessGuard", "descendants", "guard", "kill_thread_processes"]
+__all__ = [
+    "LEFTOVER_WAIT_S",
+    "OWNER_ENV",
+    "ProcessGuard",
+    "descendants",
+    "guard",
+    "thread_processes",
+]
 
 log = logging.getLogger(__name__)
 
 _PR_SET_CHILD_SUBREAPER = 36
+# How long what a finished run left in another session may take to end by itself (codex's
+# login-shell snapshot: the time the user's login shell takes; 0.2 s here, pyenv included).
+LEFTOVER_WAIT_S = 1.0
 
 
 def _read(path: str) -> bytes:
@@ -48,12 +68,6 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def _state(pid: int) -> str:
-    stat = _read(f"/proc/{pid}/stat")
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return fields[0].decode() if fields else ""
-
-
 def _owner(pid: int) -> str | None:
     prefix = f"{OWNER_ENV}=".encode()
     for var in _read(f"/proc/{pid}/environ").split(b"\0"):
@@ -62,23 +76,12 @@ def _owner(pid: int) -> str | None:
     return None
 
 
-def _children_map() -> dict[int, list[int]]:
-    """parent → children, from every /proc/<pid>/stat."""
-    children: dict[int, list[int]] = {}
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                stat = _read(f"/proc/{entry}/stat")
-                # The command name is in parentheses and may hold spaces: split after the last ')'.
-                fields = stat[stat.rfind(b")") + 2 :].split()
-                if len(fields) > 1:
-                    children.setdefault(int(fields[1]), []).append(int(entry))
-    return children
-
-
 def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
-    children = _children_map()
+    children: dict[int, list[int]] = {}
+    for proc in process_table().values():
+        if not proc.zombie:
+            children.setdefault(proc.ppid, []).append(proc.pid)
     out: list[int] = []
     todo = [pid]
     while todo:
@@ -88,32 +91,26 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def children_of(pid: int) -> list[int]:
+def _children_of(pid: int) -> list[int]:
     """The children of ``pid``: /proc/<pid>/task/*/children where the kernel has it (one read,
     not a walk of every process), else from the walk."""
     tasks = f"/proc/{pid}/task"
     paths = [f"{tasks}/{t}/children" for t in os.listdir(tasks)] if os.path.isdir(tasks) else []
     if paths and os.path.exists(paths[0]):
         return [int(c) for path in paths for c in _read(path).split()]
-    return _children_map().get(pid, [])
+    return [proc.pid for proc in process_table().values() if proc.ppid == pid]
 
 
-def kill_thread_processes(root: int, thread_id: str) -> int:
-    """SIGKILL the descendants of ``root`` that codex started for ``thread_id`` (its shell tools
-    carry ``CODEX_THREAD_ID``, codex 0.163/0.169); how many."""
-    needle = f"CODEX_THREAD_ID={thread_id}".encode()
-    killed = 0
-    for pid in tree(root)[1:]:
-        if needle in _read(f"/proc/{pid}/environ").split(b"\0"):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-def tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    return [pid, *descendants(pid)]
+def thread_processes(root: int, thread_id: str | None = None) -> list[int]:
+    """The descendants of ``root`` that codex started for ``thread_id`` (for any thread: None):
+    its shell tools carry ``CODEX_THREAD_ID`` (codex 0.163/0.169)."""
+    needle = f"CODEX_THREAD_ID={thread_id or ''}".encode()
+    out = []
+    for pid in descendants(root):
+        environ = _read(f"/proc/{pid}/environ").split(b"\0")
+        if (needle in environ) if thread_id else any(v.startswith(needle) for v in environ):
+            out.append(pid)
+    return out
 
 
 class ProcessGuard:
@@ -124,6 +121,9 @@ class ProcessGuard:
         self.subreaper = False
         self._runs = itertools.count(1)
         self._watchdog: subprocess.Popen[bytes] | None = None
+        self._starts: dict[int, int] = {}  # codex pid → its start time (for the watchdog)
+        self._ending: set[int] = set()  # pids an ending of ours is ending now
+        self._endings: set[asyncio.Task[None]] = set()
 
     def new_run(self, kind: str) -> str:
         run = f"{kind}{next(self._runs)}"
@@ -177,42 +177,100 @@ class ProcessGuard:
 
     def started(self, pid: int) -> None:
         self.spawned.add(pid)
-        self._tell(f"+{pid}")
+        proc = read_proc(pid)
+        self._starts[pid] = proc.start if proc is not None else 0
+        self._tell(f"+{pid} {self._starts[pid]}")
 
     def ended(self, pid: int, run: str | None = None) -> None:
         """The codex ``pid`` has exited (and been waited for); ``run`` is over."""
         self.spawned.discard(pid)
-        self._tell(f"-{pid}")
+        self._tell(f"-{pid} {self._starts.pop(pid, 0)}")
         if run is not None:
             self.active.discard(run)
             self.sweep()
 
+    # -- ending ------------------------------------------------------------------------------
+    def end(
+        self, pids: Iterable[int] = (), *, groups: Iterable[int] = (), wait_s: float = 0.0
+    ) -> asyncio.Task[None] | None:
+        """End these processes (their descendants and the groups they lead too) in the
+        background: up to ``wait_s`` for them to end by themselves, SIGTERM, the grace, SIGKILL.
+        Pids an earlier ending still works on are left to it. The task, or None if nothing runs.
+        Call it with an event loop running."""
+        ending = Ending([p for p in pids if p not in self._ending], groups=groups)
+        return self._drive(ending, wait_s=wait_s)
+
+    def end_group(self, pgid: int) -> None:
+        """What an exited codex left in its process group: SIGTERM now (one syscall: the common
+        case, an empty group, costs nothing more), SIGKILL after the grace if need be."""
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except OSError:
+            return  # nothing left in it
+        self._drive(Ending(groups=[pgid]), wait_s=0.0, terminated=True)
+
+    def _drive(
+        self, ending: Ending, *, wait_s: float, terminated: bool = False
+    ) -> asyncio.Task[None] | None:
+        targets = set(ending.live())
+        if not targets:
+            return None
+
+        async def run() -> None:
+            try:
+                for pause in ending_steps(ending, wait_s=wait_s, terminated=terminated):
+                    await asyncio.sleep(pause)
+            finally:
+                self._ending -= targets
+                self._reap_orphans()
+
+        self._ending |= targets
+        task = asyncio.get_running_loop().create_task(run(), name="ending codex leftovers")
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
+        return task
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) for the endings under way; the bound is theirs, this is a backstop."""
+        while self._endings:
+            done, _ = await asyncio.wait(set(self._endings), timeout=timeout)
+            if not done:
+                log.warning("%d endings of codex leftovers did not finish", len(self._endings))
+                return
+
     # -- the subreaper's sweep ---------------------------------------------------------------
-    def sweep(self) -> int:
-        """Kill what finished runs left (re-parented here), reap it; returns how many."""
+    def _reap_orphans(self) -> None:
+        """Reap the re-parented children that have ended (asyncio waits only for its own)."""
         if not self.subreaper:
-            return 0
-        killed = 0
-        for pid in children_of(os.getpid()):
+            return
+        for pid in _children_of(os.getpid()):
             if pid in self.spawned:
-                continue  # asyncio waits for it
-            if _state(pid) == "Z":
+                continue
+            proc = read_proc(pid)
+            if proc is not None and proc.zombie:
                 with contextlib.suppress(ChildProcessError, OSError):
                     os.waitpid(pid, os.WNOHANG)
+
+    def sweep(self) -> int:
+        """End what finished runs left (re-parented here), gently, in the background; returns
+        how many processes that is. Call it with an event loop running."""
+        if not self.subreaper:
+            return 0
+        self._reap_orphans()
+        found: list[int] = []
+        for pid in _children_of(os.getpid()):
+            if pid in self.spawned or pid in self._ending:
                 continue
             owner = _owner(pid)
             if owner is None or not owner.startswith(self.token + ":"):
                 continue  # not started by a codex of ours
             if owner.split(":", 1)[1] in self.active:
                 continue  # its run is still going
-            for target in reversed(tree(pid)):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(target, signal.SIGKILL)
-            killed += 1
-            log.info("killed pid %d, left running by finished codex run %s", pid, owner)
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)  # if not dead yet, the next sweep reaps it
-        return killed
+            log.info("ending pid %d, left running by finished codex run %s", pid, owner)
+            found.append(pid)
+        if found:
+            self.end(found, wait_s=LEFTOVER_WAIT_S)
+        return len(found)
 
 
 _GUARD: ProcessGuard | None = None

@@ -6,9 +6,11 @@ JSON-RPC on :attr:`~CodexProcess.stdin` / :attr:`~CodexProcess.stdout`.
 
 Stopping is bounded and escalates: SIGINT to the whole group (codex records the turn as aborted and
 ends its tools), then SIGTERM, then SIGKILL. SIGTERM alone leaves codex's children orphaned (codex
-0.169), so signals always go to the group, and to any descendant that left the group (a tool that
-called setsid), found through /proc before the first signal. Killing only npm's node wrapper
-leaves the native codex running: the group signal reaches both.
+0.169), so signals always go to the group. Killing only npm's node wrapper leaves the native codex
+running: the group signal reaches both. Once codex has exited, what it left is ended by the
+guard (:mod:`.guard`), gently: its group's leftovers get SIGTERM at once, SIGKILL after a grace;
+what it left in other sessions (its login-shell snapshot, a tool that called setsid: found through
+/proc before the first signal, and re-parented to the plugin) first gets a moment to end by itself.
 """
 
 from __future__ import annotations
@@ -22,25 +24,15 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 
 from .._io.framing import OversizeLine, read_lines
-from .guard import descendants, guard
+from .guard import LEFTOVER_WAIT_S, descendants, guard
 
-__all__ = ["CodexProcess", "descendants", "signal_tree"]
+__all__ = ["CodexProcess", "descendants"]
 
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 16 * 1024
 PIPE_DRAIN_S = 2.0
-
-
-def signal_tree(pid: int, sig: signal.Signals) -> None:
-    """Send ``sig`` to ``pid``'s process group and to every descendant of ``pid`` (which may
-    have left the group)."""
-    targets = descendants(pid)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-    for target in [pid, *targets]:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(target, sig)
+SIGINT_REPEAT_S = 0.5
 
 
 class CodexProcess:
@@ -139,13 +131,14 @@ class CodexProcess:
                 self._stderr_size -= len(self._stderr.popleft())
 
     async def _reap(self) -> None:
-        """Once codex has exited, end what it left in its group, and stop waiting for its pipes.
+        """Once codex has exited, end what it left, and stop waiting for its pipes.
 
         A leftover child that still holds stdout would otherwise keep EOF from ever coming.
         """
         await self._proc.wait()
-        self._signal_group(signal.SIGKILL)
-        guard().ended(self.pid, self.run)  # and what it left in other sessions
+        keeper = guard()
+        keeper.end_group(self.pid)
+        keeper.ended(self.pid, self.run)  # and what it left in other sessions (subreaper)
         _done, pending = await asyncio.wait(self._tasks, timeout=PIPE_DRAIN_S)
         for task in pending:
             task.cancel()
@@ -159,7 +152,15 @@ class CodexProcess:
         return code
 
     async def stop(self, *, int_grace_s: float = 3.0, term_grace_s: float = 2.0) -> int:
-        """SIGINT → wait → SIGTERM → wait → SIGKILL, to codex's group and every descendant."""
+        """SIGINT → wait → SIGTERM → wait → SIGKILL to codex's group; then what it left in other
+        sessions is ended by the guard (it gets a moment to end by itself, then SIGTERM).
+
+        SIGINT is sent again every :data:`SIGINT_REPEAT_S` while codex runs: codex 0.163 swallows
+        one that comes after its handler is installed but before its turn has begun (about 0.1 s
+        into its start), and then goes on to ask the model (measured: a cancel 0.12 s after the
+        start took until SIGKILL; repeated, codex ended 0.25 s after the first). In a slightly
+        later phase of its start it ignores every SIGINT, and the SIGTERM after ``int_grace_s``
+        ends it."""
         if self._proc.returncode is None:
             strays = [p for p in descendants(self.pid) if _pgid(p) not in (self.pid, None)]
             for sig, grace in (
@@ -167,25 +168,36 @@ class CodexProcess:
                 (signal.SIGTERM, term_grace_s),
                 (signal.SIGKILL, None),
             ):
-                self._signal_group(sig)
-                for pid in strays:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, sig)
                 if grace is None:
+                    self._signal_group(sig)
                     break
-                try:
-                    await asyncio.wait_for(asyncio.shield(self._proc.wait()), grace)
+                if await self._signal_until_exit(sig, grace):
                     break
-                except TimeoutError:
-                    log.info("codex pid %d still running after %s, escalating", self.pid, sig.name)
-            for pid in strays:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
+                log.info("codex pid %d still running after %s, escalating", self.pid, sig.name)
+            # Re-parented to this process when it is the subreaper (its sweep ends them too);
+            # to init otherwise, where nothing else would.
+            guard().end(strays, wait_s=LEFTOVER_WAIT_S)
         return await self.wait()
 
-    def kill(self) -> None:
-        """SIGKILL to the group and every descendant, now (a wedged app-server)."""
-        signal_tree(self.pid, signal.SIGKILL)
+    async def _signal_until_exit(self, sig: signal.Signals, grace: float) -> bool:
+        """``sig`` to the group (SIGINT again every SIGINT_REPEAT_S); True if codex exited within
+        ``grace``."""
+        deadline = asyncio.get_running_loop().time() + grace
+        while True:
+            self._signal_group(sig)
+            left = deadline - asyncio.get_running_loop().time()
+            wait = min(left, SIGINT_REPEAT_S) if sig is signal.SIGINT else left
+            try:
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), max(wait, 0.0))
+                return True
+            except TimeoutError:
+                if left <= wait:
+                    return False
+
+    def abort(self) -> None:
+        """End codex now, without waiting (a wedged app-server): SIGTERM to its group and its
+        descendants, SIGKILL after the grace, in the background."""
+        guard().end([self.pid, *descendants(self.pid)], groups=[self.pid])
 
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

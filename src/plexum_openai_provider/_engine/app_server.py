@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._codex.command import app_server_argv
-from .._codex.guard import kill_thread_processes
+from .._codex.guard import guard, thread_processes
 from .._codex.process import CodexProcess
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
@@ -128,8 +128,8 @@ class _Server:
         try:
             return await self.connection.request(method, params, timeout=timeout)
         except TimeoutError:
-            log.error("codex app-server did not answer %s within %g s: killing it", method, timeout)
-            self.process.kill()
+            log.error("codex app-server did not answer %s within %g s: ending it", method, timeout)
+            self.process.abort()
             raise AppServerError(
                 f"codex app-server did not answer {method} within {timeout:g} s; it was stopped"
                 " and a new one starts with the next turn",
@@ -265,6 +265,10 @@ class AppServerEngine:
                 await self._unload(server, thread_id)
 
     async def _unload(self, server: _Server, thread_id: str) -> None:
+        # What the thread's tools left running (background terminals) goes with it, ended gently
+        # first: codex 0.163 kills it outright at the unload, and a login shell among it may hold
+        # pyenv's lock.
+        await self._end_thread_processes(server, thread_id)
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
         server.closed_waiters[thread_id] = closed
@@ -280,9 +284,15 @@ class AppServerEngine:
                 log.warning("codex app-server did not close thread %s after unsubscribe", thread_id)
         server.closed_waiters.pop(thread_id, None)
         server.early.pop(thread_id, None)
-        # What the thread's tools started and left running (background terminals) goes with it.
-        killed = kill_thread_processes(server.process.pid, thread_id)
-        log.debug("unloaded thread %s (%s; %d leftover processes)", thread_id, status, killed)
+        log.debug("unloaded thread %s (%s)", thread_id, status)
+
+    async def _end_thread_processes(self, server: _Server, thread_id: str | None) -> None:
+        """End what the thread's tools (every thread's: None) started and left running (codex
+        marks them with ``CODEX_THREAD_ID``): SIGTERM, the grace, SIGKILL; bounded."""
+        ending = guard().end(thread_processes(server.process.pid, thread_id))
+        if ending is not None:
+            with contextlib.suppress(TimeoutError):  # it has its own bound; this is a backstop
+                await asyncio.wait_for(asyncio.shield(ending), self.stop_grace_s)
 
     async def _unload_idle(self) -> None:
         """Unload threads nobody used for ``idle_unload_s``, and the least recently used beyond
@@ -430,12 +440,15 @@ class AppServerEngine:
             )
             await asyncio.wait_for(run.ended.wait(), self.stop_grace_s)
             # A shell child outlives turn/interrupt (background terminals, codex 0.163/0.169).
+            # Ended gently first (codex's own clean-up kills them outright), then codex forgets
+            # them.
+            await self._end_thread_processes(server, run.thread_id)
             await server.request(
                 "thread/backgroundTerminals/clean", {"threadId": run.thread_id}, self.stop_grace_s
             )
         except (AppServerError, JsonRpcError, TimeoutError) as exc:
             log.error("codex app-server did not end turn %s: %s; stopping it", run.turn_id, exc)
-            server.process.kill()
+            server.process.abort()
 
     async def close(self) -> None:
         self._closed = True
@@ -446,6 +459,8 @@ class AppServerEngine:
         server, self._server = self._server, None
         self._loaded.clear()
         if server is not None:
+            # codex 0.163 kills its threads' background terminals outright when it exits.
+            await self._end_thread_processes(server, None)
             await server.close()
 
 

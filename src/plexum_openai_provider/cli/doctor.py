@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pwd
 import stat
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -49,7 +51,13 @@ async def _login(binary: CodexBinary, report: Report) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    except TimeoutError:
+        proc.terminate()
+        await proc.wait()
+        report.problem("`codex login status` did not answer in 30 s", "run it by hand to see why")
+        return
     text = (out + err).decode(errors="replace")
     if proc.returncode == 0:
         kind = "ChatGPT" if "ChatGPT" in text else "an API key" if "API key" in text else "a login"
@@ -81,6 +89,65 @@ def _config_toml(home: Path, report: Report) -> None:
             f"{name} in {config_path} is left from an earlier version of this plugin and is no"
             f" longer used; `codex mcp remove {name}` removes it"
         )
+
+
+# A login shell slower than this delays every new codex thread's first shell command (codex
+# snapshots the user's login shell environment when a thread starts) and each command it runs.
+SLOW_LOGIN_SHELL_S = 1.0
+# pyenv-rehash's lock: a rehash holds it for well under a second; older, its holder was killed.
+STALE_LOCK_S = 60.0
+
+
+def _pyenv_lock(report: Report) -> bool:
+    """A stale pyenv rehash lock (True if there is one: a login shell would then wait 60 s)."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    lock = root / "shims" / ".pyenv-shim"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return False
+    if age < STALE_LOCK_S:
+        report.info(f"pyenv is rehashing now ({lock} is {age:.0f} s old)")
+        return False
+    report.problem(
+        f"a stale pyenv lock {lock} ({age / 60:.0f} min old; left by a shell that was killed"
+        " mid-rehash): every login shell of this user waits 60 s for it, codex's shell snapshots"
+        " and the agents' shell commands included",
+        f"rm {lock}",
+    )
+    return True
+
+
+async def _login_shell(report: Report) -> None:
+    shell = os.environ.get("SHELL") or pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
+    if _pyenv_lock(report):
+        report.info(f"login shell {shell}: not timed (the stale lock above would hold it 60 s)")
+        return
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        shell,
+        "-lc",
+        "true",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.wait_for(proc.wait(), 10 * SLOW_LOGIN_SHELL_S)
+    except TimeoutError:
+        proc.terminate()  # SIGTERM: a login shell's traps (pyenv's lock) must run
+        await proc.wait()
+    took = time.monotonic() - started
+    what = f"login shell `{shell} -lc true` took {took:.2f} s"
+    if took > SLOW_LOGIN_SHELL_S:
+        report.problem(
+            f"{what}: every new codex thread's first shell command waits for it, and each"
+            " command an agent runs starts one",
+            f"find what is slow with `{shell} -lxc true` (pyenv, conda and nvm set-ups often are);"
+            " keep ~/.profile and ~/.bashrc light for the daemon's user",
+        )
+    else:
+        report.ok(what)
 
 
 def _socket_dir(report: Report) -> None:
@@ -142,6 +209,7 @@ async def _doctor(config: HostConfig) -> int:
     await _login(binary, report)
     _config_toml(home, report)
     _socket_dir(report)
+    await _login_shell(report)
     print("all good" if not report.problems else f"{report.problems} problem(s)")
     return 1 if report.problems else 0
 
