@@ -230,17 +230,20 @@ class Plugin(Worker):
 
     script = "plugin_worker.py"
 
-    def __init__(self, env: Env, engine: str) -> None:
+    def __init__(self, env: Env, engine: str, **config: Any) -> None:
         super().__init__(env)
         self.engine = engine
+        self.config = {"engine": engine, **config}
         self.name = f"plugin, {engine}"
         self.pid: int | None = None
+        self.initialize: dict[str, Any] = {}
 
     async def start(self) -> Plugin:
         await self._spawn()
-        answer = await self._ask({"op": "start", "config": {"engine": self.engine}})
+        answer = await self._ask({"op": "start", "config": self.config})
         assert answer["initialize"]["engine"]["name"] == self.engine, answer
         self.pid = answer["pid"]
+        self.initialize = answer["initialize"]
         return self
 
     async def consume(self, ws: Path, ids: list[str]) -> float:

@@ -49,6 +49,11 @@ def main() -> None:
             ],
         ),
         ("Host-tool calls", "bridge_cost.py", ["--calls", "200" if quick else "500"]),
+        (
+            "Confinement and codex's features",
+            "sandbox_cost.py",
+            ["--rounds", "3" if quick else "10"],
+        ),
         ("Rollout scaling", "rollout_scaling.py", ["--sizes", "1", "50", "200"]),
     ]
     body = []

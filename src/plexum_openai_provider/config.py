@@ -7,6 +7,8 @@ the value, so an operator sees at ``initialize`` (or at ``run --config``) exactl
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ._io.text import lone_surrogate
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL", "MAX_TIMEOUT_S", "EngineName", "HostConfig", "load_config_file"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MAX_TIMEOUT_S",
+    "EngineName",
+    "HostConfig",
+    "SandboxMode",
+    "load_config_file",
+]
 
 DEFAULT_MODEL = "codex"
 
@@ -25,6 +34,9 @@ DEFAULT_MODEL = "codex"
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 EngineName = Literal["app-server", "exec"]
+SandboxMode = Literal["workspace", "none"]
+# codex's feature flags are lower-case words joined by underscores (`codex features list`).
+_FEATURE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _timeout(default: float) -> Any:
@@ -46,6 +58,13 @@ class HostConfig(BaseModel):
     consume_marker: str = Field(default="...(tool called)", min_length=1)
     # None: the app-server, falling back to exec (with a notice) where it cannot be used.
     engine: EngineName | None = None
+    # None: "workspace" where codex's sandbox works on this machine (a probe at start-up), else
+    # "none" with a notice.
+    sandbox: SandboxMode | None = None
+    sandbox_readable: tuple[str, ...] = ()
+    sandbox_network: bool = False
+    # codex feature flags, over the plugin's defaults (see _codex/policy.py).
+    codex_features: dict[str, bool] = Field(default_factory=dict)
 
     @classmethod
     def parse(cls, data: Any) -> HostConfig:
@@ -88,6 +107,29 @@ class HostConfig(BaseModel):
                     f" model ids must be non-empty and unique ({model!r})",
                     key="supported_models",
                     value=list(models),
+                )
+        for path in self.sandbox_readable:
+            if not os.path.isabs(path) or "\0" in path or os.path.normpath(path) == "/":
+                raise ConfigError(
+                    f"config key 'sandbox_readable' has an invalid value {path!r}: each entry must"
+                    " be an absolute path other than /",
+                    key="sandbox_readable",
+                    value=list(self.sandbox_readable),
+                )
+            if not os.path.exists(path):
+                raise ConfigError(
+                    f"config key 'sandbox_readable' has an invalid value {path!r}: no such file or"
+                    " folder",
+                    key="sandbox_readable",
+                    value=list(self.sandbox_readable),
+                )
+        for name in self.codex_features:
+            if not _FEATURE.fullmatch(name):
+                raise ConfigError(
+                    f"config key 'codex_features' has an invalid feature name {name!r} (codex's"
+                    " features are named like multi_agent: see `codex features list`)",
+                    key="codex_features",
+                    value=dict(self.codex_features),
                 )
         for model in self.model_args:
             if model not in models:

@@ -26,18 +26,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ._bridge.manager import BridgeManager
+from ._bridge.names import default_socket_dir
 from ._codex.binary import CodexBinary, resolve_codex
 from ._codex.consume import ConsumeOutcome, rewrite_rollout
 from ._codex.guard import guard
 from ._codex.home import codex_home as default_codex_home
+from ._codex.policy import UNCONFINED, AgentPolicy
 from ._codex.rollout import RolloutLocator
+from ._codex.sandbox_probe import choose_policy
 from ._codex.writer_lock import thread_writer_lock
 from ._engine.seam import Engine
 from ._engine.select import EngineInfo, choose_engine
 from ._io.files import sweep_temporaries
 from ._turn.runner import Turn, TurnSetup, start_turn
-from ._turn.thread_store import is_thread_id
+from ._turn.thread_store import SESSION_FILE, is_thread_id
 from ._turn.workspace import (
+    OWNER_FILE,
     WorkspaceLocks,
     claim_workspace,
     default_lock_dir,
@@ -67,10 +71,13 @@ class CodexProvider:
         socket_dir: Path | None = None,
         lock_dir: Path | None = None,
         engine_info: EngineInfo | None = None,
+        policy: AgentPolicy = UNCONFINED,
     ) -> None:
-        """Most callers want :meth:`create`; this takes a ready engine (tests give a fake)."""
+        """Most callers want :meth:`create`; this takes a ready engine (tests give a fake) and
+        the agents' policy (:func:`~._codex.sandbox_probe.choose_policy`)."""
         self.config = config
         self.binary = binary
+        self.policy = policy
         self.engine_info = engine_info or EngineInfo(engine.name, engine.name)
         self._engine = engine
         self._env: dict[str, str] = dict(os.environ if env is None else env)
@@ -99,13 +106,33 @@ class CodexProvider:
         socket_dir: Path | None = None,
         lock_dir: Path | None = None,
     ) -> CodexProvider:
-        """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs) and start the
-        engine (:func:`~._engine.select.choose_engine`). ``tool_handler`` answers the host tools
-        of turns that offer ``tools``."""
+        """Resolve the codex binary (ConfigError / CodexNotFoundError if none runs), find out the
+        agents' sandbox (:func:`~._codex.sandbox_probe.choose_policy`: ConfigError if the one
+        asked for cannot work) and start the engine (:func:`~._engine.select.choose_engine`).
+        ``tool_handler`` answers the host tools of turns that offer ``tools``."""
         config = config or HostConfig()
         binary = await resolve_codex(config.binary)
         environment = dict(os.environ if env is None else env)
-        engine, info = await choose_engine(config, binary, environment)
+        never = [
+            str(default_codex_home(environment)),
+            str(socket_dir or default_socket_dir()),
+            str(lock_dir or default_lock_dir()),
+        ]
+        choosing = asyncio.ensure_future(
+            choose_policy(
+                config, binary, environment, never=never, protected=(SESSION_FILE, OWNER_FILE)
+            )
+        )
+        try:
+            engine, info = await choose_engine(config, binary, environment)
+        except BaseException:
+            choosing.cancel()
+            raise
+        try:
+            policy = await choosing
+        except BaseException:
+            await engine.close()
+            raise
         provider = cls(
             config,
             engine,
@@ -115,6 +142,7 @@ class CodexProvider:
             socket_dir=socket_dir,
             lock_dir=lock_dir,
             engine_info=info,
+            policy=policy,
         )
         provider._sweep_on_start()
         return provider
@@ -180,6 +208,7 @@ class CodexProvider:
             agent_lock=self._agent_lock(agent_id),
             bridge=bridge,
             claim=claim,
+            policy=self.policy,
             notices=self._notices_for(agent_id),
             on_end=lambda: self._turn_ended(agent_id, turn_id),
         )
@@ -195,11 +224,17 @@ class CodexProvider:
             del self._turn_ids[next(iter(self._turn_ids))]
 
     def _notices_for(self, agent_id: str) -> tuple[Notice, ...]:
-        reason = self.engine_info.fallback_reason
-        if reason is None or agent_id in self._noticed:
+        """What each agent's first turn is told: the engine fell back, agents are unconfined
+        because the sandbox cannot work here."""
+        if agent_id in self._noticed:
             return ()
         self._noticed.add(agent_id)
-        return (Notice("engine_fallback", reason),)
+        notices = []
+        if self.engine_info.fallback_reason is not None:
+            notices.append(Notice("engine_fallback", self.engine_info.fallback_reason))
+        if self.policy.unavailable:
+            notices.append(Notice("sandbox_unavailable", self.policy.reason))
+        return tuple(notices)
 
     def _turn_ended(self, agent_id: str, turn_id: str) -> None:
         turn = self._running.get(agent_id)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import AgentContext, TextDelta, ToolOutput, ToolSpec
-from plexum_openai_provider._bridge.names import mcp_namespace, server_name, socket_path
+from plexum_openai_provider._bridge.names import key_path, mcp_namespace, server_name, socket_path
 from plexum_openai_provider._bridge.relay import relay_command
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import (
@@ -329,6 +329,7 @@ def test_mcp_host_outside_a_turn_answers_with_no_tools(tmp_path: Path) -> None:
         **os.environ,
         "PLEXUM_MCP_SOCKET": str(tmp_path / "nobody.sock"),
         "PLEXUM_MCP_AGENT_ID": "cx",
+        "PLEXUM_MCP_KEY_FILE": str(tmp_path / "nobody.key"),
     }
     answers = _mcp_exchange(env)
     assert [a["id"] for a in answers] == [1, 2, 3]
@@ -343,25 +344,38 @@ def test_mcp_host_outside_a_turn_answers_with_no_tools(tmp_path: Path) -> None:
     assert _mcp_exchange(env, [plugin_script(), "mcp-host"]) == answers
 
 
-async def test_the_listener_refuses_another_agents_bridge(
+async def test_a_bridge_must_prove_the_agent_it_serves(
     plugin_env: dict[str, str],
     workspace: Path,
     model_server: ScriptedModelServer,
     codex_home: Path,
     socket_dir: Path,
 ) -> None:
+    """Any process that reaches the socket knows agent ids: the id alone (the hello of round 2,
+    with which an agent called another's tools as that agent) is refused, and so is a wrong key;
+    only the agent's own secret (random per plugin run, in a 0600 file) is taken."""
     sock = socket_path("cx", codex_home, socket_dir)
-    verdicts: list[Any] = []
+    key_file = key_path(sock)
+    verdicts: dict[str, Any] = {}
+    keys = [""]
 
-    def probe(args: dict[str, Any]) -> str:
-        # A bridge presenting another agent's id, while cx's turn runs.
+    def hello(message: dict[str, Any]) -> Any:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(5)
             s.connect(str(sock))
-            s.sendall(b'{"agent_id": "intruder"}\n')
-            verdicts.append(json.loads(s.makefile().readline()))
+            s.sendall(json.dumps(message).encode() + b"\n")
+            return json.loads(s.makefile().readline())
+
+    def probe(args: dict[str, Any]) -> str:  # while cx's turn runs
+        key = keys[0] = key_file.read_text().strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(key) == 64
+        verdicts["another agent"] = hello({"agent_id": "intruder", "key": key})
+        verdicts["the id alone"] = hello({"agent_id": "cx"})
+        verdicts["a wrong key"] = hello({"agent_id": "cx", "key": "0" * 64})
+        verdicts["the key"] = hello({"agent_id": "cx", "key": key})
         env = {**os.environ, "PLEXUM_MCP_SOCKET": str(sock), "PLEXUM_MCP_AGENT_ID": "intruder"}
-        verdicts.append(_mcp_exchange(env)[1]["result"])
+        env["PLEXUM_MCP_KEY_FILE"] = str(key_file)
+        verdicts["an intruder's relay"] = _mcp_exchange(env)[1]["result"]
         return "probed"
 
     model_server.enqueue(call("probe", {}, call_id="c1"), Message("ok"))
@@ -371,8 +385,18 @@ async def test_the_listener_refuses_another_agents_bridge(
             "t-1", AgentContext("cx", workspace), "probe", tools=[ToolSpec("probe")]
         )
         assert (await turn.result()).status == "completed"
-    assert verdicts[0] == {"ok": False, "error": "wrong agent for this socket"}
-    assert verdicts[1] == {"tools": []}  # the intruder's relay fell back to offering nothing
+        stderr = "\n".join(plugin.stderr_tail)
+    refused = {"ok": False, "error": "this bridge did not prove that it serves this agent"}
+    assert verdicts == {
+        "another agent": refused,
+        "the id alone": refused,
+        "a wrong key": refused,
+        "the key": {"ok": True},
+        "an intruder's relay": {"tools": []},  # it fell back to offering nothing
+    }
+    assert "refused a bridge presenting agent 'cx' without a key" in stderr
+    assert keys[0] not in stderr  # never logged
+    assert not key_file.exists()  # gone with the plugin
 
 
 @pytest.mark.skipif(not codex_at_least("0.163"), reason="gpt-5.5's tool search is codex 0.163+")

@@ -164,9 +164,10 @@ async def test_a_thread_unloaded_while_its_shell_runs_leaves_no_lock(
 ) -> None:
     # The thread's first turn (its login shell snapshot ends by itself); then the model leaves a
     # shell running in the background (a background terminal) and answers; a consume then
-    # unloads the thread while that shell holds the lock.
+    # unloads the thread while that shell holds the lock. Unconfined: a confined command cannot
+    # see or write the user's home, where the lock is (nor can pyenv's rehash there).
     plugin = await RawPlugin.spawn(codex_env)
-    await plugin.initialize()
+    await plugin.initialize({"sandbox": "none"})
     first = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, "hi"))
     assert first["result"]["status"] == "completed"
     await shell.nothing_left(codex_home, time.monotonic(), plugin)

@@ -8,8 +8,8 @@ def test_new_thread() -> None:
         "/bin/codex",
         "exec",
         "--skip-git-repo-check",
-        "--dangerously-bypass-approvals-and-sandbox",
         "--json",
+        "--dangerously-bypass-approvals-and-sandbox",
         "-",
     ]
 
@@ -37,6 +37,7 @@ def test_options_go_before_resume_and_the_prompt_is_stdin() -> None:
         "mcp_servers.plexum-host-cx.enabled=true",
         "mcp_servers.plexum-host-cx.required=true",
         "mcp_servers.plexum-host-cx.tool_timeout_sec=12.5",
+        'mcp_servers.plexum-host-cx.default_tools_approval_mode="approve"',
     ]
 
 
@@ -44,7 +45,9 @@ def test_the_inline_server_is_valid_toml_whatever_the_strings() -> None:
     import tomllib
 
     server = McpServerSpec("n", ('/p/"q"\\ü', "a b", "-c"), {"K": 'v"\n'}, 1.0)
-    for override in server.overrides():
+    overrides = server.overrides()
+    assert overrides[::2] == ["-c"] * len(server.config())
+    for override in overrides[1::2]:
         key, value = override.split("=", 1)
         parsed = tomllib.loads(f"x = {value}")["x"]
         assert parsed == server.config()[key]

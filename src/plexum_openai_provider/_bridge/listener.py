@@ -1,7 +1,10 @@
 """The plugin's end of one agent's bridge: a unix socket the agent's ``mcp-host`` relays connect to.
 
-A relay first presents ``{"agent_id": ...}``; one for another agent is refused (``{"ok": false}``)
-so that an agent can never reach another agent's tools. Then MCP is served on the connection
+A relay first presents ``{"agent_id": ..., "key": ...}``: the agent's secret, random per agent and
+per plugin run, which only the codex serving that agent was given (the path of its 0600 key file,
+beside the socket, in the MCP server's environment). Anything else is refused (``{"ok": false}``),
+an agent id alone included: any process that can reach the socket knows agent ids. The key is
+compared in constant time and never logged. Then MCP is served on the connection
 (:mod:`.mcp_session`) with the :class:`~.calls.ToolSession` that is current when the relay
 connects. The socket file is 0600 in a 0700 folder of the plugin's user.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .calls import ToolSession
-from .names import ensure_socket_dir
+from .names import ensure_socket_dir, key_path, write_key
 
 __all__ = ["BridgeListener"]
 
@@ -28,10 +32,13 @@ _HELLO_MAX = 64 * 1024
 
 
 class BridgeListener:
-    def __init__(self, path: Path, agent_id: str, session: Callable[[], ToolSession]) -> None:
+    def __init__(
+        self, path: Path, agent_id: str, session: Callable[[], ToolSession], *, key: str
+    ) -> None:
         self.path = path
         self.agent_id = agent_id
         self.session = session
+        self._key = key.encode()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.refused = 0
@@ -40,8 +47,13 @@ class BridgeListener:
     def listening(self) -> bool:
         return self._server is not None
 
+    @property
+    def key_path(self) -> Path:
+        return key_path(self.path)
+
     async def start(self) -> None:
         ensure_socket_dir(self.path.parent)
+        write_key(self.key_path, self._key)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # left by a plugin that was killed
         old_umask = os.umask(0o177)  # the socket is created 0600: no window where it is wider
@@ -55,8 +67,9 @@ class BridgeListener:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+            for path in (self.path, self.key_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
             for task in list(self._connections):
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
@@ -87,16 +100,20 @@ class BridgeListener:
         except ValueError:
             hello = None
         presented = hello.get("agent_id") if isinstance(hello, dict) else None
-        if presented != self.agent_id:
+        key = hello.get("key") if isinstance(hello, dict) else None
+        proved = isinstance(key, str) and hmac.compare_digest(
+            key.encode("utf-8", "replace"), self._key
+        )
+        if presented != self.agent_id or not proved:
             self.refused += 1
             log.warning(
-                "refused a bridge presenting agent %r on the socket of agent %r",
+                "refused a bridge presenting agent %r %s on the socket of agent %r",
                 presented,
+                "with a wrong key" if key is not None else "without a key",
                 self.agent_id,
             )
-            writer.write(
-                json.dumps({"ok": False, "error": "wrong agent for this socket"}).encode() + b"\n"
-            )
+            answer = {"ok": False, "error": "this bridge did not prove that it serves this agent"}
+            writer.write(json.dumps(answer).encode() + b"\n")
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
             return

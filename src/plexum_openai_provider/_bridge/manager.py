@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ from ..errors import InvalidRequestError
 from ..requests import ToolCallRequest, ToolHandler, ToolOutput, ToolSpec
 from .calls import ToolSession
 from .listener import BridgeListener
-from .names import server_name, socket_path
-from .relay import AGENT_ENV, SOCKET_ENV, TOOLS_ENV, relay_command
+from .names import key_path, server_name, socket_path
+from .relay import AGENT_ENV, KEY_ENV, SOCKET_ENV, TOOLS_ENV, relay_command
 
 __all__ = ["BridgeManager", "TurnBridge"]
 
@@ -109,6 +110,9 @@ class BridgeManager:
             env={
                 SOCKET_ENV: str(path),
                 AGENT_ENV: agent_id,
+                # The path, not the secret: the MCP server's definition is on codex exec's
+                # command line (which every user can read) and in logs.
+                KEY_ENV: str(key_path(path)),
                 # Not read by the relay: it makes the definition change when the tools do.
                 TOOLS_ENV: tools_revision(tools),
                 # codex gives an MCP server only an allowlist of its environment: the guard's
@@ -121,7 +125,11 @@ class BridgeManager:
         async def start() -> None:
             agent = self._agents.get(agent_id)
             if agent is None:
-                agent = _Agent(BridgeListener(path, agent_id, lambda: self._session(agent_id)))
+                # Random per agent and per plugin run: what proves a relay serves this agent.
+                listener = BridgeListener(
+                    path, agent_id, lambda: self._session(agent_id), key=secrets.token_hex(32)
+                )
+                agent = _Agent(listener)
                 self._agents[agent_id] = agent
             agent.turn_id, agent.tools = turn_id, tuple(tools)
             await self._load_sdk()

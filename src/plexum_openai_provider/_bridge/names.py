@@ -3,6 +3,7 @@ model sees, and the bridge socket."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -16,9 +17,11 @@ __all__ = [
     "SOCKET_DIR_ENV",
     "default_socket_dir",
     "ensure_socket_dir",
+    "key_path",
     "mcp_namespace",
     "server_name",
     "socket_path",
+    "write_key",
 ]
 
 RUNTIME_NAME = "plexum-openai-provider"
@@ -71,3 +74,20 @@ def ensure_socket_dir(folder: Path) -> None:
         ensure_private_dir(folder)
     except OSError as exc:
         raise BridgeError(str(exc), path=str(folder)) from None
+
+
+def key_path(socket: Path) -> Path:
+    """Where the relay of the agent of ``socket`` reads the agent's secret."""
+    return socket.with_suffix(".key")
+
+
+def write_key(path: Path, key: bytes) -> None:
+    """The secret, in a new 0600 file (an old one, left by a plugin that was killed, is
+    replaced; a link is never followed)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, key + b"\n")
+    finally:
+        os.close(fd)

@@ -1,8 +1,10 @@
 """``plexum-openai-provider-plugin mcp-host``: the process codex starts as the agent's MCP server.
 
 It connects to the plugin's socket for this agent (``PLEXUM_MCP_SOCKET``), introduces itself with
-one line ``{"agent_id": ...}``, and once the plugin answers ``{"ok": true}`` it copies bytes both
-ways between its stdio (codex) and the socket (the plugin, which serves MCP with the SDK).
+one line ``{"agent_id": ..., "key": ...}`` (the agent's secret, read from the 0600 file
+``PLEXUM_MCP_KEY_FILE`` names: the agent id alone proves nothing), and once the plugin answers
+``{"ok": true}`` it copies bytes both ways between its stdio (codex) and the socket (the plugin,
+which serves MCP with the SDK).
 
 When nobody listens (no turn of this agent is running) or the plugin refuses it, it still answers
 codex, by itself: an MCP server with no tools whose calls fail with the reason. It never hangs and
@@ -19,11 +21,21 @@ import socket
 import sys
 import threading
 
-__all__ = ["AGENT_ENV", "HELLO_TIMEOUT_S", "SOCKET_ENV", "TOOLS_ENV", "relay_command", "relay_main"]
+__all__ = [
+    "AGENT_ENV",
+    "HELLO_TIMEOUT_S",
+    "KEY_ENV",
+    "SOCKET_ENV",
+    "TOOLS_ENV",
+    "relay_command",
+    "relay_main",
+]
 
 SOCKET_ENV = "PLEXUM_MCP_SOCKET"
 AGENT_ENV = "PLEXUM_MCP_AGENT_ID"
+KEY_ENV = "PLEXUM_MCP_KEY_FILE"
 TOOLS_ENV = "PLEXUM_MCP_TOOLS"
+_KEY_MAX = 256
 HELLO_TIMEOUT_S = 5.0
 _CHUNK = 1 << 16
 # What the offline server answers with when codex proposes no version (MCP's current one).
@@ -43,12 +55,36 @@ def _log(message: str) -> None:
     sys.stderr.flush()
 
 
+def read_key(path: str) -> str | None:
+    """The agent's secret from its key file (a regular file, never followed through a link)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, _KEY_MAX)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    key = data.decode("ascii", "replace").strip()
+    return key or None
+
+
 def relay_main() -> int:
     path = os.environ.get(SOCKET_ENV)
     agent_id = os.environ.get(AGENT_ENV)
-    if not path or agent_id is None:
-        return serve_offline(f"mcp-host needs {SOCKET_ENV} and {AGENT_ENV} (set by the plugin)")
-    sock, rest, reason = connect(path, agent_id)
+    key_file = os.environ.get(KEY_ENV)
+    if not path or agent_id is None or not key_file:
+        return serve_offline(
+            f"mcp-host needs {SOCKET_ENV}, {AGENT_ENV} and {KEY_ENV} (set by the plugin)"
+        )
+    key = read_key(key_file)
+    if key is None:
+        reason = f"no turn of this agent is running (its key {key_file} cannot be read)"
+        _log(reason)
+        return serve_offline(reason)
+    sock, rest, reason = connect(path, agent_id, key)
     if sock is None:
         _log(reason)
         return serve_offline(reason)
@@ -56,13 +92,13 @@ def relay_main() -> int:
     return 0
 
 
-def connect(path: str, agent_id: str) -> tuple[socket.socket | None, bytes, str]:
+def connect(path: str, agent_id: str, key: str) -> tuple[socket.socket | None, bytes, str]:
     """(socket, bytes read past the answer, "") or (None, b"", why not)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(HELLO_TIMEOUT_S)
     try:
         sock.connect(path)
-        sock.sendall(json.dumps({"agent_id": agent_id}).encode() + b"\n")
+        sock.sendall(json.dumps({"agent_id": agent_id, "key": key}).encode() + b"\n")
         buffer = b""
         while b"\n" not in buffer:
             chunk = sock.recv(_CHUNK)

@@ -29,6 +29,54 @@ class CodexBinary:
     path: str
     version: str
 
+    @property
+    def package(self) -> str:
+        """The folder of codex's native binary and what ships with it (``codex-path``,
+        ``codex-resources`` with its bubblewrap): what a sandboxed command must be able to read,
+        since bubblewrap runs codex's binary as its helper."""
+        return native_package(self.path)
+
+
+# npm's codex (``bin/codex.js``, a node wrapper) runs the native binary of its platform package,
+# as its codex.js finds it (0.169/0.171): node_modules/@openai/codex-linux-<arch>/vendor/<triple>.
+_NPM_TARGETS = {
+    "x86_64": ("x64", "x86_64-unknown-linux-musl"),
+    "amd64": ("x64", "x86_64-unknown-linux-musl"),
+    "aarch64": ("arm64", "aarch64-unknown-linux-musl"),
+    "arm64": ("arm64", "aarch64-unknown-linux-musl"),
+}
+
+
+def _is_elf(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def native_package(binary: str) -> str:
+    """The folder that holds codex's native binary (in ``bin/``) and its resources: the parent of
+    that ``bin`` folder, for the wheel's binary and for npm's wrapper alike."""
+    real = os.path.realpath(binary)
+    folder = os.path.dirname(real)
+    if os.path.basename(folder) == "bin":
+        folder = os.path.dirname(folder)
+    if _is_elf(real):
+        return folder
+    target = _NPM_TARGETS.get(os.uname().machine)
+    if target is not None:
+        arch, triple = target
+        platform = os.path.join("@openai", f"codex-linux-{arch}", "vendor", triple)
+        for candidate in (
+            os.path.join(folder, "node_modules", platform),
+            os.path.join(os.path.dirname(os.path.dirname(folder)), platform),
+            os.path.join(folder, "vendor", triple),
+        ):
+            if _is_elf(os.path.join(candidate, "bin", "codex")):
+                return candidate
+    return folder
+
 
 def bundled_codex() -> str | None:
     """The codex of the ``openai-codex-cli-bin`` wheel, if it is installed and present."""

@@ -8,22 +8,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .policy import AgentPolicy
+
 __all__ = [
     "APP_SERVER_CONFIG",
     "EXEC_FLAGS",
+    "UNCONFINED_FLAG",
     "McpServerSpec",
     "app_server_argv",
+    "config_overrides",
     "exec_argv",
     "split_app_server_args",
+    "toml_value",
 ]
 
-# Every turn runs unattended in the agent's workspace: no git check, no approval prompts (nobody is
-# there to answer them), JSONL on stdout.
-EXEC_FLAGS = (
-    "--skip-git-repo-check",
-    "--dangerously-bypass-approvals-and-sandbox",
-    "--json",
-)
+# Every turn runs unattended in the agent's workspace: no git check, JSONL on stdout.
+EXEC_FLAGS = ("--skip-git-repo-check", "--json")
+# Unconfined (sandbox "none"): full access and no approval prompts (nobody is there to answer).
+UNCONFINED_FLAG = "--dangerously-bypass-approvals-and-sandbox"
+# Confined: the agent's permission profile, and still no prompts (a refused operation fails
+# inside the turn, and the model reads why).
+NO_APPROVALS = 'approval_policy="never"'
 
 # Without it an unsubscribed thread stays loaded, holding codex's writer lock, for 30 minutes
 # (codex 0.163/0.169): a consume could not rewrite it, and another process could not resume it.
@@ -45,7 +50,10 @@ class McpServerSpec:
         ``required``: codex silently leaves out a server that is not ready within about a second
         (0.169); required, it waits. ``enabled``: an older registration of the same name in
         config.toml may say false. ``tool_timeout_sec``: codex's own per-call limit would cut a
-        slow host tool off before the plugin's ``tool_timeout_s``."""
+        slow host tool off before the plugin's ``tool_timeout_s``. ``default_tools_approval_mode``:
+        in a sandbox, with approvals off, codex refuses every MCP call otherwise ("MCP tool call
+        requires approval, but approval policy is never", 0.163): the host's tools are the host's
+        to allow, and the host offered them."""
         prefix = f"mcp_servers.{self.name}"
         return {
             f"{prefix}.command": self.command[0],
@@ -54,20 +62,27 @@ class McpServerSpec:
             f"{prefix}.enabled": True,
             f"{prefix}.required": True,
             f"{prefix}.tool_timeout_sec": self.tool_timeout_s,
+            f"{prefix}.default_tools_approval_mode": "approve",
         }
 
     def overrides(self) -> list[str]:
-        """The same as ``-c key=value`` arguments (values in TOML: JSON strings, arrays and
-        numbers are TOML too; a table becomes an inline table)."""
-        out = []
-        for key, value in self.config().items():
-            out.append(f"{key}={_toml(value)}")
-        return out
+        """The same as ``-c key=value`` arguments."""
+        return config_overrides(self.config())
 
 
-def _toml(value: Any) -> str:
+def config_overrides(config: Mapping[str, Any]) -> list[str]:
+    """codex config keys as ``-c key=value`` arguments (the value in TOML)."""
+    out: list[str] = []
+    for key, value in config.items():
+        out += ["-c", f"{key}={toml_value(value)}"]
+    return out
+
+
+def toml_value(value: Any) -> str:
+    """A value in TOML: JSON strings, arrays and numbers are TOML too; a table becomes an inline
+    table."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -81,6 +96,7 @@ def exec_argv(
     resume_thread: str | None = None,
     model: str | None = None,
     mcp_server: McpServerSpec | None = None,
+    policy: AgentPolicy | None = None,
     extra_args: Sequence[str] = (),
 ) -> list[str]:
     """``codex exec [options] [resume ID] -``: the prompt itself goes to stdin.
@@ -88,13 +104,18 @@ def exec_argv(
     Options go before ``resume`` (codex parses them there). The prompt is read from stdin (``-``)
     rather than passed as an argument: codex keeps stdin's bytes exactly (leading dashes, newlines,
     any size), while an argument is limited to 128 KiB on Linux and one starting with ``-`` would
-    be taken for a flag.
+    be taken for a flag. ``policy``: the agent's sandbox and codex features (None: unconfined,
+    codex's own features).
     """
     argv = [binary, "exec", *EXEC_FLAGS]
+    if policy is not None and policy.confined:
+        argv += ["-c", NO_APPROVALS]
+    else:
+        argv.append(UNCONFINED_FLAG)
     if model is not None:
         argv += ["--model", model]
-    for override in mcp_server.overrides() if mcp_server else ():
-        argv += ["-c", override]
+    argv += mcp_server.overrides() if mcp_server else []
+    argv += config_overrides(policy.config()) if policy else []
     argv += list(extra_args)
     if resume_thread is not None:
         argv += ["resume", resume_thread]

@@ -12,11 +12,12 @@ What this module does, and why:
   ``experimentalApi``, then ``initialized``. A handshake that fails or hangs is an
   :class:`AppServerError` (the provider then falls back to the exec engine).
 * **Threads**: ``thread/start`` or ``thread/resume`` with the agent's workspace as ``cwd``,
-  ``approvalPolicy: never``, ``sandbox: danger-full-access`` (like exec's
-  ``--dangerously-bypass-approvals-and-sandbox``) and the host-tool MCP server inline in
-  ``config``. A loaded thread ignores new config, so when a turn's MCP server differs (the tools
-  changed) the thread is unloaded and resumed with the new one; otherwise it stays loaded and the
-  next turn goes straight to ``turn/start``.
+  ``approvalPolicy: never``, the agent's sandbox (its permission profile, defined in ``config``
+  and named by ``permissions``; or ``sandbox: danger-full-access`` when unconfined, like exec's
+  ``--dangerously-bypass-approvals-and-sandbox``), its codex features and the host-tool MCP server
+  inline in ``config``. A loaded thread ignores new config, so when a turn's MCP server (the
+  tools) or policy differs the thread is unloaded and resumed with the new one; otherwise it stays
+  loaded and the next turn goes straight to ``turn/start``.
 * **Unload**: ``thread/unsubscribe``, then the ``thread/closed`` that follows (only with an unload
   delay of 0 does it follow at once). A loaded thread holds codex's writer lock and its history in
   memory, so a consume unloads it first (:meth:`release_thread`). Idle threads are unloaded after
@@ -45,6 +46,7 @@ from typing import Any, Literal
 
 from .._codex.command import app_server_argv
 from .._codex.guard import guard, thread_processes
+from .._codex.policy import PROFILE
 from .._codex.process import CodexProcess
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
@@ -318,17 +320,22 @@ class AppServerEngine:
     # -- turns -------------------------------------------------------------------------------
     async def start_run(self, spec: seam.RunSpec) -> AppServerRun:
         server = await self._ensure_server()
-        key = json.dumps(
-            [str(spec.workspace), spec.mcp_server.config() if spec.mcp_server else None],
-            sort_keys=True,
-        )
-        config = spec.mcp_server.config() if spec.mcp_server else {}
+        config = {
+            **(spec.mcp_server.config() if spec.mcp_server else {}),
+            **spec.policy.config(),
+        }
+        # A loaded thread keeps what it was loaded with: another workspace, MCP server (tools) or
+        # policy means unload and resume.
+        key = json.dumps([str(spec.workspace), config], sort_keys=True)
         settings: dict[str, Any] = {
             "cwd": str(spec.workspace),
             "approvalPolicy": "never",
-            "sandbox": "danger-full-access",
             "config": config,
         }
+        if spec.policy.confined:
+            settings["permissions"] = PROFILE  # codex 0.163: not with `sandbox`
+        else:
+            settings["sandbox"] = "danger-full-access"
         model = spec.model or self.default_model
         if spec.resume is None:
             return await self._new_thread(server, spec, settings, key, model)

@@ -154,6 +154,7 @@ class ExecEngine:
             resume_thread=spec.resume,
             model=spec.model,
             mcp_server=spec.mcp_server,
+            policy=spec.policy,
             extra_args=self.extra_args,
         )
         process = await CodexProcess.start(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal, Protocol, TypeAlias
 
 from .._codex.command import McpServerSpec
+from .._codex.policy import UNCONFINED, AgentPolicy
 from ..events import Usage
 
 __all__ = [
@@ -44,6 +45,7 @@ class RunSpec:
     resume: str | None  # the thread to continue, or None for a new one
     model: str | None  # codex's model name, or None for codex's default
     mcp_server: McpServerSpec | None = None
+    policy: AgentPolicy = UNCONFINED  # the agent's sandbox and codex features
 
 
 # -- what a run reports -------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from .._codex.command import McpServerSpec
+from .._codex.policy import UNCONFINED, AgentPolicy
 from .._codex.rollout import RolloutLocator
 from .._engine import seam
 from ..errors import ProviderError
@@ -76,6 +77,7 @@ class TurnSetup:
     agent_lock: asyncio.Lock
     bridge: BridgeHooks
     claim: WorkspaceClaim  # the workspace's lock, stored thread and record; released here
+    policy: AgentPolicy = UNCONFINED  # the agent's sandbox and codex features
     notices: tuple[Notice, ...] = ()  # sent first (e.g. the engine fell back)
     # Called once the turn is over, before its result is delivered (whoever registered the turn
     # as running unregisters it here, so that a caller who has the result finds the agent free).
@@ -218,6 +220,7 @@ class Turn:
             resume=resume,
             model=setup.model,
             mcp_server=setup.bridge.mcp_server,
+            policy=setup.policy,
         )
         run = await setup.engine.start_run(spec)
         mapper = AttemptMapper(resume)

@@ -4,7 +4,8 @@ Written atomically: a temporary file in the same folder, fsynced, renamed over t
 folder fsynced. A crash at any instant leaves the old id or the new one, never an empty or partial
 file, so the next turn resumes the conversation instead of silently starting a new one.
 
-The file lives in the workspace, where codex (and the agent's own model) runs unsandboxed, so it is
+The file lives in the workspace, where the agent's own model may have written it (unconfined, with
+`sandbox: "none"`; confined, it is read-only to the agent), so it is
 read distrustfully: a regular file only (never through a symlink, never a FIFO that would block),
 at most a few bytes, and its content is never echoed when it is not a thread id. Before a turn
 pays for the model, the temporary file that will carry the new id is already written

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import pwd
 import stat
@@ -19,8 +20,11 @@ from pathlib import Path
 from .._bridge.names import SERVER_PREFIX, default_socket_dir
 from .._codex.binary import CodexBinary, resolve_codex
 from .._codex.home import codex_home
+from .._codex.sandbox_probe import SANDBOX_FIX, choose_policy
 from .._engine.app_server import VERIFIED_VERSIONS
 from .._engine.select import choose_engine
+from .._turn.thread_store import SESSION_FILE
+from .._turn.workspace import OWNER_FILE, default_lock_dir
 from ..config import HostConfig, load_config_file
 from ..errors import ProviderError
 
@@ -192,6 +196,31 @@ async def _engine(config: HostConfig, binary: CodexBinary, report: Report) -> No
         await engine.close()
 
 
+async def _sandbox(config: HostConfig, binary: CodexBinary, report: Report) -> None:
+    never = [str(codex_home()), str(default_socket_dir()), str(default_lock_dir())]
+    try:
+        policy = await choose_policy(
+            config, binary, os.environ, never=never, protected=(SESSION_FILE, OWNER_FILE)
+        )
+    except ProviderError as exc:
+        report.problem(f"sandbox: {exc.message}", "fix the config key it names")
+        return
+    if policy.confined:
+        network = "with network" if policy.network else "no network"
+        readable = ", ".join(policy.readable) or "nothing else"
+        report.ok(
+            f"sandbox: agents are confined to their workspaces ({network}; they may also read"
+            f" {readable})"
+        )
+    elif policy.unavailable:
+        report.problem(f"sandbox: {policy.reason.split(' ' + SANDBOX_FIX)[0]}", SANDBOX_FIX)
+    else:
+        report.info(
+            'sandbox: "none" in the config: agents run with every right of this user (any'
+            " person who can talk to one can make it read and write what this user can)"
+        )
+
+
 async def _doctor(config: HostConfig) -> int:
     report = Report()
     try:
@@ -201,6 +230,7 @@ async def _doctor(config: HostConfig) -> int:
         return 1
     report.ok(f"codex {binary.version} runs: {binary.path}")
     await _engine(config, binary, report)
+    await _sandbox(config, binary, report)
     home = codex_home()
     if home.is_dir():
         report.ok(f"CODEX_HOME {home}")
@@ -215,6 +245,9 @@ async def _doctor(config: HostConfig) -> int:
 
 
 def doctor_command(ns: argparse.Namespace) -> int:
+    if not ns.verbose and "PLEXUM_LOG_LEVEL" not in os.environ:
+        # Every finding is a line of the report: the same in the log would say it twice.
+        logging.getLogger("plexum_openai_provider").setLevel(logging.ERROR)
     try:
         config = load_config_file(ns.config) if ns.config else HostConfig()
     except ProviderError as exc:

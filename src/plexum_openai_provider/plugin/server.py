@@ -150,6 +150,7 @@ class PluginServer:
                 "requested": engine.requested,
                 "fallback_reason": engine.fallback_reason,
             },
+            "sandbox": provider.policy.describe(),
         }
 
     async def _create_provider(self, config: dict[str, Any] | None) -> CodexProvider:
