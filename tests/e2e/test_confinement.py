@@ -322,3 +322,22 @@ def bundled() -> str:
     path = bundled_codex()
     assert path is not None
     return path
+
+
+@pytest.mark.one_engine
+async def test_sandbox_network_lets_a_confined_agent_connect(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    probe = (
+        "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\","
+        f" {model_server.port}), timeout=5).close(); print(\"CONNECTED\")'"
+    )
+    command = json.dumps({"cmd": probe})
+    model_server.enqueue(FunctionCall("exec_command", command, call_id="c1"), Message("done"))
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        init = await plugin.initialize(host_config(sandbox_network=True))
+        assert init["sandbox"] == {**init["sandbox"], "mode": "workspace", "network": True}
+        result = await plugin.start_turn("t-1", AgentContext("cx", workspace), "go").result()
+    assert result.status == "completed"
+    [output] = model_server.requests[1].items_of_type("function_call_output")
+    assert "CONNECTED" in output_text(output["output"])
