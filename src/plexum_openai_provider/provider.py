@@ -38,10 +38,11 @@ from ._codex.writer_lock import thread_writer_lock
 from ._engine.seam import Engine
 from ._engine.select import EngineInfo, choose_engine
 from ._io.files import sweep_temporaries
+from ._turn.messages import plan_turn
 from ._turn.runner import Turn, TurnSetup, start_turn
-from ._turn.thread_store import SESSION_FILE, is_thread_id
+from ._turn.thread_store import is_thread_id
 from ._turn.workspace import (
-    OWNER_FILE,
+    PLUGIN_FILES,
     WorkspaceLocks,
     claim_workspace,
     default_lock_dir,
@@ -50,13 +51,38 @@ from ._turn.workspace import (
 from .config import HostConfig
 from .errors import AgentBusyError, InvalidRequestError
 from .events import Notice
-from .requests import AgentContext, ConsumeResult, ToolHandler, TurnRequest, check_text
+from .requests import (
+    AgentContext,
+    ConsumeResult,
+    ImagePart,
+    ToolHandler,
+    TurnRequest,
+    check_text,
+)
 
-__all__ = ["CodexProvider", "EngineInfo"]
+__all__ = ["CodexProvider", "EngineInfo", "choose_agent_policy"]
 
 log = logging.getLogger(__name__)
 
 _TURN_IDS_KEPT = 100_000
+
+
+async def choose_agent_policy(
+    config: HostConfig,
+    binary: CodexBinary,
+    env: Mapping[str, str],
+    socket_dir: Path | None = None,
+    lock_dir: Path | None = None,
+) -> AgentPolicy:
+    """The agents' policy (:func:`~._codex.sandbox_probe.choose_policy`): no agent may see
+    CODEX_HOME or the plugin's socket and lock folders, nor rewrite the plugin's own files in
+    its workspace."""
+    never = [
+        str(default_codex_home(env)),
+        str(socket_dir or default_socket_dir()),
+        str(lock_dir or default_lock_dir()),
+    ]
+    return await choose_policy(config, binary, env, never=never, protected=PLUGIN_FILES)
 
 
 class CodexProvider:
@@ -113,15 +139,8 @@ class CodexProvider:
         config = config or HostConfig()
         binary = await resolve_codex(config.binary)
         environment = dict(os.environ if env is None else env)
-        never = [
-            str(default_codex_home(environment)),
-            str(socket_dir or default_socket_dir()),
-            str(lock_dir or default_lock_dir()),
-        ]
         choosing = asyncio.ensure_future(
-            choose_policy(
-                config, binary, environment, never=never, protected=(SESSION_FILE, OWNER_FILE)
-            )
+            choose_agent_policy(config, binary, environment, socket_dir, lock_dir)
         )
         try:
             engine, info = await choose_engine(config, binary, environment)
@@ -164,6 +183,34 @@ class CodexProvider:
             raise InvalidRequestError(
                 f"turn_id {request.turn_id!r} was already used", field="turn_id"
             )
+        self._check_images(request)
+
+    def _check_images(self, request: TurnRequest) -> None:
+        """What the engine and the sandbox add to an image's own checks: a confined agent's
+        images come from its workspace or a folder it may read (the host names a path; the
+        plugin reads it); ``codex exec`` takes files and data: URLs, not http(s)."""
+        roots = [str(request.agent.workspace), *self.policy.readable]
+        for i, message in enumerate(request.conversation):
+            for j, part in enumerate(message.content):
+                if not isinstance(part, ImagePart):
+                    continue
+                where = f"messages[{i}].content[{j}]"
+                if part.path is not None and self.policy.confined:
+                    real = os.path.realpath(part.path)
+                    if not any(
+                        real == root or real.startswith(root.rstrip("/") + "/")
+                        for root in (os.path.realpath(r) for r in roots)
+                    ):
+                        raise InvalidRequestError(
+                            f"image {str(part.path)!r} is outside the agent's workspace and the"
+                            " folders it may read (sandbox_readable)",
+                            field=where,
+                        )
+                if part.url is not None and part.data() is None and self._engine.name == "exec":
+                    raise InvalidRequestError(
+                        "the exec engine gives codex images as files: send a path or a data: URL",
+                        field=where,
+                    )
 
     async def start_turn(self, request: TurnRequest) -> Turn:
         """Validate and start. Raises InvalidRequestError (tools included: without a
@@ -191,6 +238,11 @@ class CodexProvider:
                 owner_known=(agent_id, str(request.agent.workspace)) in self._owners,
             )
             self._owners.add((agent_id, str(request.agent.workspace)))
+            try:
+                plan = plan_turn(request.conversation, claim.delivery, claim.stored.thread_id)
+            except BaseException:
+                claim.release()
+                raise
         except BaseException:
             self._turn_ids.pop(turn_id, None)  # refused: the host may use the id again
             raise
@@ -208,6 +260,7 @@ class CodexProvider:
             agent_lock=self._agent_lock(agent_id),
             bridge=bridge,
             claim=claim,
+            plan=plan,
             policy=self.policy,
             notices=self._notices_for(agent_id),
             on_end=lambda: self._turn_ended(agent_id, turn_id),

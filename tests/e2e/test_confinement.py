@@ -329,8 +329,8 @@ async def test_sandbox_network_lets_a_confined_agent_connect(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
     probe = (
-        "python3 -c 'import socket; socket.create_connection((\"127.0.0.1\","
-        f" {model_server.port}), timeout=5).close(); print(\"CONNECTED\")'"
+        'python3 -c \'import socket; socket.create_connection(("127.0.0.1",'
+        f' {model_server.port}), timeout=5).close(); print("CONNECTED")\''
     )
     command = json.dumps({"cmd": probe})
     model_server.enqueue(FunctionCall("exec_command", command, call_id="c1"), Message("done"))

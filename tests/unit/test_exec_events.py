@@ -14,6 +14,7 @@ from plexum_openai_provider._codex.exec_events import (
     ThreadStarted,
     TurnCompleted,
     TurnFailed,
+    TurnStarted,
     parse_exec_line,
 )
 from plexum_openai_provider.events import Usage
@@ -26,7 +27,7 @@ def test_recorded_lines() -> None:
     parsed = [parse_exec_line(line) for line in lines]
     assert parsed[0] == ThreadStarted("01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1")
     assert isinstance(parsed[1], ItemError) and parsed[1].message.startswith("Model metadata")
-    assert isinstance(parsed[2], Other) and parsed[2].kind == "turn.started"
+    assert parsed[2] == TurnStarted()  # codex took the input
     assert parsed[3] == AgentMessage("echo: hello there")
     assert parsed[4] == TurnCompleted(Usage(300, 0, 30, 0))
     assert parsed[5] == ErrorLine(

@@ -33,6 +33,7 @@ from plexum_openai_provider import (
     Usage,
 )
 from plexum_openai_provider._engine.seam import RunSpec
+from plexum_openai_provider._turn.delivery import DELIVERY_FILE, load_delivery
 from plexum_openai_provider._turn.thread_store import SESSION_FILE, ThreadRecord
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
 
@@ -96,8 +97,14 @@ async def test_a_completed_turn_maps_events_and_keeps_the_thread(tmp_path: Path)
     assert rig.stored() == THREAD + "\n"
     [spec] = rig.engine.specs
     assert spec == RunSpec(rig.workspace, "hello", None, None, None)
-    # Nothing left behind but the record and the agent's claim on the workspace.
-    assert sorted(p.name for p in rig.workspace.iterdir()) == [".plexum-codex-agent", SESSION_FILE]
+    # Nothing left behind but the records and the agent's claim on the workspace.
+    assert sorted(p.name for p in rig.workspace.iterdir()) == [
+        ".plexum-codex-agent",
+        DELIVERY_FILE,
+        SESSION_FILE,
+    ]
+    delivered = load_delivery(rig.workspace)
+    assert delivered is not None and (delivered.thread_id, delivered.open) == (THREAD, False)
 
 
 async def test_the_next_turn_resumes_and_usage_and_blocks_come_from_the_rollout(

@@ -97,6 +97,8 @@ def exec_argv(
     model: str | None = None,
     mcp_server: McpServerSpec | None = None,
     policy: AgentPolicy | None = None,
+    instructions: str | None = None,
+    images: Sequence[str] = (),
     extra_args: Sequence[str] = (),
 ) -> list[str]:
     """``codex exec [options] [resume ID] -``: the prompt itself goes to stdin.
@@ -105,7 +107,8 @@ def exec_argv(
     rather than passed as an argument: codex keeps stdin's bytes exactly (leading dashes, newlines,
     any size), while an argument is limited to 128 KiB on Linux and one starting with ``-`` would
     be taken for a flag. ``policy``: the agent's sandbox and codex features (None: unconfined,
-    codex's own features).
+    codex's own features). ``instructions``: a new thread's developer instructions (codex 0.163+
+    ignores them on ``resume``). ``images``: image files given with the prompt.
     """
     argv = [binary, "exec", *EXEC_FLAGS]
     if policy is not None and policy.confined:
@@ -116,6 +119,10 @@ def exec_argv(
         argv += ["--model", model]
     argv += mcp_server.overrides() if mcp_server else []
     argv += config_overrides(policy.config()) if policy else []
+    if instructions:
+        argv += config_overrides({"developer_instructions": instructions})
+    for image in images:
+        argv += ["--image", image]
     argv += list(extra_args)
     if resume_thread is not None:
         argv += ["resume", resume_thread]

@@ -17,6 +17,7 @@ it does not understand is left untouched.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from ..errors import SessionFormatError
 from .records import CALL_FIELDS, CONSUMED_ARGUMENTS, OUTPUT_TYPES, RESPONSE_ITEM
 from .rollout import open_rollout
 
-__all__ = ["ConsumeOutcome", "rewrite_rollout"]
+__all__ = ["ConsumeOutcome", "append_response_items", "rewrite_rollout"]
 
 _CALL_ID = re.compile(rb'"call_id":"([^"\\]+)"')
 _RECORD_START = b'{"timestamp":'
@@ -85,15 +86,28 @@ class _Guard:
         if (b'"ordinal":' in line[:96]) != self.ordinals:
             raise self.fail("some records have an ordinal and some have none")
 
-    def last(self, line: bytes) -> None:
+    def last(self, line: bytes) -> int | None:
+        """The last record's ordinal (None where codex numbers none)."""
         try:
             record = json.loads(line)
         except ValueError:
             raise self.fail("its last line is not JSON") from None
         if not isinstance(record, dict):
             raise self.fail("its last record is not an object")
-        if self.ordinals and not isinstance(record.get("ordinal"), int):
+        ordinal = record.get("ordinal")
+        if self.ordinals and not isinstance(ordinal, int):
             raise self.fail("its last record has no integer ordinal")
+        return ordinal if self.ordinals else None
+
+
+def _record(item: dict[str, Any], ordinal: int | None) -> bytes:
+    """A ``response_item`` record as codex writes one (codex 0.163-0.171)."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    record: dict[str, Any] = {"timestamp": now}
+    if ordinal is not None:
+        record["ordinal"] = ordinal
+    record.update({"type": RESPONSE_ITEM, "payload": item})
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
 
 
 def _consume_line(line: bytes, marker: str, guard: _Guard) -> tuple[bytes, str | None]:
@@ -129,10 +143,24 @@ def _consume_line(line: bytes, marker: str, guard: _Guard) -> tuple[bytes, str |
     return dumped.encode("utf-8") + b"\n", call_id
 
 
+def append_response_items(path: Path, thread_id: str, items: Iterable[dict[str, Any]]) -> None:
+    """Add ``items`` (model history items: a developer message, say) at the end of the rollout,
+    as ``response_item`` records numbered after the last one: a resumed codex then sends the model
+    its history with them (codex exec has no ``thread/inject_items``). Through the same
+    crash-safe rewrite as a consume. Hold codex's writer lock around this."""
+    rewrite_rollout(path, thread_id, (), "", append=tuple(items))
+
+
 def rewrite_rollout(
-    path: Path, thread_id: str, block_ids: Iterable[str], marker: str
+    path: Path,
+    thread_id: str,
+    block_ids: Iterable[str],
+    marker: str,
+    *,
+    append: tuple[dict[str, Any], ...] = (),
 ) -> ConsumeOutcome:
-    """Consume ``block_ids`` in the rollout at ``path``. Hold codex's writer lock around this.
+    """Consume ``block_ids`` in the rollout at ``path`` (and add ``append`` at its end). Hold
+    codex's writer lock around this.
 
     First removes what a rewrite killed mid-way left beside the file (a full-size temporary)."""
     sweep_temporaries(path.parent, path.name)
@@ -161,7 +189,11 @@ def rewrite_rollout(
                             line = new
                     out.write(line)
                     last = line
-                guard.last(last)
+                ordinal = guard.last(last)
+                for item in append:
+                    out.write(_record(item, None if ordinal is None else ordinal + 1))
+                    ordinal = None if ordinal is None else ordinal + 1
+                    changed = True
             raw_out.flush()
             os.fsync(raw_out.fileno())
         if changed:

@@ -1,11 +1,12 @@
 """The JSONL events ``codex exec --json`` prints on stdout, parsed forward-compatibly.
 
-Only what the runner acts on gets a type; everything else (``turn.started``, ``item.started``,
+Only what the runner acts on gets a type; everything else (``item.started``,
 types of later codex versions) is :class:`Other` and is logged at debug. A line that is not a JSON object is :class:`Malformed`. Nothing here raises.
 
 Shapes as printed by codex 0.135-0.169::
 
     {"type":"thread.started","thread_id":"0199…"}
+    {"type":"turn.started"}
     {"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"…"}}
     {"type":"item.completed","item":{"id":"item_0","type":"error","message":"…"}}
     {"type":"turn.completed","usage":{"input_tokens":…,"cached_input_tokens":…,"output_tokens":…,
@@ -33,6 +34,7 @@ __all__ = [
     "ThreadStarted",
     "TurnCompleted",
     "TurnFailed",
+    "TurnStarted",
     "parse_exec_line",
 ]
 
@@ -40,6 +42,11 @@ __all__ = [
 @dataclass(frozen=True)
 class ThreadStarted:
     thread_id: str
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    """codex took the turn's input."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ class Malformed:
 
 ExecEvent: TypeAlias = (
     ThreadStarted
+    | TurnStarted
     | AgentMessage
     | ItemError
     | ItemCompleted
@@ -132,6 +140,8 @@ def parse_exec_line(line: bytes) -> ExecEvent:
         if isinstance(tid, str) and tid:
             return ThreadStarted(tid)
         return Malformed(line, "thread.started without thread_id")
+    if kind == "turn.started":
+        return TurnStarted()
     if kind == "item.completed":
         item = data.get("item")
         if isinstance(item, dict):

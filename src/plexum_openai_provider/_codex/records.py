@@ -24,6 +24,7 @@ __all__ = [
     "OUTPUT_TYPES",
     "RESPONSE_ITEM",
     "TURN_END_EVENTS",
+    "message_item",
     "output_text",
 ]
 
@@ -48,3 +49,11 @@ def output_text(output: Any) -> str:
             if isinstance(part, dict) and "text" in part
         )
     return json.dumps(output)
+
+
+def message_item(role: str, text: str) -> dict[str, Any]:
+    """A message of the model's history, as codex records it (``response_item``) and as
+    ``thread/inject_items`` takes it (codex 0.163-0.171): a developer or user message's text is
+    ``input_text``, an assistant's ``output_text``."""
+    kind = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}

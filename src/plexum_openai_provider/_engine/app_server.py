@@ -48,6 +48,7 @@ from .._codex.command import app_server_argv
 from .._codex.guard import guard, thread_processes
 from .._codex.policy import PROFILE
 from .._codex.process import CodexProcess
+from .._codex.records import message_item
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
 from .._version import __version__
@@ -361,6 +362,8 @@ class AppServerEngine:
         model: str | None,
     ) -> AppServerRun:
         params = {**settings, **({"model": model} if model else {})}
+        if spec.instructions:
+            params["developerInstructions"] = spec.instructions
         answer = await self._call(server, "thread/start", params)
         thread = answer.get("thread") if isinstance(answer, dict) else None
         thread_id = thread.get("id") if isinstance(thread, dict) else None
@@ -369,6 +372,12 @@ class AppServerEngine:
         async with self._lock(thread_id):
             loaded = _Loaded(key, _path(thread), model)
             self._loaded[thread_id] = loaded
+            if spec.history:
+                # The conversation so far, as the model's history (before the turn's input).
+                items = [message_item(e.role, e.text) for e in spec.history]
+                await self._call(
+                    server, "thread/inject_items", {"threadId": thread_id, "items": items}
+                )
             return await self._turn(server, spec, thread_id, loaded, model)
 
     async def _resume(
@@ -409,10 +418,14 @@ class AppServerEngine:
         server.runs[thread_id] = run
         for method, news in server.early.pop(thread_id, ()):  # e.g. the metadata warning
             run._notify(method, news)
-        params: dict[str, Any] = {
-            "threadId": thread_id,
-            "input": [{"type": "text", "text": spec.prompt}],
-        }
+        if spec.resume is not None and spec.instructions_update is not None:
+            # A resumed thread keeps the instructions it started with (codex 0.163-0.171 ignores
+            # new developerInstructions): the change is a developer message in its history.
+            item = message_item("developer", spec.instructions_update)
+            await self._call(
+                server, "thread/inject_items", {"threadId": thread_id, "items": [item]}
+            )
+        params: dict[str, Any] = {"threadId": thread_id, "input": _input(spec)}
         if model and model != loaded.model:
             # Only when it changes: a model given with every turn makes codex redo its model
             # set-up each turn (codex 0.163: ~10 ms, and the metadata warning again).
@@ -471,6 +484,18 @@ class AppServerEngine:
             await server.close()
 
 
+def _input(spec: seam.RunSpec) -> list[dict[str, Any]]:
+    """The turn's input items: its text, then its images (a file as ``localImage``, a URL as
+    ``image``), as codex 0.163's ``turn/start`` takes them."""
+    items: list[dict[str, Any]] = [{"type": "text", "text": spec.prompt}]
+    for image in spec.images:
+        if image.path is not None:
+            items.append({"type": "localImage", "path": str(image.path)})
+        else:
+            items.append({"type": "image", "url": image.url})
+    return items
+
+
 def _path(thread: Any) -> Path | None:
     path = thread.get("path") if isinstance(thread, dict) else None
     return Path(path) if isinstance(path, str) and path else None
@@ -509,6 +534,7 @@ class AppServerRun:
 
     def _started(self, turn_id: str) -> None:
         self.turn_id = turn_id
+        self._queue.put_nowait(seam.TurnStarted())  # codex answered turn/start: it has the input
         self._mapper = AppServerTurn(self.thread_id, turn_id)
         pending, self._pending = self._pending, []
         for method, params in pending:

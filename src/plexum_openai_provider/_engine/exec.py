@@ -9,17 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Literal, Protocol
 
 from .._codex import exec_events as ex
 from .._codex.command import exec_argv
+from .._codex.consume import append_response_items
+from .._codex.home import codex_home
 from .._codex.process import CodexProcess
+from .._codex.records import message_item
+from .._codex.rollout import RolloutLocator
+from .._codex.writer_lock import thread_writer_lock
 from .._io.framing import OversizeLine
+from ..errors import CodexProcessError, ProviderError
+from ..requests import ImagePart
 from .seam import (
     CodexError,
     CodexEvent,
     CodexWarning,
+    HistoryEntry,
     ItemDone,
     Other,
     ResumeFailed,
@@ -29,10 +41,11 @@ from .seam import (
     ThreadStarted,
     TurnDone,
     TurnFailed,
+    TurnStarted,
     Unparsed,
 )
 
-__all__ = ["ExecEngine", "ExecRun", "LineSource", "exec_event", "stderr_summary"]
+__all__ = ["ExecEngine", "ExecRun", "LineSource", "exec_event", "recap", "stderr_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +67,8 @@ def exec_event(event: ex.ExecEvent) -> CodexEvent:
     """One parsed exec JSONL line as a seam event."""
     if isinstance(event, ex.ThreadStarted):
         return ThreadStarted(event.thread_id)
+    if isinstance(event, ex.TurnStarted):
+        return TurnStarted()
     if isinstance(event, ex.AgentMessage):
         return Text(event.text)
     if isinstance(event, ex.ItemError):
@@ -88,17 +103,35 @@ def stderr_summary(tail: str) -> str:
 
 
 class ExecRun:
-    def __init__(self, source: LineSource, *, resume: str | None) -> None:
+    def __init__(
+        self,
+        source: LineSource,
+        *,
+        resume: str | None,
+        first: Sequence[CodexEvent] = (),
+        scratch: Path | None = None,
+    ) -> None:
+        """``first``: events to report before codex's (what the engine found before it started
+        codex); ``scratch``: a folder of this run's own, removed when it is over."""
         self._source = source
         self._resume = resume
+        self._first = list(first)
+        self._scratch = scratch
         self._thread_seen = False
         self._exit: RunExit | None = None
         self._output_ended = False
         self._done = False
 
+    def _cleanup(self) -> None:
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
     async def next_event(self) -> CodexEvent | None:
         # Cancel-safe, as the seam asks: a caller that stops waiting loses no line, and the
         # exit (which decides a stale resume) is awaited again until it has been seen.
+        if self._first:
+            return self._first.pop(0)
         if self._done:
             return None
         if not self._output_ended:
@@ -113,6 +146,7 @@ class ExecRun:
             self._output_ended = True
         code = await self._source.wait()
         self._done = True
+        self._cleanup()
         tail = self._source.stderr_tail()
         self._exit = RunExit(code, stderr_summary(tail))
         lowered = tail.lower()
@@ -131,10 +165,39 @@ class ExecRun:
         if self._exit is None:
             code = await self._source.wait()
             self._exit = RunExit(code, stderr_summary(self._source.stderr_tail()))
+        self._cleanup()
         return self._exit
 
     def stderr_tail(self) -> str:
         return self._source.stderr_tail()
+
+
+def recap(history: Sequence[HistoryEntry]) -> str:
+    """A new thread's conversation so far, as text before the turn's input (``codex exec`` takes
+    no history items)."""
+    lines = [f"{'assistant (you)' if e.role == 'assistant' else 'user'}: {e.text}" for e in history]
+    return (
+        "[The conversation so far, from the host's record (this codex thread is new):]\n"
+        + "\n".join(lines)
+        + "\n[End of the conversation so far. The new message follows.]\n\n"
+    )
+
+
+def _image_files(images: Sequence[ImagePart], scratch: Path) -> list[str]:
+    """Paths for ``--image``: a file as it is, a data: URL written into ``scratch`` (0700)."""
+    out: list[str] = []
+    for n, image in enumerate(images):
+        if image.path is not None:
+            out.append(str(image.path))
+            continue
+        data = image.data()
+        if data is None:  # http(s): refused before the turn (codex exec takes files only)
+            raise CodexProcessError(f"codex exec cannot take the image {image.url!r}")
+        scratch.mkdir(mode=0o700, exist_ok=True)
+        path = scratch / f"image-{n}"
+        path.write_bytes(data)
+        out.append(str(path))
+    return out
 
 
 class ExecEngine:
@@ -147,20 +210,50 @@ class ExecEngine:
         self.binary = binary
         self.env = dict(env)
         self.extra_args = tuple(extra_args)
+        self.codex_home = codex_home(self.env)
+        self._locator = RolloutLocator(self.codex_home)
 
     async def start_run(self, spec: RunSpec) -> ExecRun:
-        argv = exec_argv(
-            self.binary,
-            resume_thread=spec.resume,
-            model=spec.model,
-            mcp_server=spec.mcp_server,
-            policy=spec.policy,
-            extra_args=self.extra_args,
-        )
-        process = await CodexProcess.start(
-            argv, cwd=str(spec.workspace), env=self.env, prompt=spec.prompt.encode("utf-8")
-        )
-        return ExecRun(process, resume=spec.resume)
+        first: list[CodexEvent] = []
+        if spec.resume is not None and spec.instructions_update is not None:
+            try:
+                await asyncio.to_thread(self._give, spec.resume, spec.instructions_update)
+            except (ProviderError, OSError) as exc:
+                first.append(
+                    CodexWarning(f"the agent's changed instructions were not given: {exc}")
+                )
+        prompt = spec.prompt
+        if spec.resume is None and spec.history:
+            prompt = recap(spec.history) + prompt
+        scratch = Path(tempfile.gettempdir()) / f"plexum-images-{uuid.uuid4().hex}"
+        try:
+            images = await asyncio.to_thread(_image_files, spec.images, scratch)
+            argv = exec_argv(
+                self.binary,
+                resume_thread=spec.resume,
+                model=spec.model,
+                mcp_server=spec.mcp_server,
+                policy=spec.policy,
+                instructions=spec.instructions if spec.resume is None else None,
+                images=images,
+                extra_args=self.extra_args,
+            )
+            process = await CodexProcess.start(
+                argv, cwd=str(spec.workspace), env=self.env, prompt=prompt.encode("utf-8")
+            )
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        return ExecRun(process, resume=spec.resume, first=first, scratch=scratch)
+
+    def _give(self, thread_id: str, instructions: str) -> None:
+        """A developer message at the end of the thread's rollout: what ``codex exec resume``
+        sends the model next (it ignores a changed ``developer_instructions``, 0.163-0.171)."""
+        path = self._locator.find(thread_id)
+        if path is None:
+            return  # a thread codex no longer knows: the turn starts a new one, which gets them
+        with thread_writer_lock(self.codex_home, thread_id):
+            append_response_items(path, thread_id, [message_item("developer", instructions)])
 
     def holds_thread(self, thread_id: str) -> bool:
         return False  # a codex exec holds its thread only while its turn runs

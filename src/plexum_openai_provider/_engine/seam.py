@@ -1,7 +1,8 @@
 """The codex seam: what one run of codex gives a turn, whichever way codex is driven.
 
-An :class:`Engine` starts a :class:`CodexRun` for a :class:`RunSpec` (a workspace, a prompt, the
-thread to resume, the model, the host-tool MCP server). The run yields :data:`CodexEvent` values
+An :class:`Engine` starts a :class:`CodexRun` for a :class:`RunSpec` (a workspace, the turn's input,
+the thread to resume, the model, the host-tool MCP server, the agent's policy, its instructions
+and, for a new thread, the conversation so far). The run yields :data:`CodexEvent` values
 as codex reports them, can be stopped, and says how it ended (:class:`RunExit`) and what codex
 said on stderr. The turn logic (:mod:`.._turn`) only ever sees this: it runs the same on a ``codex
 exec`` per turn (:mod:`.exec`), on one shared ``codex app-server`` (:mod:`.app_server`), and on
@@ -17,6 +18,7 @@ from typing import Literal, Protocol, TypeAlias
 from .._codex.command import McpServerSpec
 from .._codex.policy import UNCONFINED, AgentPolicy
 from ..events import Usage
+from ..requests import ImagePart
 
 __all__ = [
     "CodexError",
@@ -24,6 +26,7 @@ __all__ = [
     "CodexRun",
     "CodexWarning",
     "Engine",
+    "HistoryEntry",
     "ItemDone",
     "Other",
     "ResumeFailed",
@@ -34,18 +37,32 @@ __all__ = [
     "TurnDone",
     "TurnFailed",
     "TurnInterrupted",
+    "TurnStarted",
     "Unparsed",
 ]
 
 
 @dataclass(frozen=True)
+class HistoryEntry:
+    """One message of the conversation before a new thread's first turn."""
+
+    role: str  # "user" or "assistant"
+    text: str
+
+
+@dataclass(frozen=True)
 class RunSpec:
     workspace: Path
-    prompt: str
+    prompt: str  # the turn's input text
     resume: str | None  # the thread to continue, or None for a new one
     model: str | None  # codex's model name, or None for codex's default
     mcp_server: McpServerSpec | None = None
     policy: AgentPolicy = UNCONFINED  # the agent's sandbox and codex features
+    images: tuple[ImagePart, ...] = ()  # the turn's images (validated)
+    instructions: str = ""  # the agent's instructions, given when a new thread starts
+    # A resumed thread whose instructions changed: a developer message to give it before the turn.
+    instructions_update: str | None = None
+    history: tuple[HistoryEntry, ...] = ()  # a new thread's conversation so far
 
 
 # -- what a run reports -------------------------------------------------------------------------
@@ -57,6 +74,11 @@ class ThreadStarted:
 
     thread_id: str
     rollout: Path | None = None
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    """codex has taken the turn's input (it is in the thread from now on)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,7 @@ class Other:
 
 CodexEvent: TypeAlias = (
     ThreadStarted
+    | TurnStarted
     | Text
     | CodexWarning
     | CodexError

@@ -32,6 +32,7 @@ class AttemptState:
     interrupted: str | None = None
     resume_failed: str | None = None
     new_thread: bool = False  # codex started another thread than the one to resume
+    input_taken: bool = False  # codex has the turn's input (it is in the thread)
     pending_error: str | None = None
     skipped: list[str] = field(default_factory=list)
 
@@ -67,6 +68,8 @@ class AttemptMapper:
                         f" {self.resume}; the earlier context is lost",
                     )
                 )
+        elif isinstance(event, seam.TurnStarted):
+            state.input_taken = True
         elif isinstance(event, seam.Text):
             if event.text:
                 out.append(TextDelta(event.text))

@@ -30,7 +30,9 @@ from ..errors import ProviderError
 from ..events import ErrorEvent, Event, EventStream, Notice, Usage
 from ..requests import TurnError, TurnRequest, TurnResult, TurnStatus
 from .blocks import BlockWatcher, rollout_start
+from .delivery import save_delivery
 from .mapping import AttemptMapper, AttemptState
+from .messages import TurnPlan
 from .workspace import WorkspaceClaim
 
 __all__ = ["BridgeHooks", "Turn", "TurnSetup"]
@@ -77,6 +79,7 @@ class TurnSetup:
     agent_lock: asyncio.Lock
     bridge: BridgeHooks
     claim: WorkspaceClaim  # the workspace's lock, stored thread and record; released here
+    plan: TurnPlan  # what of the host's conversation reaches codex (see .messages)
     policy: AgentPolicy = UNCONFINED  # the agent's sandbox and codex features
     notices: tuple[Notice, ...] = ()  # sent first (e.g. the engine fell back)
     # Called once the turn is over, before its result is delivered (whoever registered the turn
@@ -214,13 +217,30 @@ class Turn:
         if resume is not None:
             rollout, offset = await asyncio.to_thread(rollout_start, setup.locator, resume)
         watcher = attempt.watcher = BlockWatcher(setup.locator, rollout, offset)
+        plan = setup.plan
+        given = plan.input(resuming=resume is not None)
+        history = plan.history if resume is None else ()
+        if history:
+            self._emit(
+                [
+                    Notice(
+                        "history_replayed",
+                        f"a new codex thread: the {len(history)} earlier messages of the"
+                        " conversation were given to it as the conversation so far",
+                    )
+                ]
+            )
         spec = seam.RunSpec(
             workspace=setup.request.agent.workspace,
-            prompt=setup.request.prompt,
+            prompt=given.text,
             resume=resume,
             model=setup.model,
             mcp_server=setup.bridge.mcp_server,
             policy=setup.policy,
+            images=given.images,
+            instructions=plan.instructions,
+            instructions_update=plan.instructions_update if resume is not None else None,
+            history=history,
         )
         run = await setup.engine.start_run(spec)
         mapper = AttemptMapper(resume)
@@ -274,6 +294,8 @@ class Turn:
             self._emit(mapper.feed(event))
             if isinstance(event, seam.ThreadStarted):
                 await self._thread_started(event, mapper.state, watcher)
+            elif isinstance(event, seam.TurnStarted):
+                await self._record(mapper.state, open_=True)
             elif isinstance(event, seam.ItemDone):
                 watcher.item_done()
             elif isinstance(event, seam.Unparsed):
@@ -337,6 +359,18 @@ class Turn:
                     ]
                 )
 
+    async def _record(self, state: AttemptState, *, open_: bool) -> None:
+        """What the thread now has (its input; whether the turn that took it has answered), so
+        that no message is given to it twice (see .delivery)."""
+        if state.thread_id is None:
+            return
+        record = self._setup.plan.record(state.thread_id, open_=open_)
+        workspace = self._setup.request.agent.workspace
+        try:
+            await asyncio.to_thread(save_delivery, workspace, record)
+        except OSError as exc:
+            log.warning("turn %s: the delivery record was not written: %s", self.turn_id, exc)
+
     async def _await_turn_record(self, watcher: BlockWatcher) -> None:
         deadline = time.monotonic() + ROLLOUT_LAG_S
         while True:
@@ -353,6 +387,8 @@ class Turn:
         if attempt.status is None:
             if state.done is not None:
                 usage = self._usage(state.done, attempt.watcher)
+                if state.input_taken:
+                    await self._record(state, open_=False)
                 self._emit([usage])
                 return TurnResult(self.turn_id, "completed", thread_id, usage)
             if state.failed is not None:

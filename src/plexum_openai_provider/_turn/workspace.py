@@ -40,11 +40,21 @@ from .._io.files import (
     read_small_regular_file,
 )
 from ..errors import AgentBusyError, CodexHomeError, InvalidRequestError
-from .thread_store import StoredThread, ThreadRecord, load_thread
+from .delivery import DELIVERY_FILE, Delivery, load_delivery
+from .thread_store import SESSION_FILE, StoredThread, ThreadRecord, load_thread
 
-__all__ = ["OWNER_FILE", "WorkspaceClaim", "WorkspaceLocks", "claim_workspace", "default_lock_dir"]
+__all__ = [
+    "OWNER_FILE",
+    "PLUGIN_FILES",
+    "WorkspaceClaim",
+    "WorkspaceLocks",
+    "claim_workspace",
+    "default_lock_dir",
+]
 
 OWNER_FILE = ".plexum-codex-agent"
+# The plugin's own files in an agent's workspace (a confined agent may read, not write them).
+PLUGIN_FILES = (SESSION_FILE, OWNER_FILE, DELIVERY_FILE)
 LOCK_DIR_ENV = "PLEXUM_LOCK_DIR"
 
 
@@ -114,6 +124,7 @@ class WorkspaceClaim:
     key: str
     stored: StoredThread
     record: ThreadRecord
+    delivery: Delivery | None = None  # what the stored thread was given (see .delivery)
     _released: bool = False
 
     def release(self) -> None:
@@ -195,7 +206,7 @@ def claim_workspace(
         record.release()
         locks.release(key)
         raise
-    return WorkspaceClaim(locks, key, stored, record)
+    return WorkspaceClaim(locks, key, stored, record, load_delivery(workspace))
 
 
 def lock_workspace(locks: WorkspaceLocks, agent_id: str, workspace: Path) -> WorkspaceClaim:

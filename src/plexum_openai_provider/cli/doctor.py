@@ -20,13 +20,12 @@ from pathlib import Path
 from .._bridge.names import SERVER_PREFIX, default_socket_dir
 from .._codex.binary import CodexBinary, resolve_codex
 from .._codex.home import codex_home
-from .._codex.sandbox_probe import SANDBOX_FIX, choose_policy
+from .._codex.sandbox_probe import SANDBOX_FIX
 from .._engine.app_server import VERIFIED_VERSIONS
 from .._engine.select import choose_engine
-from .._turn.thread_store import SESSION_FILE
-from .._turn.workspace import OWNER_FILE, default_lock_dir
 from ..config import HostConfig, load_config_file
 from ..errors import ProviderError
+from ..provider import choose_agent_policy
 
 __all__ = ["doctor_command"]
 
@@ -197,11 +196,8 @@ async def _engine(config: HostConfig, binary: CodexBinary, report: Report) -> No
 
 
 async def _sandbox(config: HostConfig, binary: CodexBinary, report: Report) -> None:
-    never = [str(codex_home()), str(default_socket_dir()), str(default_lock_dir())]
     try:
-        policy = await choose_policy(
-            config, binary, os.environ, never=never, protected=(SESSION_FILE, OWNER_FILE)
-        )
+        policy = await choose_agent_policy(config, binary, os.environ)
     except ProviderError as exc:
         report.problem(f"sandbox: {exc.message}", "fix the config key it names")
         return

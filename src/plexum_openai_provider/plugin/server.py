@@ -37,7 +37,7 @@ from ..requests import (
     ToolOutput,
     ToolSpec,
     TurnRequest,
-    last_user_message,
+    parse_messages,
 )
 from .errors import to_jsonrpc
 from .params import (
@@ -183,7 +183,7 @@ class PluginServer:
         assert provider is not None and self.connection is not None
         request = TurnRequest(
             AgentContext(params.agent.id, Path(params.agent.workspace)),
-            last_user_message(params.messages),
+            messages=parse_messages(params.messages),
             model=params.model,
             turn_id=params.turn_id,
             tools=tuple(
