@@ -3,6 +3,7 @@ and run --demo."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -16,6 +17,9 @@ import pytest
 from tests.helpers import plugin_script
 
 PLUGIN = plugin_script()
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg=="
+)
 # The commands start their own provider with the default engine: nothing to vary here.
 pytestmark = pytest.mark.one_engine
 
@@ -35,6 +39,15 @@ def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
         chat.sendline("hello there")
         chat.expect(r"codex> \(demo model\) You said: 'hello there'")
         chat.expect(r"\[usage\] input \d+")
+        chat.expect("you> ")
+
+        picture = workspace / "p.png"
+        picture.write_bytes(PNG)
+        chat.sendline(f"/image {picture}")
+        chat.expect(r"\[image attached: .*p\.png; it goes with your next message\]")
+        chat.expect("you> ")
+        chat.sendline("what is this?")
+        chat.expect(r"You said: 'what is this\?'\. I see 1 image\(s\)\.")
         chat.expect("you> ")
 
         chat.sendline("note buy milk")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from pathlib import Path
@@ -77,3 +78,26 @@ def test_bad_config_and_workspace_are_clear_errors(
     done = run(["run", "--config", str(config), "--workspace", str(workspace), "hi"], codex_env)
     assert done.returncode == 2 and "/nonexistent/codex" in done.stderr
     assert model_server.requests == []
+
+
+def test_run_takes_instructions_and_images(
+    codex_env: dict[str, str], workspace: Path, tmp_path: Path, model_server: ScriptedModelServer
+) -> None:
+    picture = workspace / "p.png"
+    picture.write_bytes(
+        base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg=="
+        )
+    )
+    persona = tmp_path / "persona.txt"
+    persona.write_text("You are Ada. RUN-PERSONA")
+    args = ["run", "--workspace", str(workspace), "--system", f"@{persona}"]
+    done = run([*args, "--image", str(picture), "--image", str(picture), "look"], codex_env)
+    assert done.returncode == 0, done.stderr
+    request = model_server.requests[-1]
+    developer = [i for i in request.input if i.get("role") == "developer"]
+    assert any("RUN-PERSONA" in json.dumps(i) for i in developer)
+    last = [i for i in request.input if i.get("role") == "user"][-1]
+    assert [p["type"] for p in last["content"]].count("input_image") == 2
+    missing = run([*args[:3], "--system", "@/nonexistent", "x"], codex_env)
+    assert missing.returncode == 2 and "/nonexistent" in missing.stderr

@@ -49,6 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     run.add_argument("--json", action="store_true", help="print canonical events as JSON lines")
     run.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an image to send with the message (repeatable)",
+    )
+    run.add_argument(
+        "--system",
+        metavar="TEXT",
+        help="the agent's instructions (a system message); @FILE reads them from FILE",
+    )
+    run.add_argument(
         "message",
         help="the user's message; '-' reads it from stdin (put '--' before a message"
         " that starts with '-')",
@@ -58,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--agent", default="chat", help="agent id (default: chat)")
     chat.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     chat.add_argument("--demo", action="store_true", help="a scripted model, no login, no network")
+    chat.add_argument(
+        "--system",
+        metavar="TEXT",
+        help="the agent's instructions (a system message); @FILE reads them from FILE",
+    )
     doctor = sub.add_parser("doctor", help="check the codex install, login and registrations")
     doctor.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     return parser

@@ -3,8 +3,8 @@
 It is a small host: it spawns the plugin (so the real protocol is exercised), offers demo host
 tools (notes the agent can save and read), prints text, tool calls and results as they are
 reported and each turn's usage, and keeps the blocks of the session the way a host keeps them, in
-``<workspace>/.plexum-chat/dynamic.jsonl``. Commands: ``/blocks``, ``/consume ID…``, ``/reset``,
-``/quit``.
+``<workspace>/.plexum-chat/dynamic.jsonl``. Commands: ``/blocks``, ``/consume ID…``, ``/image PATH``
+(sent with the next message), ``/reset``, ``/quit``; ``--system`` gives the agent instructions.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage
 from ..plugin.client import PluginClient
 from ..requests import AgentContext, ToolSpec
 from .notes import NOTES_TOOLS, NotesTools
+from .run import instructions_arg
 
 __all__ = ["chat_command"]
 
-HELP = """commands: /blocks (tool-call blocks so far)  /consume ID…  /reset (forget the thread)  /quit
+HELP = """commands: /blocks (tool-call blocks so far)  /consume ID…  /image PATH (with the next message)
+          /reset (forget the thread)  /quit
 try: "note buy milk", "notes", "remember"; Ctrl-C stops a running turn"""
 
 
@@ -79,10 +81,18 @@ async def _read(prompt: str) -> str | None:
 
 class Chat:
     def __init__(
-        self, plugin: PluginClient, agent: AgentContext, log: BlockLog, *, demo: bool = False
+        self,
+        plugin: PluginClient,
+        agent: AgentContext,
+        log: BlockLog,
+        *,
+        demo: bool = False,
+        system: str | None = None,
     ) -> None:
         self.plugin = plugin
         self.demo = demo
+        self.system = system
+        self.images: list[str] = []  # attached with /image, sent with the next message
         self.agent = agent
         self.log = log
         self.turns = 0
@@ -92,7 +102,10 @@ class Chat:
     async def turn(self, message: str) -> None:
         self.turns += 1
         turn_id = f"chat-{os.getpid()}-{self.turns}"
-        turn = self.plugin.start_turn(turn_id, self.agent, message, tools=self.tools)
+        images, self.images = self.images, []
+        turn = self.plugin.start_turn(
+            turn_id, self.agent, message, tools=self.tools, images=images, system=self.system
+        )
         loop = asyncio.get_running_loop()
 
         cancels: list[asyncio.Task[None]] = []
@@ -174,6 +187,17 @@ class Chat:
             state = "consumed" if block.get("consumed") else f"{len(block.get('output', ''))} chars"
             _say(f"  {block_id}  {block.get('name', '?')}  ({state})")
 
+    def attach(self, path: str) -> None:
+        if not path:
+            _say("  usage: /image PATH   (the image goes with your next message)")
+            return
+        image = Path(path).expanduser().absolute()
+        if not image.is_file():
+            _say(f"  no such file: {image}")
+            return
+        self.images.append(str(image))
+        _say(f"  [image attached: {image}; it goes with your next message]")
+
     async def consume(self, ids: list[str]) -> None:
         if not ids:
             _say("  usage: /consume BLOCK_ID…   (see /blocks)")
@@ -202,6 +226,8 @@ class Chat:
                 self.show_blocks()
             elif words[0] == "/consume":
                 await self.consume(words[1:])
+            elif words[0] == "/image":
+                self.attach(line.strip()[len("/image") :].strip())
             elif words[0] == "/reset":
                 cleared = clear_thread_id(self.agent.workspace)
                 _say(
@@ -236,6 +262,7 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
             AgentContext(ns.agent, workspace),
             BlockLog(state / "dynamic.jsonl"),
             demo=ns.demo,
+            system=instructions_arg(ns.system),
         )
         await chat.loop()
     finally:
@@ -248,12 +275,13 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
 
 
 def chat_command(ns: argparse.Namespace) -> int:
-    if ns.config:
-        try:
+    try:
+        if ns.config:
             load_config_file(ns.config)  # a clear message now rather than at initialize
-        except ProviderError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        instructions_arg(ns.system)
+    except ProviderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with contextlib.ExitStack() as stack:
         env = dict(os.environ)
         if ns.demo:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from .._codex.guard import guard
 from ..config import HostConfig, load_config_file
-from ..errors import ProviderError
+from ..errors import ConfigError, ProviderError
 from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage, event_to_dict
 from ..provider import CodexProvider
-from ..requests import AgentContext, TurnRequest
+from ..requests import AgentContext, ChatMessage, ImagePart, TextPart, TurnRequest
 
 __all__ = ["run_command"]
 
@@ -26,10 +26,33 @@ EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 
 
+def instructions_arg(value: str | None) -> str | None:
+    """``--system``: the text, or ``@FILE``'s content (ProviderError if it cannot be read)."""
+    if value is None or not value.startswith("@"):
+        return value
+    try:
+        return Path(value[1:]).expanduser().read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"--system {value}: cannot read {value[1:]}: {exc.strerror}", key="system"
+        ) from None
+
+
+def conversation(message: str, images: list[str], system: str | None) -> tuple[ChatMessage, ...]:
+    """The turn's messages: the instructions, and the message with its images."""
+    parts: list[TextPart | ImagePart] = [TextPart(message)]
+    parts += [ImagePart(Path(i).expanduser().absolute(), None) for i in images]
+    messages = [ChatMessage("user", tuple(parts))]
+    if system:
+        messages.insert(0, ChatMessage("system", (TextPart(system),)))
+    return tuple(messages)
+
+
 def run_command(ns: argparse.Namespace) -> int:
     message = sys.stdin.read() if ns.message == "-" else ns.message
     try:
         config = load_config_file(ns.config) if ns.config else HostConfig()
+        system = instructions_arg(ns.system)
     except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -46,7 +69,11 @@ def run_command(ns: argparse.Namespace) -> int:
         else:
             print("error: --workspace is required (or use --demo)", file=sys.stderr)
             return EXIT_USAGE
-        request = TurnRequest(AgentContext(ns.agent, workspace), message, model=ns.model)
+        request = TurnRequest(
+            AgentContext(ns.agent, workspace),
+            model=ns.model,
+            messages=conversation(message, ns.image, system),
+        )
         return asyncio.run(_run_turn(config, request, as_json=ns.json, env=env))
     return EXIT_USAGE
 

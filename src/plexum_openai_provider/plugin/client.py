@@ -119,15 +119,32 @@ class PluginClient:
         self,
         turn_id: str,
         agent: AgentContext,
-        message: str,
+        message: str = "",
         *,
         model: str | None = None,
         tools: Sequence[ToolSpec] = (),
+        images: Sequence[str] = (),
+        system: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
     ) -> ClientTurn:
+        """``message`` (with ``images``: absolute paths or data: URLs, and the agent's ``system``
+        instructions), or the whole conversation as protocol ``messages``."""
+        if messages is None:
+            content: Any = message
+            if images:
+                content = [{"type": "text", "text": message}] + [
+                    {"type": "image", "url": i}
+                    if i.startswith("data:")
+                    else {"type": "image", "path": i}
+                    for i in images
+                ]
+            messages = [{"role": "user", "content": content}]
+            if system:
+                messages = [{"role": "system", "content": system}, *messages]
         params: dict[str, Any] = {
             "turn_id": turn_id,
             "agent": {"id": agent.id, "workspace": str(agent.workspace)},
-            "messages": [{"role": "user", "content": message}],
+            "messages": [dict(m) for m in messages],
         }
         if model is not None:
             params["model"] = model

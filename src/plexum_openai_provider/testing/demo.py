@@ -8,7 +8,8 @@ no network. The demo model is deterministic:
 * "notes" (or "read"): it calls ``read_notes``;
 * "remember" (or "history"): it tells what it was sent of earlier tool calls, so a consumed call
   shows up as the consume marker;
-* anything else: it answers with what it heard and how many messages the thread holds.
+* anything else: it answers with what it heard, the images that came with it, and how many
+  messages the thread holds.
 """
 
 from __future__ import annotations
@@ -50,8 +51,23 @@ def _output_text(item: dict[str, Any]) -> str:
     return rest if sep and head.startswith("Wall time") else text
 
 
+def _said(request: ResponsesRequest) -> str:
+    """The text of the last user message, without the ``<image …>``/``</image>`` parts codex
+    wraps a local image in (0.163)."""
+    users = [i for i in request.input if i.get("type") == "message" and i.get("role") == "user"]
+    parts = users[-1].get("content") or [] if users else []
+    texts = [
+        str(p.get("text", ""))
+        for p in parts
+        if isinstance(p, dict)
+        and p.get("type") == "input_text"
+        and not str(p.get("text", "")).startswith(("<image", "</image>"))
+    ]
+    return "\n".join(texts)
+
+
 def demo_script(request: ResponsesRequest) -> Reply:
-    text = request.last_user_text().strip()
+    text = _said(request).strip()
     lowered = text.lower()
     outputs = request.items_of_type("function_call_output")
     last_item = request.input[-1] if request.input else {}
@@ -78,7 +94,12 @@ def demo_script(request: ResponsesRequest) -> Reply:
         return Message("Earlier tool calls I was sent:\n" + "\n".join(lines))
     # codex sends its own context as user messages too (<environment_context>…): not the user's.
     count = sum(1 for t in request.user_texts() if not t.startswith("<"))
-    return Message(f"(demo model) You said: {text!r}. Messages from you in this thread: {count}.")
+    last = last_item.get("content") if last_item.get("role") == "user" else None
+    images = sum(1 for p in last or [] if isinstance(p, dict) and p.get("type") == "input_image")
+    seen = f" I see {images} image(s)." if images else ""
+    return Message(
+        f"(demo model) You said: {text!r}.{seen} Messages from you in this thread: {count}."
+    )
 
 
 @dataclass
