@@ -97,6 +97,17 @@ class RawPlugin:
             assert message.get("id") == request_id, message
             return message
 
+    async def answer_any(self, timeout: float = 60) -> dict[str, Any]:
+        """The next answer, to whichever request (notifications before it are kept in .notes)."""
+        if not hasattr(self, "notes"):
+            self.notes = []
+        while True:
+            message = await self.recv(timeout)
+            if "method" in message:
+                self.notes.append(message)
+                continue
+            return message
+
     async def initialize(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {
             "protocol_version": 1,

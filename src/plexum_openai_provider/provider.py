@@ -11,8 +11,9 @@ Use from Python::
     result = await turn.result()
     await provider.close()
 
-The provider owns the life cycle and nothing else: which turns run (one per agent), turn ids,
-each agent's lock (turns and consumes of an agent never overlap), the engine, the bridge. A turn
+The provider owns the life cycle and nothing else: which turns run (one per agent; a request for
+a busy agent is refused, steered into its running turn or queued: ``when_busy``), turn ids, each
+agent's lock (turns and consumes of an agent never overlap), the engine, the bridge. A turn
 is handed what it needs as values (:class:`~._turn.runner.TurnSetup`) and never reaches back.
 """
 
@@ -38,6 +39,7 @@ from ._codex.writer_lock import thread_writer_lock
 from ._engine.seam import Engine
 from ._engine.select import EngineInfo, choose_engine
 from ._io.files import sweep_temporaries
+from ._turn.busy import MAX_QUEUED, AgentSlot, QueuedTurn, SteeredTurn
 from ._turn.messages import plan_turn
 from ._turn.runner import Turn, TurnSetup, start_turn
 from ._turn.thread_store import is_thread_id
@@ -49,14 +51,16 @@ from ._turn.workspace import (
     lock_workspace,
 )
 from .config import HostConfig
-from .errors import AgentBusyError, InvalidRequestError
+from .errors import AgentBusyError, InvalidRequestError, ProviderError
 from .events import Notice
 from .requests import (
+    WHEN_BUSY,
     AgentContext,
     ConsumeResult,
     ImagePart,
     ToolHandler,
     TurnRequest,
+    WhenBusy,
     check_text,
 )
 
@@ -113,9 +117,8 @@ class CodexProvider:
             self.codex_home, config.tool_timeout_s, tool_handler, socket_dir=socket_dir
         )
         self._locks = WorkspaceLocks(lock_dir or default_lock_dir())
-        self._running: dict[str, Turn] = {}
-        self._starting: set[str] = set()
-        self._agent_locks: dict[str, asyncio.Lock] = {}
+        self._agents: dict[str, AgentSlot] = {}
+        self._queue_tasks: set[asyncio.Task[None]] = set()
         self._noticed: set[str] = set()  # agents told of an engine fallback
         self._owners: set[tuple[str, str]] = set()  # (agent, workspace) checked as its owner
         # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
@@ -170,6 +173,11 @@ class CodexProvider:
     def models(self) -> list[str]:
         return list(self.config.supported_models)
 
+    def busy(self, agent_id: str) -> bool:
+        """Does the agent have a running turn here (or requests waiting for one)?"""
+        slot = self._agents.get(agent_id)
+        return slot is not None and slot.busy
+
     # -- turns -------------------------------------------------------------------------------
     def _validate(self, request: TurnRequest) -> None:
         request.validate()
@@ -212,20 +220,62 @@ class CodexProvider:
                         field=where,
                     )
 
-    async def start_turn(self, request: TurnRequest) -> Turn:
+    async def start_turn(
+        self, request: TurnRequest, when_busy: WhenBusy = "refuse"
+    ) -> Turn | QueuedTurn | SteeredTurn:
         """Validate and start. Raises InvalidRequestError (tools included: without a
         tool_handler the bridge refuses them), AgentBusyError (here or in another plugin
         process), BridgeError or CodexHomeError before anything runs; once a turn is returned,
-        every failure is its result."""
+        every failure is its result.
+
+        ``when_busy``, when the agent has a running turn (or requests waiting for one):
+        ``"refuse"`` raises AgentBusyError; ``"steer"`` gives the message to the running turn
+        (codex's ``turn/steer``: a :class:`SteeredTurn`, answered at once), or, where codex
+        cannot take it, queues it; ``"queue"`` runs it as one of the agent's next turns, in
+        order (a :class:`QueuedTurn`, answered with that turn's result)."""
         if self._closed:
             raise AgentBusyError(request.agent.id, holder="a provider that is closing")
         self._validate(request)
+        if when_busy not in WHEN_BUSY:
+            raise InvalidRequestError(
+                f"when_busy {when_busy!r} is not known ({', '.join(WHEN_BUSY)})",
+                field="when_busy",
+            )
         agent_id = request.agent.id
-        if agent_id in self._running or agent_id in self._starting:
-            raise AgentBusyError(agent_id)
+        slot = self._agents.setdefault(agent_id, AgentSlot())
         turn_id = request.turn_id or f"t-{uuid.uuid4().hex[:12]}"
+        if not slot.busy:
+            return await self._start(slot, request, turn_id)
+        if when_busy == "refuse":
+            raise AgentBusyError(agent_id)
+        if len(slot.queue) >= MAX_QUEUED:
+            raise AgentBusyError(agent_id, holder=f"a queue of {MAX_QUEUED} waiting messages")
+        self._remember_turn_id(turn_id)
+        running = slot.running
+        if when_busy == "steer" and running is not None and not slot.queue:
+            try:
+                plan = plan_turn(
+                    request.conversation, running.record, running.thread_id, pending=True
+                )
+            except BaseException:
+                self._turn_ids.pop(turn_id, None)
+                raise
+            if await running.steer(plan):
+                log.info("turn %s of agent %r joined turn %s", turn_id, agent_id, running.turn_id)
+                return SteeredTurn(turn_id, running)
+        queued = QueuedTurn(turn_id, request, lambda q: self._unqueue(agent_id, q))
+        slot.queue.append(queued)
+        log.info("turn %s of agent %r waits (%d in its queue)", turn_id, agent_id, len(slot.queue))
+        if slot.free:  # the running turn ended while the steer was tried
+            self._start_queued(agent_id)
+        return queued
+
+    async def _start(
+        self, slot: AgentSlot, request: TurnRequest, turn_id: str, *, pending: bool = False
+    ) -> Turn:
+        agent_id = request.agent.id
         bridge = self._bridge.for_turn(turn_id, agent_id, request.tools)
-        self._starting.add(agent_id)
+        slot.starting = True
         self._remember_turn_id(turn_id)
         try:
             claim = await asyncio.to_thread(
@@ -239,15 +289,18 @@ class CodexProvider:
             )
             self._owners.add((agent_id, str(request.agent.workspace)))
             try:
-                plan = plan_turn(request.conversation, claim.delivery, claim.stored.thread_id)
+                plan = plan_turn(
+                    request.conversation, claim.delivery, claim.stored.thread_id, pending=pending
+                )
             except BaseException:
                 claim.release()
                 raise
         except BaseException:
-            self._turn_ids.pop(turn_id, None)  # refused: the host may use the id again
+            if not pending:
+                self._turn_ids.pop(turn_id, None)  # refused: the host may use the id again
             raise
         finally:
-            self._starting.discard(agent_id)
+            slot.starting = False
         # Nothing below can fail: only now is the turn registered as running.
         setup = TurnSetup(
             request=request,
@@ -257,7 +310,7 @@ class CodexProvider:
             model=self.config.model_arg(request.model or self.config.supported_models[0]),
             turn_timeout_s=self.config.turn_timeout_s,
             idle_timeout_s=self.config.idle_timeout_s,
-            agent_lock=self._agent_lock(agent_id),
+            agent_lock=slot.lock,
             bridge=bridge,
             claim=claim,
             plan=plan,
@@ -266,10 +319,38 @@ class CodexProvider:
             on_end=lambda: self._turn_ended(agent_id, turn_id),
         )
         turn, task = start_turn(setup)
-        self._running[agent_id] = turn
+        slot.running = turn
         # Also when the task ends in a way its own `finally` never saw (cancelled unstarted).
         task.add_done_callback(lambda _: self._turn_ended(agent_id, turn_id))
         return turn
+
+    def _unqueue(self, agent_id: str, queued: QueuedTurn) -> None:
+        slot = self._agents.get(agent_id)
+        if slot is not None and queued in slot.queue:
+            slot.queue.remove(queued)
+
+    def _start_queued(self, agent_id: str) -> None:
+        """Start the agent's next waiting request, in a task of its own (its claim is I/O)."""
+        task = asyncio.ensure_future(self._next_queued(agent_id))
+        self._queue_tasks.add(task)
+        task.add_done_callback(self._queue_tasks.discard)
+
+    async def _next_queued(self, agent_id: str) -> None:
+        slot = self._agents[agent_id]
+        while slot.queue and slot.free:
+            queued = slot.queue.popleft()
+            if not queued.waiting:
+                continue
+            if self._closed:
+                queued.ended_unrun("cancelled", "the plugin is shutting down")
+                continue
+            try:
+                turn = await self._start(slot, queued.request, queued.turn_id, pending=True)
+            except ProviderError as exc:  # the workspace, the bridge… as a refused start would
+                queued.ended_unrun(exc.code, exc.message)
+                continue
+            queued.started(turn)
+            return
 
     def _remember_turn_id(self, turn_id: str) -> None:
         self._turn_ids[turn_id] = None
@@ -290,12 +371,14 @@ class CodexProvider:
         return tuple(notices)
 
     def _turn_ended(self, agent_id: str, turn_id: str) -> None:
-        turn = self._running.get(agent_id)
-        if turn is not None and turn.turn_id == turn_id:
-            del self._running[agent_id]
+        slot = self._agents[agent_id]
+        if slot.running is not None and slot.running.turn_id == turn_id:
+            slot.running = None
+            if slot.queue:
+                self._start_queued(agent_id)
 
     def _agent_lock(self, agent_id: str) -> asyncio.Lock:
-        return self._agent_locks.setdefault(agent_id, asyncio.Lock())
+        return self._agents.setdefault(agent_id, AgentSlot()).lock
 
     # -- consume -----------------------------------------------------------------------------
     async def consume(
@@ -367,11 +450,16 @@ class CodexProvider:
         """Cancel every running turn, wait for them to end, stop the engine and the bridge, and
         wait for what codex left to be ended (gently, bounded: see ``_codex/guard.py``)."""
         self._closed = True
-        turns = list(self._running.values())
+        waiting = [q for slot in self._agents.values() for q in slot.queue]
+        for queued in waiting:
+            queued.cancel(reason)
+        turns = [slot.running for slot in self._agents.values() if slot.running is not None]
         for turn in turns:
             turn.cancel(reason)
-        if turns:
-            await asyncio.gather(*(t.result() for t in turns), return_exceptions=True)
+        if turns or self._queue_tasks:
+            await asyncio.gather(
+                *(t.result() for t in turns), *self._queue_tasks, return_exceptions=True
+            )
         await self._engine.close()
         await self._bridge.close()
         await guard().settle()

@@ -28,6 +28,7 @@ __all__ = [
     "MAX_INSTRUCTIONS_CHARS",
     "MAX_PROMPT_CHARS",
     "MAX_TURN_ID",
+    "WHEN_BUSY",
     "AgentContext",
     "ChatMessage",
     "ConsumeResult",
@@ -42,6 +43,7 @@ __all__ = [
     "TurnRequest",
     "TurnResult",
     "TurnStatus",
+    "WhenBusy",
     "check_text",
     "image_type",
     "parse_messages",
@@ -77,7 +79,10 @@ def check_text(value: Any, field: str) -> None:
         raise InvalidRequestError(f"{field} is not valid text: {problem}", field=field)
 
 
-TurnStatus = Literal["completed", "failed", "cancelled"]
+TurnStatus = Literal["completed", "failed", "cancelled", "steered"]
+# What turn/start does when the agent already has a running turn.
+WhenBusy = Literal["refuse", "steer", "queue"]
+WHEN_BUSY: tuple[str, ...] = ("refuse", "steer", "queue")
 
 
 @dataclass(frozen=True)
@@ -263,13 +268,14 @@ class TurnResult:
     thread_id: str | None = None
     usage: Usage | None = None
     error: TurnError | None = None
+    into: str | None = None  # steered: the running turn the message joined
 
     def to_wire(self) -> dict[str, Any]:
         """The ``turn/start`` result of the protocol."""
         usage = None
         if self.usage is not None:
             usage = {k: v for k, v in event_to_dict(self.usage).items() if k != "type"}
-        return {
+        wire: dict[str, Any] = {
             "turn_id": self.turn_id,
             "status": self.status,
             "thread_id": self.thread_id,
@@ -278,6 +284,9 @@ class TurnResult:
             if self.error
             else None,
         }
+        if self.into is not None:
+            wire["into"] = self.into
+        return wire
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> TurnResult:
@@ -291,6 +300,7 @@ class TurnResult:
             error=TurnError(str(error.get("code")), str(error.get("message")))
             if isinstance(error, dict)
             else None,
+            into=data.get("into") if isinstance(data.get("into"), str) else None,
         )
 
 

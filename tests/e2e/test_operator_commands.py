@@ -50,6 +50,15 @@ def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
         chat.expect(r"You said: 'what is this\?'\. I see 1 image\(s\)\.")
         chat.expect("you> ")
 
+        # A line typed while the agent answers joins its turn (app-server, chat's engine).
+        chat.sendline("slowly count")
+        chat.expect(r"codex> \(demo model\) Slowly, ")
+        chat.sendline("and then stop")
+        chat.expect(r"\[sent while the agent answers")
+        chat.expect(r"\[it joined the running turn chat-\d+-\d+\]")
+        chat.expect(r"You said: 'and then stop'")
+        chat.expect("you> ")
+
         chat.sendline("note buy milk")
         chat.expect(r"\[tool call (\S+)\] save_note \{\"text\": \"buy milk\"\}")
         block_id = chat.match.group(1)

@@ -331,7 +331,7 @@ async def test_nothing_is_registered_when_the_bridge_cannot_start(tmp_path: Path
     _, result = await rig.turn()  # not busy, and a turn without tools needs no socket
     assert result.status == "completed"
     await rig.provider.close()
-    assert rig.provider._running == {}
+    assert not rig.provider.busy("cx")
 
 
 async def test_nothing_is_registered_when_the_workspace_cannot_be_written(
@@ -365,7 +365,7 @@ async def test_a_codex_that_cannot_start_fails_the_turn_and_frees_the_agent(
     events, result = await rig.turn()
     assert result.error is not None and result.error.code == "codex_exited"
     assert events == [ErrorEvent("codex_exited", "codex died at once", retryable=True)]
-    assert rig.provider._running == {}
+    assert not rig.provider.busy("cx")
 
 
 async def test_duplicate_turn_ids_are_refused_but_a_refused_id_may_be_reused(

@@ -53,6 +53,7 @@ from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
 from .._version import __version__
 from ..errors import AppServerError
+from ..requests import ImagePart
 from . import seam
 from .app_server_events import AppServerTurn
 from .exec import stderr_summary
@@ -485,10 +486,14 @@ class AppServerEngine:
 
 
 def _input(spec: seam.RunSpec) -> list[dict[str, Any]]:
-    """The turn's input items: its text, then its images (a file as ``localImage``, a URL as
-    ``image``), as codex 0.163's ``turn/start`` takes them."""
-    items: list[dict[str, Any]] = [{"type": "text", "text": spec.prompt}]
-    for image in spec.images:
+    return _items(spec.prompt, spec.images)
+
+
+def _items(prompt: str, images: tuple[ImagePart, ...]) -> list[dict[str, Any]]:
+    """Input items: the text, then the images (a file as ``localImage``, a URL as ``image``), as
+    codex 0.163's ``turn/start`` and ``turn/steer`` take them."""
+    items: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+    for image in images:
         if image.path is not None:
             items.append({"type": "localImage", "path": str(image.path)})
         else:
@@ -576,6 +581,24 @@ class AppServerRun:
     async def stop(self) -> None:
         if self.engine is not None and not self.ended.is_set():
             await self.engine._interrupt(self)
+
+    async def steer(self, prompt: str, images: tuple[ImagePart, ...]) -> bool:
+        """``turn/steer`` with the running turn's id as the precondition: codex refuses it once
+        that turn has ended (then the message waits for the next turn instead)."""
+        server = self.server
+        if server is None or self.turn_id is None or self.ended.is_set() or self.engine is None:
+            return False
+        params = {
+            "threadId": self.thread_id,
+            "expectedTurnId": self.turn_id,
+            "input": _items(prompt, images),
+        }
+        try:
+            await server.request("turn/steer", params, self.engine.request_timeout_s)
+        except (JsonRpcError, AppServerError) as exc:
+            log.info("codex did not take a steer into turn %s: %s", self.turn_id, exc)
+            return False
+        return True
 
     async def finish(self) -> seam.RunExit:
         return self._exit

@@ -161,6 +161,9 @@ class ExecRun:
     async def stop(self) -> None:
         await self._source.stop()
 
+    async def steer(self, prompt: str, images: tuple[ImagePart, ...]) -> bool:
+        return False  # codex exec reads its input once, from stdin
+
     async def finish(self) -> RunExit:
         if self._exit is None:
             code = await self._source.wait()

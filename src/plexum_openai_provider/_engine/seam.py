@@ -191,6 +191,12 @@ class CodexRun(Protocol):
         """How the run ended (after :meth:`next_event` gave ``None``)."""
         ...
 
+    async def steer(self, prompt: str, images: tuple[ImagePart, ...]) -> bool:
+        """Give the running turn more input (a message that came while it runs); True if codex
+        took it into this turn, False if it cannot (``codex exec`` takes no input mid-turn; the
+        turn has ended or is ending)."""
+        ...
+
     def stderr_tail(self) -> str: ...
 
 

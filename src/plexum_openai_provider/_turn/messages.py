@@ -132,10 +132,16 @@ def _history(messages: Sequence[ChatMessage], room: int) -> tuple[HistoryEntry, 
 
 
 def plan_turn(
-    messages: Sequence[ChatMessage], record: Delivery | None, stored_thread: str | None
+    messages: Sequence[ChatMessage],
+    record: Delivery | None,
+    stored_thread: str | None,
+    *,
+    pending: bool = False,
 ) -> TurnPlan:
     """The plan of this turn (see the module docstring); InvalidRequestError if there is nothing
-    for codex to answer or the input is over codex's bounds."""
+    for codex to answer or the input is over codex's bounds. ``pending``: the request came while
+    the agent was busy (steered or queued), so its conversation cannot hold the answer of the
+    turn that was running: what that turn took counts as taken even once it has answered."""
     instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer"))
     if len(instructions) > MAX_INSTRUCTIONS_CHARS:
         raise InvalidRequestError(
@@ -154,7 +160,7 @@ def plan_turn(
     digests = tuple(message_digest(m) for m in segment)
     ours = record is not None and stored_thread is not None and record.thread_id == stored_thread
     skip = 0
-    if ours and record is not None and record.open and record.boundary == boundary:
+    if ours and record is not None and (record.open or pending) and record.boundary == boundary:
         while skip < min(len(digests), len(record.delivered)) and (
             digests[skip] == record.delivered[skip]
         ):

@@ -30,7 +30,7 @@ from ..errors import ProviderError
 from ..events import ErrorEvent, Event, EventStream, Notice, Usage
 from ..requests import TurnError, TurnRequest, TurnResult, TurnStatus
 from .blocks import BlockWatcher, rollout_start
-from .delivery import save_delivery
+from .delivery import Delivery, save_delivery
 from .mapping import AttemptMapper, AttemptState
 from .messages import TurnPlan
 from .workspace import WorkspaceClaim
@@ -108,6 +108,11 @@ class Turn:
         self._cancel_reason = "the turn was cancelled"
         self._cancel_waiter: asyncio.Future[Any] | None = None
         self._task: asyncio.Task[TurnResult] | None = None
+        # What the thread was given: the plan grows with each message steered into the turn.
+        self._plan = setup.plan
+        self.record: Delivery | None = setup.claim.delivery
+        self._run_now: seam.CodexRun | None = None  # the codex run going on, and what it said
+        self._state: AttemptState | None = None
 
     def _start(self) -> asyncio.Task[TurnResult]:
         self._task = asyncio.create_task(self._run(), name=f"turn {self.turn_id}")
@@ -128,6 +133,30 @@ class Turn:
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
+
+    @property
+    def thread_id(self) -> str | None:
+        """The thread the turn runs on (once codex has said), else the stored one."""
+        if self._state is not None and self._state.thread_id is not None:
+            return self._state.thread_id
+        return self._setup.claim.stored.thread_id
+
+    async def steer(self, plan: TurnPlan) -> bool:
+        """Give the running turn the messages of ``plan`` it does not have yet (a request that
+        came while it runs, planned against :attr:`record`); True if codex took them into this
+        turn (or there was nothing new), False if it cannot (the turn has not taken its own
+        input yet, has ended or is ending, or the engine takes no input mid-turn)."""
+        run, state = self._run_now, self._state
+        if run is None or state is None or not state.input_taken or state.ended or self.cancelled:
+            return False
+        given = plan.resumed
+        if given.messages == 0:
+            return True
+        if not await run.steer(given.text, given.images):
+            return False
+        self._plan = plan
+        await self._record(state, open_=True)
+        return True
 
     # -- the run -----------------------------------------------------------------------------
     def _emit(self, events: list[Event] | tuple[Event, ...]) -> None:
@@ -244,6 +273,7 @@ class Turn:
         )
         run = await setup.engine.start_run(spec)
         mapper = AttemptMapper(resume)
+        self._run_now, self._state = run, mapper.state
         deadline = time.monotonic() + setup.turn_timeout_s
         idle_since = time.monotonic()
         stop_started: float | None = None
@@ -364,7 +394,7 @@ class Turn:
         that no message is given to it twice (see .delivery)."""
         if state.thread_id is None:
             return
-        record = self._setup.plan.record(state.thread_id, open_=open_)
+        record = self.record = self._plan.record(state.thread_id, open_=open_)
         workspace = self._setup.request.agent.workspace
         try:
             await asyncio.to_thread(save_delivery, workspace, record)

@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ __all__ = ["chat_command"]
 
 HELP = """commands: /blocks (tool-call blocks so far)  /consume ID…  /image PATH (with the next message)
           /reset (forget the thread)  /quit
-try: "note buy milk", "notes", "remember"; Ctrl-C stops a running turn"""
+try: "note buy milk", "notes", "remember", "slowly count" (type while it answers: your line joins
+its turn); Ctrl-C stops a running turn"""
 
 
 class BlockLog:
@@ -72,13 +74,6 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
-async def _read(prompt: str) -> str | None:
-    try:
-        return await asyncio.to_thread(input, prompt)
-    except EOFError:
-        return None
-
-
 class Chat:
     def __init__(
         self,
@@ -99,13 +94,24 @@ class Chat:
         self.streaming = False
         self.tools = [ToolSpec(t["name"], t["description"], t["input_schema"]) for t in NOTES_TOOLS]
 
-    async def turn(self, message: str) -> None:
+    async def turn(self, message: str, *, busy: bool = False) -> None:
+        """One message: a turn of its own, or (``busy``: the agent is answering) a steer into the
+        running turn, which codex exec cannot take: then it runs next."""
         self.turns += 1
         turn_id = f"chat-{os.getpid()}-{self.turns}"
         images, self.images = self.images, []
         turn = self.plugin.start_turn(
-            turn_id, self.agent, message, tools=self.tools, images=images, system=self.system
+            turn_id,
+            self.agent,
+            message,
+            tools=self.tools,
+            images=images,
+            system=self.system,
+            when_busy="steer" if busy else None,
         )
+        if busy:
+            self.end_text()
+            _say("  [sent while the agent answers: it joins the running turn, or runs next]")
         loop = asyncio.get_running_loop()
 
         cancels: list[asyncio.Task[None]] = []
@@ -113,8 +119,9 @@ class Chat:
         def interrupt() -> None:
             cancels.append(asyncio.ensure_future(self.plugin.cancel(turn_id)))
 
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGINT, interrupt)
+        if not busy:  # Ctrl-C stops the running turn (a steer joins it)
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signal.SIGINT, interrupt)
         try:
             async for event in turn:
                 self.show(event, turn_id)
@@ -124,9 +131,12 @@ class Chat:
             _say(f"  [refused] {exc.message}")
             return
         finally:
-            with contextlib.suppress(NotImplementedError):
-                loop.remove_signal_handler(signal.SIGINT)
-        if result.status != "completed":
+            if not busy:
+                with contextlib.suppress(NotImplementedError):
+                    loop.remove_signal_handler(signal.SIGINT)
+        if result.status == "steered":
+            _say(f"  [it joined the running turn {result.into}]")
+        elif result.status != "completed":
             _say(f"  [turn {result.status}]")
 
     def end_text(self) -> None:
@@ -215,32 +225,73 @@ class Chat:
         )
 
     async def loop(self) -> None:
+        """Lines are read while the agent answers: a message typed then steers its turn."""
+        lines = _read_lines()
+        answering: set[asyncio.Task[None]] = set()
+        sys.stdout.write("you> ")
+        sys.stdout.flush()
+        while (line := await lines.get()) is not None:
+            if line.strip() in ("/quit", "/exit"):
+                break
+            await self.command(line, answering)
+            if not answering:
+                sys.stdout.write("you> ")
+                sys.stdout.flush()
+        if answering:
+            await asyncio.gather(*answering)
+
+    async def command(self, line: str, answering: set[asyncio.Task[None]]) -> None:
+        words = line.strip().split()
+        if not words:
+            return
+        if words[0] == "/blocks":
+            self.show_blocks()
+        elif words[0] == "/consume":
+            await self.consume(words[1:])
+        elif words[0] == "/image":
+            self.attach(line.strip()[len("/image") :].strip())
+        elif words[0] == "/reset":
+            cleared = clear_thread_id(self.agent.workspace)
+            _say(
+                "  thread forgotten: the next turn starts a new one"
+                if cleared
+                else "  no thread yet"
+            )
+        elif words[0] == "/help":
+            _say(HELP)
+        elif words[0].startswith("/"):
+            _say(f"  unknown command {words[0]}\n{HELP}")
+        else:
+            task = asyncio.create_task(self.turn(line, busy=bool(answering)))
+            answering.add(task)
+
+            def done(finished: asyncio.Task[None]) -> None:
+                answering.discard(finished)
+                if not answering:
+                    sys.stdout.write("you> ")
+                    sys.stdout.flush()
+
+            task.add_done_callback(done)
+
+
+def _read_lines() -> asyncio.Queue[str | None]:
+    """The terminal's lines as they are typed (None at EOF), read by a daemon thread: a line may
+    come while a turn runs, and the chat may end while a read waits."""
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+
+    def read() -> None:
         while True:
-            line = await _read("you> ")
-            if line is None or line.strip() in ("/quit", "/exit"):
+            try:
+                line: str | None = input()
+            except (EOFError, OSError, ValueError):
+                line = None
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+            if line is None:
                 return
-            words = line.strip().split()
-            if not words:
-                continue
-            if words[0] == "/blocks":
-                self.show_blocks()
-            elif words[0] == "/consume":
-                await self.consume(words[1:])
-            elif words[0] == "/image":
-                self.attach(line.strip()[len("/image") :].strip())
-            elif words[0] == "/reset":
-                cleared = clear_thread_id(self.agent.workspace)
-                _say(
-                    "  thread forgotten: the next turn starts a new one"
-                    if cleared
-                    else "  no thread yet"
-                )
-            elif words[0] == "/help":
-                _say(HELP)
-            elif words[0].startswith("/"):
-                _say(f"  unknown command {words[0]}\n{HELP}")
-            else:
-                await self.turn(line)
+
+    threading.Thread(target=read, name="chat input", daemon=True).start()
+    return lines
 
 
 async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) -> int:

@@ -126,9 +126,11 @@ class PluginClient:
         images: Sequence[str] = (),
         system: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
+        when_busy: str | None = None,
     ) -> ClientTurn:
         """``message`` (with ``images``: absolute paths or data: URLs, and the agent's ``system``
-        instructions), or the whole conversation as protocol ``messages``."""
+        instructions), or the whole conversation as protocol ``messages``. ``when_busy``:
+        ``"steer"`` or ``"queue"`` for an agent whose turn is running (default: refused)."""
         if messages is None:
             content: Any = message
             if images:
@@ -148,6 +150,8 @@ class PluginClient:
         }
         if model is not None:
             params["model"] = model
+        if when_busy is not None:
+            params["when_busy"] = when_busy
         if tools:
             params["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.input_schema}

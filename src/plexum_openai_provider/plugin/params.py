@@ -48,6 +48,7 @@ class TurnStartParams(_Params):
     model: str | None = None
     messages: list[Any]
     tools: list[ToolParams] | None = None
+    when_busy: str | None = None  # checked by the provider (refuse, steer, queue)
 
 
 class TurnCancelParams(_Params):

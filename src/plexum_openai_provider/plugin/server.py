@@ -16,7 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._jsonrpc import (
     INVALID_PARAMS,
@@ -190,7 +190,7 @@ class PluginServer:
                 ToolSpec(t.name, t.description, dict(t.input_schema)) for t in params.tools or ()
             ),
         )
-        turn = await provider.start_turn(request)
+        turn = await provider.start_turn(request, cast(Any, params.when_busy or "refuse"))
         self._turns[turn.turn_id] = turn
         try:
             async for event in turn:

@@ -8,6 +8,8 @@ no network. The demo model is deterministic:
 * "notes" (or "read"): it calls ``read_notes``;
 * "remember" (or "history"): it tells what it was sent of earlier tool calls, so a consumed call
   shows up as the consume marker;
+* "slowly <text>": it answers in pieces over two seconds (time to type a message that joins the
+  running turn);
 * anything else: it answers with what it heard, the images that came with it, and how many
   messages the thread holds.
 """
@@ -83,6 +85,9 @@ def demo_script(request: ResponsesRequest) -> Reply:
         namespace = _host_namespace(request, "read_notes")
         if namespace:
             return FunctionCall("read_notes", "{}", namespace=namespace)
+    if lowered.startswith("slowly "):
+        pieces = ("(demo model) Slowly, ", "one, ", "two, ", "three.")
+        return Message("".join(pieces), deltas=pieces, delay_s=0.6)
     if lowered in ("remember", "history", "what do you remember?"):
         calls = request.items_of_type("function_call")
         if not calls:

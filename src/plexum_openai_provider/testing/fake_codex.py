@@ -24,6 +24,7 @@ from .._engine.exec import ExecRun
 from .._engine.seam import RunSpec
 from .._io.framing import OversizeLine
 from ..events import Usage
+from ..requests import ImagePart
 
 __all__ = ["FakeEngine", "FakeRun", "exec_lines"]
 
@@ -44,6 +45,8 @@ class FakeRun:
     delay_s: float = 0.0
     on_stop: Sequence[bytes | str] = ()
     stopped_exit_code: int = 130
+    # Takes a steer (as codex's app-server does) and prints these lines when it does.
+    on_steer: Sequence[bytes | str] | None = None
 
 
 class _FakeProcess:
@@ -93,8 +96,30 @@ class _FakeProcess:
         self.stopped.set()
         return await self.wait()
 
+    def steer(self) -> bool:
+        if self.run.on_steer is None or self.exited.is_set() or self.stopped.is_set():
+            return False
+        for line in self.run.on_steer:
+            self.lines.put_nowait(self._line(line))
+        return True
+
     def stderr_tail(self, limit: int = 2000) -> str:
         return self.run.stderr[-limit:].strip()
+
+
+class _FakeRun(ExecRun):
+    """An exec run that, when scripted to, takes a steer (``FakeRun.on_steer``)."""
+
+    def __init__(self, process: _FakeProcess, *, resume: str | None, engine: FakeEngine) -> None:
+        super().__init__(process, resume=resume)
+        self._process = process
+        self._engine = engine
+
+    async def steer(self, prompt: str, images: tuple[ImagePart, ...]) -> bool:
+        if not self._process.steer():
+            return False
+        self._engine.steered.append(prompt)
+        return True
 
 
 @dataclass
@@ -109,6 +134,7 @@ class FakeEngine:
     processes: list[_FakeProcess] = field(default_factory=list)
     held: set[str] = field(default_factory=set)  # threads holds_thread() answers True for
     released: list[str] = field(default_factory=list)
+    steered: list[str] = field(default_factory=list)  # the prompts runs took as steers
     closed: bool = False
 
     async def start_run(self, spec: RunSpec) -> ExecRun:
@@ -117,7 +143,7 @@ class FakeEngine:
         self.specs.append(spec)
         process = _FakeProcess(self.runs.pop(0))
         self.processes.append(process)
-        return ExecRun(process, resume=spec.resume)
+        return _FakeRun(process, resume=spec.resume, engine=self)
 
     def holds_thread(self, thread_id: str) -> bool:
         return thread_id in self.held
