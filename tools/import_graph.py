@@ -8,7 +8,8 @@ Layers, lowest first; a module may import its own layer's modules and lower laye
 
     0  _io                                    generic: framing, files, text
     1  _jsonrpc                               generic: JSON-RPC
-    2  errors events config requests _version the package's types
+    2  errors events config requests          the package's types
+       conversation _version
     3  _codex                                 codex knowledge
     4  _engine                                the seam and its engines
     5  _bridge | _turn                        host tools | one turn (never each other)
@@ -40,6 +41,7 @@ LAYERS: dict[str, int] = {
     "events": 2,
     "config": 2,
     "requests": 2,
+    "conversation": 2,
     "_version": 2,
     "_codex": 3,
     "_engine": 4,

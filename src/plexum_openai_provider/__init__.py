@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from .config import (
         HostConfig,
     )
+    from .conversation import (
+        ChatMessage,
+        ImagePart,
+        TextPart,
+    )
     from .errors import (
         AgentBusyError,
         AppServerError,
@@ -64,6 +69,9 @@ if TYPE_CHECKING:
 # imports this package and must not pay for pydantic and the rest.
 _LAZY = {
     "HostConfig": ".config",
+    "ChatMessage": ".conversation",
+    "ImagePart": ".conversation",
+    "TextPart": ".conversation",
     "AgentBusyError": ".errors",
     "AppServerError": ".errors",
     "BridgeError": ".errors",
@@ -114,6 +122,7 @@ __all__ = [
     "AgentContext",
     "AppServerError",
     "BridgeError",
+    "ChatMessage",
     "CodexHomeError",
     "CodexNotFoundError",
     "CodexProcessError",
@@ -124,11 +133,13 @@ __all__ = [
     "ErrorEvent",
     "Event",
     "HostConfig",
+    "ImagePart",
     "InvalidRequestError",
     "Notice",
     "ProviderError",
     "SessionFormatError",
     "TextDelta",
+    "TextPart",
     "ThreadBusyError",
     "ToolCall",
     "ToolCallRequest",

@@ -57,7 +57,6 @@ from .requests import (
     WHEN_BUSY,
     AgentContext,
     ConsumeResult,
-    ImagePart,
     ToolHandler,
     TurnRequest,
     WhenBusy,
@@ -191,34 +190,10 @@ class CodexProvider:
             raise InvalidRequestError(
                 f"turn_id {request.turn_id!r} was already used", field="turn_id"
             )
-        self._check_images(request)
-
-    def _check_images(self, request: TurnRequest) -> None:
-        """What the engine and the sandbox add to an image's own checks: a confined agent's
-        images come from its workspace or a folder it may read (the host names a path; the
-        plugin reads it); ``codex exec`` takes files and data: URLs, not http(s)."""
-        roots = [str(request.agent.workspace), *self.policy.readable]
-        for i, message in enumerate(request.conversation):
-            for j, part in enumerate(message.content):
-                if not isinstance(part, ImagePart):
-                    continue
-                where = f"messages[{i}].content[{j}]"
-                if part.path is not None and self.policy.confined:
-                    real = os.path.realpath(part.path)
-                    if not any(
-                        real == root or real.startswith(root.rstrip("/") + "/")
-                        for root in (os.path.realpath(r) for r in roots)
-                    ):
-                        raise InvalidRequestError(
-                            f"image {str(part.path)!r} is outside the agent's workspace and the"
-                            " folders it may read (sandbox_readable)",
-                            field=where,
-                        )
-                if part.url is not None and part.data() is None and self._engine.name == "exec":
-                    raise InvalidRequestError(
-                        "the exec engine gives codex images as files: send a path or a data: URL",
-                        field=where,
-                    )
+        request.check_images(
+            readable=self.policy.readable if self.policy.confined else None,
+            urls=self._engine.name != "exec",  # codex exec takes files and data: URLs
+        )
 
     async def start_turn(
         self, request: TurnRequest, when_busy: WhenBusy = "refuse"

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import AgentBusyError, AgentContext, CodexProvider, HostConfig
+from plexum_openai_provider.conversation import parse_messages
 from plexum_openai_provider.errors import InvalidRequestError
-from plexum_openai_provider.requests import TurnRequest, parse_messages
+from plexum_openai_provider.requests import TurnRequest
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
 from tests.helpers import wait_until
 

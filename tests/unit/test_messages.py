@@ -17,13 +17,8 @@ from plexum_openai_provider._turn.messages import (
     message_digest,
     plan_turn,
 )
-from plexum_openai_provider.requests import (
-    MAX_IMAGES,
-    ChatMessage,
-    ImagePart,
-    TurnRequest,
-    parse_messages,
-)
+from plexum_openai_provider.conversation import MAX_IMAGES, ChatMessage, ImagePart, parse_messages
+from plexum_openai_provider.requests import TurnRequest
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
 from tests.helpers import wait_until
 

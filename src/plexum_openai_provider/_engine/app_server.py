@@ -52,8 +52,8 @@ from .._codex.records import message_item
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
 from .._version import __version__
+from ..conversation import ImagePart
 from ..errors import AppServerError
-from ..requests import ImagePart
 from . import seam
 from .app_server_events import AppServerTurn
 from .exec import stderr_summary

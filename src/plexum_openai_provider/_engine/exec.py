@@ -25,8 +25,8 @@ from .._codex.records import message_item
 from .._codex.rollout import RolloutLocator
 from .._codex.writer_lock import thread_writer_lock
 from .._io.framing import OversizeLine
+from ..conversation import ImagePart
 from ..errors import CodexProcessError, ProviderError
-from ..requests import ImagePart
 from .seam import (
     CodexError,
     CodexEvent,

@@ -17,8 +17,8 @@ from typing import Literal, Protocol, TypeAlias
 
 from .._codex.command import McpServerSpec
 from .._codex.policy import UNCONFINED, AgentPolicy
+from ..conversation import ImagePart
 from ..events import Usage
-from ..requests import ImagePart
 
 __all__ = [
     "CodexError",

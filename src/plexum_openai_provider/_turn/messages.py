@@ -28,14 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .._engine.seam import HistoryEntry
+from ..conversation import ChatMessage, ImagePart, TextPart
 from ..errors import InvalidRequestError
-from ..requests import (
-    MAX_INSTRUCTIONS_CHARS,
-    MAX_PROMPT_CHARS,
-    ChatMessage,
-    ImagePart,
-    TextPart,
-)
+from ..requests import MAX_INSTRUCTIONS_CHARS, MAX_PROMPT_CHARS
 from .delivery import Delivery
 
 __all__ = [

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from .._codex.guard import guard
 from ..config import HostConfig, load_config_file
+from ..conversation import ChatMessage, ImagePart, TextPart
 from ..errors import ConfigError, ProviderError
 from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage, event_to_dict
 from ..provider import CodexProvider
-from ..requests import AgentContext, ChatMessage, ImagePart, TextPart, TurnRequest
+from ..requests import AgentContext, TurnRequest
 
 __all__ = ["run_command"]
 

@@ -29,6 +29,7 @@ from .._jsonrpc import (
 )
 from .._version import __version__
 from ..config import HostConfig
+from ..conversation import parse_messages
 from ..events import event_to_dict
 from ..provider import CodexProvider
 from ..requests import (
@@ -37,7 +38,6 @@ from ..requests import (
     ToolOutput,
     ToolSpec,
     TurnRequest,
-    parse_messages,
 )
 from .errors import to_jsonrpc
 from .params import (

@@ -23,8 +23,8 @@ from typing import Literal
 from .._engine.exec import ExecRun
 from .._engine.seam import RunSpec
 from .._io.framing import OversizeLine
+from ..conversation import ImagePart
 from ..events import Usage
-from ..requests import ImagePart
 
 __all__ = ["FakeEngine", "FakeRun", "exec_lines"]
 
