@@ -7,10 +7,13 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from plexum_openai_provider import (
     AgentContext,
@@ -26,6 +29,8 @@ from plexum_openai_provider import (
     TurnResult,
 )
 from plexum_openai_provider._bridge.names import mcp_namespace, server_name
+from plexum_openai_provider._codex.binary import bundled_codex
+from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import (
     FunctionCall,
     Hang,
@@ -35,7 +40,7 @@ from plexum_openai_provider.testing import (
     Wait,
 )
 from tests.conftest import OPEN_PROVIDERS, host_config
-from tests.helpers import codex_processes, wait_until
+from tests.helpers import codex_processes, plugin_script, wait_until
 
 NS = mcp_namespace(server_name("cx"))
 
@@ -193,3 +198,46 @@ async def test_extra_args_config_overrides_apply_on_both_engines(
     _, result = await timed_turn(provider, workspace, "which model?")
     assert result.status == "completed"
     assert model_server.requests[-1].body["model"] == "model-from-extra-args"
+
+
+@pytest.mark.one_engine
+async def test_a_codex_newer_than_the_verified_ones_gets_the_app_server(
+    codex_env: dict[str, str], workspace: Path, tmp_path: Path, model_server: ScriptedModelServer
+) -> None:
+    """The default engine follows the probe, not a list: a codex that says it is 0.999.0 (the
+    codex under test, renamed) runs on the app-server and is reported as newer."""
+    real = host_config().get("binary") or bundled_codex()
+    newer = tmp_path / "codex"
+    newer.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = --version ]; then echo "codex-cli 0.999.0"; exit 0; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    newer.chmod(0o755)
+    config = {k: v for k, v in host_config(binary=str(newer)).items() if k != "engine"}
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        init = await plugin.initialize(config)
+        assert init["engine"] == {
+            "name": "app-server",
+            "requested": "app-server",
+            "fallback_reason": None,
+        }
+        assert init["codex"]["version"] == "0.999.0"
+        assert (init["codex"]["verified"], init["codex"]["newer_than_verified"]) == (False, True)
+        result = await plugin.start_turn("t-1", AgentContext("cx", workspace), "hi").result()
+        assert result.status == "completed"
+    done = subprocess.run(
+        [plugin_script(), "doctor", "--config", str(write_config(tmp_path, config))],
+        env=codex_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "engine app-server: its probe and handshake passed on codex 0.999.0" in done.stdout
+    assert "codex 0.999.0 is newer than the versions the whole suite passed on" in done.stdout
+
+
+def write_config(folder: Path, config: dict[str, Any]) -> Path:
+    path = folder / "config.json"
+    path.write_text(json.dumps(config))
+    return path

@@ -3,6 +3,7 @@ pieces around them (tool replies, the error mapping, files read distrustfully)."
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -21,9 +22,10 @@ from plexum_openai_provider import (
     ToolOutput,
     Usage,
 )
-from plexum_openai_provider._codex.binary import CodexBinary
+from plexum_openai_provider._codex.binary import CodexBinary, bundled_codex
 from plexum_openai_provider._engine import seam
 from plexum_openai_provider._engine.app_server_events import AppServerTurn
+from plexum_openai_provider._engine.app_server_probe import parse_version, read_schema, schema_gaps
 from plexum_openai_provider._engine.select import choose_engine
 from plexum_openai_provider._io.files import (
     NotRegularFile,
@@ -208,3 +210,37 @@ def test_only_dead_writers_temporaries_are_swept(tmp_path: Path) -> None:
         path.write_text("x")
     assert sweep_temporaries(tmp_path, "rollout.jsonl") == [dead]
     assert live.exists() and other.exists()
+
+
+async def test_the_app_server_probe_reads_what_the_engine_relies_on() -> None:
+    path = bundled_codex()
+    assert path is not None
+    definitions, requests, notifications = await read_schema(path, {})
+    assert schema_gaps(definitions, requests, notifications) == []  # codex 0.163 has it all
+    # A codex that renamed one method, dropped a field and an input type: each is named.
+    requests = copy.deepcopy(requests)
+    for variant in requests["oneOf"]:
+        enum = variant["properties"]["method"]["enum"]
+        if enum == ["turn/steer"]:
+            enum[0] = "turn/nudge"
+    definitions = copy.deepcopy(definitions)
+    del definitions["TurnSteerParams"]["properties"]["expectedTurnId"]
+    definitions["UserInput"]["oneOf"] = [
+        v
+        for v in definitions["UserInput"]["oneOf"]
+        if v["properties"]["type"]["enum"] != ["localImage"]
+    ]
+    assert schema_gaps(definitions, requests, notifications) == [
+        "method turn/steer",
+        "TurnSteerParams.expectedTurnId",
+        "input item localImage",
+    ]
+    assert parse_version("0.171.0") == (0, 171, 0) and parse_version("dev") is None
+
+
+async def test_an_older_codex_runs_on_exec_saying_why() -> None:
+    engine, info = await choose_engine(HostConfig(), CodexBinary("/bin/false", "0.150.2"), {})
+    assert engine.name == "exec"
+    assert info.fallback_reason == (
+        "codex 0.150.2 is older than 0.163.0, the oldest the app-server engine runs on"
+    )

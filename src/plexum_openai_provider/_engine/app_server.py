@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 from .._codex.command import app_server_argv
 from .._codex.guard import guard, thread_processes
+from .._codex.home import codex_home
 from .._codex.policy import PROFILE
 from .._codex.process import CodexProcess
 from .._codex.records import message_item
@@ -56,14 +57,12 @@ from ..conversation import ImagePart
 from ..errors import AppServerError
 from . import seam
 from .app_server_events import AppServerTurn
+from .app_server_probe import probe_live
 from .exec import stderr_summary
 
-__all__ = ["VERIFIED_VERSIONS", "AppServerEngine", "AppServerRun"]
+__all__ = ["AppServerEngine", "AppServerRun"]
 
 log = logging.getLogger(__name__)
-
-# The codex versions this engine was verified on (the e2e suite on both engines).
-VERIFIED_VERSIONS = frozenset({"0.163.0", "0.169.0"})
 
 # codex 0.163/0.169 answer thread/resume of an unknown thread with this.
 _STALE = ("no rollout found", "thread not found")
@@ -233,6 +232,17 @@ class AppServerEngine:
                     exit_code=process.returncode,
                     stderr_tail=process.stderr_tail(),
                 ) from None
+            if self.starts == 0:  # what the engine relies on, once (see app_server_probe)
+                gaps = await probe_live(
+                    lambda method, params: server.request(method, params, self.request_timeout_s),
+                    lambda thread_id: self._unload(server, thread_id),
+                    codex_home(self.env),
+                )
+                if gaps:
+                    await server.close(grace_s=1.0)
+                    raise AppServerError(
+                        f"codex app-server lacks what the engine relies on: {'; '.join(gaps)}"
+                    )
             self.user_agent = result.get("userAgent") if isinstance(result, dict) else None
             settings = config.get("config") if isinstance(config, dict) else None
             model = settings.get("model") if isinstance(settings, dict) else None

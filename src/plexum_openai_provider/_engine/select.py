@@ -1,10 +1,12 @@
 """Which engine runs turns: the app-server where it can, exec where it cannot (with the reason).
 
 ``engine`` in HostConfig: ``"exec"`` is taken as asked. ``"app-server"`` is taken as asked, on
-any codex version; only a failing handshake falls back to exec. Unset (the default) means the
-app-server where it is known to work: a codex version the engine was verified on, ``extra_args``
-that ``codex app-server`` takes too, and a handshake that succeeds; otherwise exec, and the
-reason is told to the operator (``initialize`` and each agent's first turn, as a notice).
+any codex version; only a failing handshake or live probe falls back to exec. Unset (the default)
+means the app-server wherever what it relies on is there (:mod:`.app_server_probe`): codex 0.163
+or later, its schema, a handshake and a live thread that behaves; plus ``extra_args`` that
+``codex app-server`` takes too. Otherwise exec, and the reason, naming the missing piece, is told
+to the operator (``initialize`` and each agent's first turn, as a notice). A version newer than
+the verified ones is reported (``EngineInfo.newer_than_verified``), not refused.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .._codex.binary import CodexBinary
 from .._codex.command import split_app_server_args
 from ..config import HostConfig
 from ..errors import AppServerError, ConfigError
-from .app_server import VERIFIED_VERSIONS, AppServerEngine
+from .app_server import AppServerEngine
+from .app_server_probe import OLDEST, VERIFIED_VERSIONS, parse_version, read_schema, schema_gaps
 from .exec import ExecEngine
 from .seam import Engine
 
@@ -34,7 +37,8 @@ class EngineInfo:
     name: str
     requested: str
     fallback_reason: str | None = None
-    codex_verified: bool = True  # the codex version is one the app-server engine was verified on
+    codex_verified: bool = True  # the codex version is one the whole suite passed on
+    newer_than_verified: bool = False  # ... and it is newer than all of them
 
 
 IDLE_UNLOAD_ENV = "PLEXUM_IDLE_UNLOAD_S"
@@ -67,14 +71,18 @@ async def choose_engine(
 ) -> tuple[Engine, EngineInfo]:
     requested = config.engine or "app-server"
     verified = binary.version in VERIFIED_VERSIONS
+    version = parse_version(binary.version)
+    newest = max(parse_version(v) or OLDEST for v in VERIFIED_VERSIONS)
+    newer = version is not None and version > newest
     exec_engine = ExecEngine(binary.path, env, config.extra_args)
     if requested == "exec":
-        return exec_engine, EngineInfo("exec", "exec", None, verified)
+        return exec_engine, EngineInfo("exec", "exec", None, verified, newer)
 
     def fallback(reason: str) -> tuple[Engine, EngineInfo]:
         log.warning("using the exec engine: %s", reason)
-        return exec_engine, EngineInfo("exec", requested, reason, verified)
+        return exec_engine, EngineInfo("exec", requested, reason, verified, newer)
 
+    tuning = _tuning(env)
     usable, rest = split_app_server_args(config.extra_args)
     if rest:
         why = (
@@ -88,16 +96,32 @@ async def choose_engine(
                 value=list(config.extra_args),
             )
         return fallback(why + "; the exec engine runs every turn")
-    if config.engine is None and not verified:
-        return fallback(
-            f"codex {binary.version} is not a version the app-server engine was verified on"
-            f" ({', '.join(sorted(VERIFIED_VERSIONS))}); set engine to 'app-server' to use it"
-            " anyway"
-        )
-    engine = AppServerEngine(binary.path, env, usable, **_tuning(env))
+    if config.engine is None:
+        oldest = ".".join(map(str, OLDEST))
+        if version is None or version < OLDEST:
+            return fallback(
+                f"codex {binary.version} is older than {oldest}, the oldest the app-server engine"
+                " runs on"
+            )
+        try:
+            gaps = schema_gaps(*await read_schema(binary.path, env))
+        except (OSError, ValueError) as exc:
+            return fallback(f"codex {binary.version} printed no app-server schema: {exc}")
+        if gaps:
+            return fallback(
+                f"codex {binary.version}'s app-server lacks what the engine relies on:"
+                f" {', '.join(gaps)}; set engine to 'app-server' to use it anyway"
+            )
+    engine = AppServerEngine(binary.path, env, usable, **tuning)
     try:
         await engine.start()
     except AppServerError as exc:
         await engine.close()
         return fallback(f"codex app-server could not be started: {exc.message}")
-    return engine, EngineInfo("app-server", requested, None, verified)
+    if newer:
+        log.info(
+            "codex %s is newer than the versions verified (%s); its app-server passed the probe",
+            binary.version,
+            ", ".join(sorted(VERIFIED_VERSIONS)),
+        )
+    return engine, EngineInfo("app-server", requested, None, verified, newer)

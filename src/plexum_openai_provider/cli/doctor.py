@@ -21,7 +21,7 @@ from .._bridge.names import SERVER_PREFIX, default_socket_dir
 from .._codex.binary import CodexBinary, resolve_codex
 from .._codex.home import codex_home
 from .._codex.sandbox_probe import SANDBOX_FIX
-from .._engine.app_server import VERIFIED_VERSIONS
+from .._engine.app_server_probe import VERIFIED_VERSIONS
 from .._engine.select import choose_engine
 from ..config import HostConfig, load_config_file
 from ..errors import ProviderError
@@ -180,8 +180,9 @@ async def _engine(config: HostConfig, binary: CodexBinary, report: Report) -> No
         return
     try:
         if info.name == "app-server":
-            note = "verified" if info.codex_verified else f"not verified (verified: {verified})"
-            report.ok(f"engine app-server: handshake ok, codex {binary.version} {note}")
+            report.ok(
+                f"engine app-server: its probe and handshake passed on codex {binary.version}"
+            )
         elif info.fallback_reason is None:
             report.ok("engine exec (as configured)")
         elif info.requested == "app-server" and config.engine == "app-server":
@@ -191,6 +192,13 @@ async def _engine(config: HostConfig, binary: CodexBinary, report: Report) -> No
             )
         else:
             report.info(f"engine exec: {info.fallback_reason}")
+        if info.newer_than_verified:
+            report.info(
+                f"codex {binary.version} is newer than the versions the whole suite passed on"
+                f" ({verified}); `tools/check-codex {binary.version}` runs it on this version"
+            )
+        elif not info.codex_verified:
+            report.info(f"codex {binary.version} is not a version the suite ran on ({verified})")
     finally:
         await engine.close()
 

@@ -143,7 +143,10 @@ class PluginServer:
             "codex": {
                 "path": binary.path if binary else None,
                 "version": binary.version if binary else None,
-                "app_server_verified": engine.codex_verified,
+                # The whole suite passed on this version (tools/check-codex); a newer one is
+                # run when its probe passes, and said so.
+                "verified": engine.codex_verified,
+                "newer_than_verified": engine.newer_than_verified,
             },
             "engine": {
                 "name": engine.name,
