@@ -30,6 +30,11 @@ ErrorCode = Literal[
     "codex_not_found",
     "codex_failed",
     "codex_exited",
+    "unauthorized",
+    "usage_limit",
+    "rate_limited",
+    "overloaded",
+    "context_window_exceeded",
     "resume_failed",
     "timeout",
     "cancelled",
@@ -111,10 +116,16 @@ class Notice:
 
 @dataclass(frozen=True)
 class ErrorEvent:
+    """``retryable``: the same turn, sent again, can succeed (not before ``retry_after_s`` when
+    codex says when); ``delivered``: codex already took the turn's messages (sent again, the
+    plugin does not give them twice: see protocol.md)."""
+
     type: ClassVar[str] = "error"
     code: str
     message: str
     retryable: bool = False
+    delivered: bool = False
+    retry_after_s: float | None = None
 
 
 Event: TypeAlias = TextDelta | ToolCall | ToolResult | Usage | Notice | ErrorEvent

@@ -32,6 +32,7 @@ from ._codex.binary import CodexBinary, resolve_codex
 from ._codex.consume import ConsumeOutcome, rewrite_rollout
 from ._codex.guard import guard
 from ._codex.home import codex_home as default_codex_home
+from ._codex.login import LoginState, login_state
 from ._codex.policy import UNCONFINED, AgentPolicy
 from ._codex.rollout import RolloutLocator
 from ._codex.sandbox_probe import choose_policy
@@ -107,6 +108,7 @@ class CodexProvider:
         self.config = config
         self.binary = binary
         self.policy = policy
+        self.login = LoginState(None, None)  # what `codex login status` said (create() asks)
         self.engine_info = engine_info or EngineInfo(engine.name, engine.name)
         self._engine = engine
         self._env: dict[str, str] = dict(os.environ if env is None else env)
@@ -144,14 +146,17 @@ class CodexProvider:
         choosing = asyncio.ensure_future(
             choose_agent_policy(config, binary, environment, socket_dir, lock_dir)
         )
+        asking = asyncio.ensure_future(login_state(binary.path, environment))
         try:
             engine, info = await choose_engine(config, binary, environment)
         except BaseException:
             choosing.cancel()
+            asking.cancel()
             raise
         try:
             policy = await choosing
         except BaseException:
+            asking.cancel()
             await engine.close()
             raise
         provider = cls(
@@ -165,6 +170,7 @@ class CodexProvider:
             engine_info=info,
             policy=policy,
         )
+        provider.login = await asking
         provider._sweep_on_start()
         return provider
 

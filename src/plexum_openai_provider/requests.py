@@ -267,6 +267,18 @@ class TurnRequest:
 class TurnError:
     code: str
     message: str
+    retryable: bool = False  # the same turn, sent again, can succeed
+    delivered: bool = False  # codex already took the turn's messages
+    retry_after_s: float | None = None  # not before this, where codex says
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "retryable": self.retryable,
+            "delivered": self.delivered,
+            "retry_after_s": self.retry_after_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -288,9 +300,7 @@ class TurnResult:
             "status": self.status,
             "thread_id": self.thread_id,
             "usage": usage,
-            "error": {"code": self.error.code, "message": self.error.message}
-            if self.error
-            else None,
+            "error": self.error.to_wire() if self.error else None,
         }
         if self.into is not None:
             wire["into"] = self.into
@@ -305,7 +315,15 @@ class TurnResult:
             status=data.get("status", "failed"),
             thread_id=data.get("thread_id"),
             usage=Usage(**usage) if isinstance(usage, dict) else None,
-            error=TurnError(str(error.get("code")), str(error.get("message")))
+            error=TurnError(
+                str(error.get("code")),
+                str(error.get("message")),
+                error.get("retryable") is True,
+                error.get("delivered") is True,
+                error.get("retry_after_s")
+                if isinstance(error.get("retry_after_s"), (int, float))
+                else None,
+            )
             if isinstance(error, dict)
             else None,
             into=data.get("into") if isinstance(data.get("into"), str) else None,

@@ -4,7 +4,13 @@ because it tests what only those engines do."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +33,41 @@ def engine(request: pytest.FixtureRequest) -> Iterator[str]:
     CURRENT["engine"] = name
     yield name
     CURRENT["engine"] = "exec"
+
+
+@pytest.fixture(autouse=True)
+async def _nothing_outlives_the_test(tmp_path: Path) -> AsyncIterator[None]:
+    """Whatever a test started (codex, its shells, bubblewrap's sandboxes, the relay) is gone
+    soon after it: a process that names the test's folder in its command line or environment
+    and outlives it by 5 s fails the test (and is killed, so it cannot disturb the next)."""
+    yield
+    needle = str(tmp_path).encode()
+    deadline = time.monotonic() + 5
+    while left := _naming(needle):
+        if time.monotonic() > deadline:
+            for pid, _ in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            raise AssertionError(f"processes outlived the test: {left}")
+        await asyncio.sleep(0.05)
+
+
+def _naming(needle: bytes) -> list[tuple[int, str]]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            if stat[stat.rfind(b")") + 2 :].startswith(b"Z"):
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if needle in cmdline or needle in environ:
+            out.append((int(entry), cmdline.replace(b"\0", b" ")[:120].decode("utf-8", "replace")))
+    return out

@@ -150,7 +150,7 @@ async def test_tool_names_and_schemas_are_validated_at_turn_start(
             ([{"name": "x" * 65}], "tools[0].name"),
             ([{"name": "a"}, {"name": "a"}], "tools[1].name"),
             ([{"name": "a", "input_schema": {"type": "string"}}], "tools[0].input_schema"),
-            ([{"name": "a", "input_schema": []}], "tools.0.input_schema"),
+            ([{"name": "a", "input_schema": []}], "tools[0].input_schema"),
         ]:
             turn = plugin.start_turn_raw(
                 {

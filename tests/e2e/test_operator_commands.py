@@ -134,7 +134,11 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
     out = done.stdout
     assert done.returncode == 1, out
     assert re.search(r"^ok\s+codex \d+\.\d+\.\d+ runs: ", out, re.M)
-    assert re.search(r"^problem\s+codex is not logged in\n\s+fix: run `codex login`", out, re.M)
+    assert re.search(
+        r"^problem\s+codex is not logged in\n\s+fix: run `plexum-openai-provider-plugin login`",
+        out,
+        re.M,
+    )
     assert re.search(r"^info\s+plexum-host-old in .* is left from an earlier version", out, re.M)
     assert re.search(rf"^problem\s+socket folder {re.escape(str(sockets))} has mode 755", out, re.M)
     assert re.search(

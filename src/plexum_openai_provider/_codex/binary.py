@@ -7,7 +7,6 @@ on PATH.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import shutil
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CodexNotFoundError, CodexProcessError, ConfigError
-from .guard import guard
+from .guard import run_briefly
 
 __all__ = ["CodexBinary", "bundled_codex", "resolve_codex"]
 
@@ -123,36 +122,17 @@ def _candidates(binary: str | None) -> list[str]:
 async def codex_version(path: str) -> str:
     """``codex --version`` (e.g. ``codex-cli 0.163.0`` → ``0.163.0``); OSError or
     CodexProcessError."""
-    proc = await asyncio.create_subprocess_exec(
-        path,
-        "--version",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    keeper = guard()
-    keeper.spawned.add(proc.pid)  # asyncio reaps it, not the guard's sweep
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), _VERSION_TIMEOUT_S)
-    except TimeoutError:
-        ending = keeper.end([proc.pid])  # SIGTERM, then SIGKILL after the grace
-        await proc.wait()
-        if ending is not None:
-            await ending
+    done = await run_briefly([path, "--version"], timeout=_VERSION_TIMEOUT_S)
+    if done.returncode is None:
+        raise CodexProcessError(f"`{path} --version` did not answer in {_VERSION_TIMEOUT_S:.0f} s")
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip()[-500:]
         raise CodexProcessError(
-            f"`{path} --version` did not answer in {_VERSION_TIMEOUT_S:.0f} s"
-        ) from None
-    finally:
-        if proc.returncode is not None:
-            keeper.spawned.discard(proc.pid)
-    if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip()[-500:]
-        raise CodexProcessError(
-            f"`{path} --version` exited with {proc.returncode}: {tail}",
-            exit_code=proc.returncode,
+            f"`{path} --version` exited with {done.returncode}: {tail}",
+            exit_code=done.returncode,
             stderr_tail=tail,
         )
-    text = out.decode(errors="replace").strip()
+    text = done.stdout.decode(errors="replace").strip()
     return text.split()[-1] if text else "unknown"
 
 

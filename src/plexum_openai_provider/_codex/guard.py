@@ -38,7 +38,8 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .watchdog import OWNER_ENV, Ending, ending_steps, process_table, read_proc
@@ -46,9 +47,11 @@ from .watchdog import OWNER_ENV, Ending, ending_steps, process_table, read_proc
 __all__ = [
     "LEFTOVER_WAIT_S",
     "OWNER_ENV",
+    "Finished",
     "ProcessGuard",
     "descendants",
     "guard",
+    "run_briefly",
     "thread_processes",
 ]
 
@@ -111,6 +114,49 @@ def thread_processes(root: int, thread_id: str | None = None) -> list[int]:
         if (needle in environ) if thread_id else any(v.startswith(needle) for v in environ):
             out.append(pid)
     return out
+
+
+@dataclass(frozen=True)
+class Finished:
+    returncode: int | None  # None: it did not finish in time (and was ended)
+    stdout: bytes
+    stderr: bytes
+
+
+async def run_briefly(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Finished:
+    """Run a short helper (``codex --version``, a probe) to its end, bounded: registered with the
+    guard (so the subreaper's sweep never takes it for a leftover), in a session of its own, and
+    ended gently (SIGTERM, the grace, SIGKILL) if it runs past ``timeout``. OSError if it cannot
+    start."""
+    keeper = guard()
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    keeper.spawned.add(proc.pid)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        ending = keeper.end([proc.pid], groups=[proc.pid])
+        await proc.wait()
+        if ending is not None:
+            await ending
+        return Finished(None, b"", b"")
+    finally:
+        if proc.returncode is not None:
+            keeper.spawned.discard(proc.pid)
+    return Finished(proc.returncode, out, err)
 
 
 class ProcessGuard:
@@ -262,11 +308,13 @@ class ProcessGuard:
             if pid in self.spawned or pid in self._ending:
                 continue
             owner = _owner(pid)
-            if owner is None or not owner.startswith(self.token + ":"):
-                continue  # not started by a codex of ours
-            if owner.split(":", 1)[1] in self.active:
+            if owner is not None and not owner.startswith(self.token + ":"):
+                continue  # another plugin's (a test that runs two in one process)
+            if owner is not None and owner.split(":", 1)[1] in self.active:
                 continue  # its run is still going
-            log.info("ending pid %d, left running by finished codex run %s", pid, owner)
+            # Unmarked: what codex starts with a cleared environment (its sandboxed file helper,
+            # bubblewrap) and left when it died; nothing else of ours is unregistered.
+            log.info("ending pid %d, left running by codex run %s", pid, owner or "(unmarked)")
             found.append(pid)
         if found:
             self.end(found, wait_s=LEFTOVER_WAIT_S)

@@ -14,7 +14,6 @@ that must stay unseen, and reads what happened:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -27,7 +26,7 @@ from ..config import HostConfig
 from ..errors import ConfigError
 from .binary import CodexBinary
 from .command import toml_value
-from .guard import guard
+from .guard import run_briefly
 from .policy import FEATURES_OFF, AgentPolicy, readable_folders
 
 __all__ = ["SANDBOX_FIX", "ProbeResult", "choose_policy", "probe_sandbox"]
@@ -70,32 +69,22 @@ async def probe_sandbox(
             argv += ["-c", f"{key}={toml_value(value)}"]
         argv += ["--", "/bin/sh", "-c", script]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=workspace,
+            done = await run_briefly(
+                argv,
+                timeout=PROBE_TIMEOUT_S,
                 env={**env, "CODEX_HOME": os.path.join(root, "codex-home")},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
+                cwd=workspace,
             )
         except OSError as exc:
             return ProbeResult(False, f"`codex sandbox` could not be started: {exc}")
-        guard().spawned.add(proc.pid)  # asyncio reaps it
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), PROBE_TIMEOUT_S)
-        except TimeoutError:
-            guard().end([proc.pid], groups=[proc.pid])
-            await proc.wait()
+        if done.returncode is None:
             return ProbeResult(False, f"`codex sandbox` did not finish in {PROBE_TIMEOUT_S:g} s")
-        finally:
-            guard().spawned.discard(proc.pid)
         marker = os.path.join(workspace, "probe")
-        if proc.returncode == 0 and os.path.exists(marker):
+        if done.returncode == 0 and os.path.exists(marker):
             return ProbeResult(True, "a sandboxed command wrote its workspace and saw nothing else")
-        if proc.returncode == 1 and not err.strip():
+        if done.returncode == 1 and not done.stderr.strip():
             return ProbeResult(False, "the sandbox let a command see a file outside its workspace")
-        reason = _last_error(err.decode("utf-8", "replace")) or f"exit code {proc.returncode}"
+        reason = _last_error(done.stderr.decode("utf-8", "replace")) or f"exit {done.returncode}"
         return ProbeResult(False, f"`codex sandbox` failed: {reason}")
     finally:
         with contextlib.suppress(OSError):

@@ -100,12 +100,14 @@ class AppServerTurn:
             return [seam.Other(f"turn/completed of turn {turn.get('id')}")]
         self.ended = True
         status = turn.get("status")
-        message = _error_text(turn.get("error"))
+        error = turn.get("error")
+        message = _error_text(error)
         if status == "completed":
             return [seam.TurnDone(self._usage or Usage(), "turn")]
         if status == "interrupted":
             return [seam.TurnInterrupted(message or "interrupted")]
-        return [seam.TurnFailed(message or f"the turn ended {status}")]
+        info = error.get("codexErrorInfo") if isinstance(error, dict) else None
+        return [seam.TurnFailed(message or f"the turn ended {status}", info)]
 
 
 def _error_text(error: Any) -> str:

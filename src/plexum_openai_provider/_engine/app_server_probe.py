@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._codex.guard import run_briefly
 from .._codex.writer_lock import is_thread_writer_locked
 
 __all__ = [
@@ -138,27 +139,13 @@ async def read_schema(
     or ValueError when it cannot."""
     folder = tempfile.mkdtemp(prefix="plexum-schema-")
     try:
-        proc = await asyncio.create_subprocess_exec(
-            binary,
-            "app-server",
-            "generate-json-schema",
-            "--experimental",
-            "--out",
-            folder,
-            env=dict(env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), _SCHEMA_TIMEOUT_S)
-        except TimeoutError:
-            proc.terminate()
-            await proc.wait()
-            raise ValueError(f"it did not finish in {_SCHEMA_TIMEOUT_S:g} s") from None
-        if proc.returncode != 0:
-            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
-            raise ValueError(f"it exited with {proc.returncode}: {tail[0][:300]}")
+        argv = [binary, "app-server", "generate-json-schema", "--experimental", "--out", folder]
+        done = await run_briefly(argv, timeout=_SCHEMA_TIMEOUT_S, env=env)
+        if done.returncode is None:
+            raise ValueError(f"it did not finish in {_SCHEMA_TIMEOUT_S:g} s")
+        if done.returncode != 0:
+            tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            raise ValueError(f"it exited with {done.returncode}: {tail[0][:300]}")
         return await asyncio.to_thread(_load, Path(folder))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

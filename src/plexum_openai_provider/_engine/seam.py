@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from .._codex.command import McpServerSpec
 from .._codex.policy import UNCONFINED, AgentPolicy
@@ -122,6 +122,7 @@ class TurnDone:
 @dataclass(frozen=True)
 class TurnFailed:
     message: str
+    info: Any = None  # the app-server's codexErrorInfo, where codex gives one
 
 
 @dataclass(frozen=True)

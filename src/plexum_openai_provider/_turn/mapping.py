@@ -29,6 +29,7 @@ class AttemptState:
     rollout: object | None = None  # the path the engine named, if any
     done: seam.TurnDone | None = None
     failed: str | None = None
+    failed_info: object = None  # codex's codexErrorInfo of the failure (app-server)
     interrupted: str | None = None
     resume_failed: str | None = None
     new_thread: bool = False  # codex started another thread than the one to resume
@@ -83,6 +84,7 @@ class AttemptMapper:
             state.done = event
         elif isinstance(event, seam.TurnFailed):
             state.failed = event.message
+            state.failed_info = event.info
             state.pending_error = None
         elif isinstance(event, seam.TurnInterrupted):
             state.interrupted = event.message

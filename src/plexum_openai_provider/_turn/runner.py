@@ -16,6 +16,7 @@ id, hand out tool-call blocks as they complete; end on codex's terminal event, a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from .._codex.command import McpServerSpec
+from .._codex.failures import classify
 from .._codex.policy import UNCONFINED, AgentPolicy
 from .._codex.rollout import RolloutLocator
 from .._engine import seam
@@ -39,6 +41,8 @@ __all__ = ["BridgeHooks", "Turn", "TurnSetup"]
 
 log = logging.getLogger(__name__)
 
+# Failures the same turn, sent again, can get past (codex's own failures are classified by
+# _codex/failures.py): codex died, a deadline passed, the plugin failed inside.
 RETRYABLE = frozenset({"codex_failed", "codex_exited", "timeout", "internal"})
 # How often a turn reads the rollout while a tool call is open (codex says nothing meanwhile), and
 # otherwise (a call codex reports no item for, such as code mode's, is still seen while it runs).
@@ -195,8 +199,9 @@ class Turn:
         return result
 
     def _failed(self, code: str, message: str, thread_id: str | None = None) -> TurnResult:
-        self._emit([ErrorEvent(code, message, retryable=code in RETRYABLE)])
-        return TurnResult(self.turn_id, "failed", thread_id, error=TurnError(code, message))
+        error = TurnError(code, message, code in RETRYABLE)
+        self._emit([error_event(error)])
+        return TurnResult(self.turn_id, "failed", thread_id, error=error)
 
     async def _drive(self) -> TurnResult:
         setup = self._setup
@@ -423,7 +428,10 @@ class Turn:
                 return TurnResult(self.turn_id, "completed", thread_id, usage)
             if state.failed is not None:
                 attempt.status = "failed"
-                attempt.error = TurnError("codex_failed", state.failed)
+                failure = classify(state.failed, state.failed_info)
+                attempt.error = TurnError(
+                    failure.code, failure.message, failure.retryable, False, failure.retry_after_s
+                )
             elif state.interrupted is not None:
                 attempt.status = "failed"
                 attempt.error = TurnError(
@@ -440,7 +448,12 @@ class Turn:
                 )
         error = attempt.error
         if error is not None:
-            self._emit([ErrorEvent(error.code, error.message, retryable=error.code in RETRYABLE)])
+            error = dataclasses.replace(
+                error,
+                retryable=error.retryable or error.code in RETRYABLE,
+                delivered=state.input_taken,
+            )
+            self._emit([error_event(error)])
         return TurnResult(self.turn_id, attempt.status, thread_id, None, error)
 
     def _usage(self, done: seam.TurnDone, watcher: BlockWatcher | None) -> Usage:
@@ -453,6 +466,12 @@ class Turn:
             return recorded
         log.warning("turn %s: no per-turn usage in the rollout; using codex's total", self.turn_id)
         return done.usage or Usage()
+
+
+def error_event(error: TurnError) -> ErrorEvent:
+    return ErrorEvent(
+        error.code, error.message, error.retryable, error.delivered, error.retry_after_s
+    )
 
 
 def start_turn(setup: TurnSetup) -> tuple[Turn, asyncio.Task[TurnResult]]:

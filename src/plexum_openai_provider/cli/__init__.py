@@ -2,7 +2,7 @@
 
 * no argument or ``serve``: the plugin protocol on stdio (what the Plexum host starts);
 * ``mcp-host``: the MCP bridge that codex starts during a turn;
-* ``run``: one turn from the terminal.
+* ``run``, ``chat``, ``doctor``, ``login``, ``logout``: the commands people use.
 """
 
 from __future__ import annotations
@@ -77,16 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     doctor = sub.add_parser("doctor", help="check the codex install, login and registrations")
     doctor.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
+    from .login import add_parsers  # stdlib and this package's light modules only
+
+    add_parsers(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["mcp-host"]:
+    wants_help = any(a in ("-h", "--help") for a in args[1:])
+    if args[:1] == ["mcp-host"] and not wants_help:
         from .._bridge.relay import relay_main
 
         return relay_main()
-    if not args or args[0] == "serve":
+    if (not args or args[0] == "serve") and not wants_help:
         from ..plugin.serve import serve_stdio
 
         _setup_logging(_env_log_level(logging.INFO))
@@ -106,6 +110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .doctor import doctor_command
 
         return doctor_command(ns)
+    if ns.command in ("login", "logout"):
+        from .login import login_command
+
+        return login_command(ns)
+    if ns.command in ("serve", "mcp-host"):  # only with --help, which argparse has printed
+        return 0
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from .._bridge.names import SERVER_PREFIX, default_socket_dir
 from .._codex.binary import CodexBinary, resolve_codex
+from .._codex.guard import run_briefly
 from .._codex.home import codex_home
+from .._codex.login import login_state
 from .._codex.sandbox_probe import SANDBOX_FIX
 from .._engine.app_server_probe import VERIFIED_VERSIONS
 from .._engine.select import choose_engine
@@ -46,29 +48,21 @@ class Report:
 
 
 async def _login(binary: CodexBinary, report: Report) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        binary.path,
-        "login",
-        "status",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-    except TimeoutError:
-        proc.terminate()
-        await proc.wait()
-        report.problem("`codex login status` did not answer in 30 s", "run it by hand to see why")
-        return
-    text = (out + err).decode(errors="replace")
-    if proc.returncode == 0:
-        kind = "ChatGPT" if "ChatGPT" in text else "an API key" if "API key" in text else "a login"
-        report.ok(f"codex is logged in (using {kind})")
+    state = await login_state(binary.path, os.environ)
+    kinds = {"chatgpt": "ChatGPT", "api_key": "an API key", "other": "a login"}
+    if state.logged_in:
+        report.ok(f"codex is logged in (using {kinds[state.method or 'other']})")
+    elif state.logged_in is None:
+        report.problem(
+            "`codex login status` did not say whether codex is logged in",
+            f"run `{binary.path} login status` by hand to see why",
+        )
     else:
         report.problem(
             "codex is not logged in",
-            "run `codex login` as the user the daemon runs as (or `codex login --with-api-key`)",
+            "run `plexum-openai-provider-plugin login` as the user the daemon runs as, with its"
+            " CODEX_HOME (`--device-auth` on a machine with no browser, `--with-api-key` with"
+            " the key on stdin)",
         )
 
 
@@ -127,19 +121,8 @@ async def _login_shell(report: Report) -> None:
         report.info(f"login shell {shell}: not timed (the stale lock above would hold it 60 s)")
         return
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        shell,
-        "-lc",
-        "true",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        await asyncio.wait_for(proc.wait(), 10 * SLOW_LOGIN_SHELL_S)
-    except TimeoutError:
-        proc.terminate()  # SIGTERM: a login shell's traps (pyenv's lock) must run
-        await proc.wait()
+    # Ended gently if it hangs: a login shell's traps (pyenv's lock) must run.
+    await run_briefly([shell, "-lc", "true"], timeout=10 * SLOW_LOGIN_SHELL_S)
     took = time.monotonic() - started
     what = f"login shell `{shell} -lc true` took {took:.2f} s"
     if took > SLOW_LOGIN_SHELL_S:

@@ -64,6 +64,14 @@ class ConsumeParams(_Params):
 P = TypeVar("P", bound=_Params)
 
 
+def field_path(loc: Any) -> str:
+    """pydantic's location of a field as the protocol names fields: ``tools[0].name``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def _surrogate_field(value: Any, path: str) -> tuple[str, str] | None:
     """(the dotted path, the problem) of the first string in ``value`` that is not text."""
     if isinstance(value, str):
@@ -77,7 +85,7 @@ def _surrogate_field(value: Any, path: str) -> tuple[str, str] | None:
                 return found
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            found = _surrogate_field(item, f"{path}.{i}" if path else str(i))
+            found = _surrogate_field(item, f"{path}[{i}]")
             if found:
                 return found
     return None
@@ -91,6 +99,7 @@ def parse_params(model: type[P], params: Any) -> P:
     if not isinstance(params, dict):
         raise JsonRpcError(INVALID_PARAMS, "params must be a JSON object", {"field": "params"})
     found = _surrogate_field(params, "")
+    # One syntax for a field everywhere (here and in the provider's errors): tools[0].name.
     if found is not None:
         field, problem = found
         raise JsonRpcError(
@@ -102,7 +111,7 @@ def parse_params(model: type[P], params: Any) -> P:
         return model.model_validate(params)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(part) for part in err.get("loc", ())) or "params"
+        field = field_path(err.get("loc", ())) or "params"
         raise JsonRpcError(
             INVALID_PARAMS, f"invalid params: {field}: {err.get('msg')}", {"field": field}
         ) from None

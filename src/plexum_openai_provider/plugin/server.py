@@ -154,6 +154,8 @@ class PluginServer:
                 "fallback_reason": engine.fallback_reason,
             },
             "sandbox": provider.policy.describe(),
+            # How codex authenticates (never a secret): a host can say "log in" before a turn fails.
+            "login": provider.login.describe(),
         }
 
     async def _create_provider(self, config: dict[str, Any] | None) -> CodexProvider:

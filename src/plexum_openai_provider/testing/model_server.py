@@ -78,6 +78,7 @@ class Message:
     text: str
     deltas: tuple[str, ...] = ()
     delay_s: float = 0.0
+    phase: str | None = None  # "commentary" (an interim message) or "final_answer", as models say
 
     def __post_init__(self) -> None:
         if self.deltas and "".join(self.deltas) != self.text:
@@ -87,13 +88,16 @@ class Message:
         return self.deltas or (self.text,)
 
     def item(self, ids: Iterator[int]) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "type": "message",
             "role": "assistant",
             "id": f"msg_{next(ids)}",
             "status": "completed",
             "content": [{"type": "output_text", "text": self.text, "annotations": []}],
         }
+        if self.phase is not None:
+            out["phase"] = self.phase
+        return out
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""codex's failures, as the scripted model provokes them (recorded from codex 0.163's exec and
+app-server, the same on 0.171: tests/data/failures-0.163.json), mapped to codes a host can act on,
+and the error's fields on the fake seam."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plexum_openai_provider import AgentContext, CodexProvider, HostConfig, TurnRequest
+from plexum_openai_provider._codex.failures import classify
+from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
+
+DATA = json.loads((Path(__file__).parent.parent / "data" / "failures-0.163.json").read_text())
+THREAD = "01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1"
+EXPECTED = {
+    "unauthorized": ("unauthorized", False),
+    "rate_limited": ("rate_limited", True),
+    "usage_limit": ("usage_limit", False),
+    "overloaded": ("overloaded", True),
+    "context": ("context_window_exceeded", False),
+    "server_error": ("codex_failed", True),
+}
+
+
+def exec_failure(case: str) -> str:
+    [failed] = [line for line in DATA[case]["exec"] if line["type"] == "turn.failed"]
+    return str(failed["error"]["message"])
+
+
+def app_server_failure(case: str) -> tuple[str, Any]:
+    [done] = [n for n in DATA[case]["app-server"] if n["method"] == "turn/completed"]
+    error = done["params"]["turn"]["error"]
+    return error["message"], error["codexErrorInfo"]
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_recorded_failures_are_classified_alike_on_both_engines(case: str) -> None:
+    by_message = classify(exec_failure(case))
+    by_info = classify(*app_server_failure(case))
+    assert (by_message.code, by_message.retryable) == EXPECTED[case]
+    assert (by_info.code, by_info.retryable) == EXPECTED[case]
+
+
+def test_what_the_host_is_told_to_do() -> None:
+    assert "plexum-openai-provider-plugin login" in classify(exec_failure("unauthorized")).message
+    assert "session/consume" in classify(exec_failure("context")).message
+    # Where codex says when, the host is told when.
+    assert classify("Rate limit reached. Please try again in 20s.").retry_after_s == 20
+    usage = classify("You've hit your usage limit. Try again in 2 hours 5 minutes.")
+    assert (usage.code, usage.retry_after_s) == ("usage_limit", 2 * 3600 + 5 * 60)
+    assert classify(exec_failure("usage_limit")).retry_after_s is None  # "try again later"
+
+
+async def test_the_error_says_whether_codex_already_had_the_messages(tmp_path: Path) -> None:
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "home").mkdir()
+    took = [exec_lines.thread_started(THREAD), exec_lines.turn_started()]
+    engine = FakeEngine(
+        [
+            FakeRun([*took, exec_lines.turn_failed(exec_failure("unauthorized"))]),
+            FakeRun([exec_lines.thread_started(THREAD), exec_lines.turn_failed("x")]),
+        ]
+    )
+    provider = CodexProvider(
+        HostConfig(), engine, env={"CODEX_HOME": str(tmp_path / "home")}, lock_dir=tmp_path / "l"
+    )
+    agent = AgentContext("cx", tmp_path / "ws")
+    first = await provider.start_turn(TurnRequest(agent, "hi"))
+    events = [e async for e in first]
+    result = await first.result()
+    assert result.error is not None
+    assert (result.error.code, result.error.retryable, result.error.delivered) == (
+        "unauthorized",
+        False,
+        True,
+    )
+    assert [(e.code, e.retryable, e.delivered) for e in events if e.type == "error"] == [
+        ("unauthorized", False, True)
+    ]
+    wire = result.to_wire()["error"]
+    assert wire == {
+        "code": "unauthorized",
+        "message": result.error.message,
+        "retryable": False,
+        "delivered": True,
+        "retry_after_s": None,
+    }
+    second = await (await provider.start_turn(TurnRequest(agent, "hi"))).result()
+    assert second.error is not None and (second.error.code, second.error.delivered) == (
+        "codex_failed",
+        False,
+    )
