@@ -6,8 +6,11 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+from plexum_openai_provider import TextDelta
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -16,6 +19,11 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+def texts(events: Iterable[Any]) -> list[str]:
+    """The text of each text_delta, in order (their message ids are codex's, per engine)."""
+    return [e.text for e in events if isinstance(e, TextDelta)]
 
 
 def _live_processes() -> Iterator[tuple[int, Path]]:

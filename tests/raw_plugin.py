@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,16 @@ class RawPlugin:
                 continue
             assert message.get("id") == request_id, message
             return message
+
+    async def recv_until(
+        self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 60
+    ) -> dict[str, Any]:
+        """The next message ``wanted`` accepts (the others are kept in .notes)."""
+        if not hasattr(self, "notes"):
+            self.notes = []
+        while not wanted(message := await self.recv(timeout)):
+            self.notes.append(message)
+        return message
 
     async def answer_any(self, timeout: float = 60) -> dict[str, Any]:
         """The next answer, to whichever request (notifications before it are kept in .notes)."""

@@ -18,6 +18,7 @@ __all__ = [
     "Event",
     "EventStream",
     "Notice",
+    "Phase",
     "TextDelta",
     "ToolCall",
     "ToolResult",
@@ -43,10 +44,19 @@ ErrorCode = Literal[
 ]
 
 
+Phase = Literal["commentary", "final_answer"]
+
+
 @dataclass(frozen=True)
 class TextDelta:
+    """A piece of one of the turn's messages. ``message_id`` is stable within the turn (a new id
+    is a new message: an interim one such as "Let me check the file…", or the answer); ``phase``
+    is codex's word for the message, where codex says (app-server), else None."""
+
     type: ClassVar[str] = "text_delta"
     text: str
+    message_id: str = ""
+    phase: Phase | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CURRENT, ENGINES
+from tests.conftest import CURRENT, ENGINES, OPEN_PROVIDERS
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -41,6 +41,8 @@ async def _nothing_outlives_the_test(tmp_path: Path) -> AsyncIterator[None]:
     soon after it: a process that names the test's folder in its command line or environment
     and outlives it by 5 s fails the test (and is killed, so it cannot disturb the next)."""
     yield
+    while OPEN_PROVIDERS:  # the providers it made are closed first (tests/conftest.py would later)
+        await OPEN_PROVIDERS.pop().close()
     needle = str(tmp_path).encode()
     deadline = time.monotonic() + 5
     while left := _naming(needle):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from plexum_openai_provider import AgentContext, TextDelta, ToolOutput, ToolSpec
+from plexum_openai_provider import AgentContext, ToolOutput, ToolSpec
 from plexum_openai_provider._bridge.names import key_path, mcp_namespace, server_name, socket_path
 from plexum_openai_provider._bridge.relay import relay_command
 from plexum_openai_provider.plugin.client import PluginClient
@@ -25,7 +25,8 @@ from plexum_openai_provider.testing import (
     ScriptedModelServer,
 )
 from tests.conftest import codex_at_least, host_config
-from tests.helpers import plugin_script
+from tests.helpers import plugin_script, texts
+from tests.raw_plugin import RawPlugin, turn_params
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -91,7 +92,7 @@ async def test_the_model_calls_a_host_tool_and_gets_its_output(
         result = await turn.result()
     assert result.status == "completed", result
     assert seen == [{"city": "Paris"}]
-    assert TextDelta("It is sunny.") in events
+    assert "It is sunny." in texts(events)
     first, second = model_server.requests
     assert f"{mcp_namespace(server_name('cx'))}.get_weather" in first.tool_names()
     assert "Sunny in Paris, 21 °C" in outputs(second)["call_w1"]
@@ -102,8 +103,14 @@ async def test_the_model_calls_a_host_tool_and_gets_its_output(
 async def test_errors_timeouts_and_parallel_calls(
     plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
+    stopped: list[str] = []
+
     async def slow(args: dict[str, Any]) -> str:
-        await asyncio.sleep(5)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.append("slow")  # called off by the plugin when its timeout fired
+            raise
         return "too late"
 
     def failing(args: dict[str, Any]) -> str:
@@ -132,12 +139,68 @@ async def test_errors_timeouts_and_parallel_calls(
         events = [e async for e in turn]
         result = await turn.result()
     assert result.status == "completed", result
-    assert TextDelta("done") in events
+    assert "done" in texts(events)
     got = outputs(model_server.requests[1])
     assert "echo 1" in got["c_echo1"] and "echo 2" in got["c_echo2"]
     assert "not allowed" in got["c_flag"]
     assert "database is down" in got["c_fail"]
     assert "did not answer tool 'slow' within 1.5 s" in got["c_slow"]
+    assert stopped == ["slow"] and len(plugin.called_off) == 1
+
+
+@pytest.mark.parametrize("end", ["cancel", "shutdown"])
+async def test_a_host_tool_still_running_when_the_turn_ends_is_called_off(
+    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, end: str
+) -> None:
+    running, stopped = asyncio.Event(), asyncio.Event()
+
+    async def deploy(args: dict[str, Any]) -> str:
+        running.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+        return "deployed"
+
+    model_server.enqueue(call("deploy", {}, call_id="c_deploy"), Message("never"))
+    async with await PluginClient.spawn(env=plugin_env, tools={"deploy": deploy}) as plugin:
+        await plugin.initialize(host_config())
+        spec = ToolSpec("deploy", input_schema={"type": "object"})
+        turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "go", tools=[spec])
+        await asyncio.wait_for(running.wait(), 30)
+        if end == "cancel":
+            await plugin.cancel("t-1")
+        else:
+            await plugin.shutdown()
+        assert (await turn.result()).status == "cancelled"
+        await asyncio.wait_for(stopped.wait(), 10)
+        assert len(plugin.called_off) == 1
+
+
+@pytest.mark.one_engine
+async def test_a_called_off_tool_call_names_its_request_and_a_late_answer_is_dropped(
+    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    model_server.enqueue(call("slow", {}, call_id="c_slow"), Message("after the timeout"))
+    plugin = await RawPlugin.spawn(plugin_env)
+    await plugin.initialize({"tool_timeout_s": 1})
+    params = turn_params("t-1", "cx", workspace, "go", tools=[{"name": "slow"}])
+    await plugin.submit("t", "turn/start", params)
+    ask = await plugin.recv_until(lambda m: m.get("method") == "host/call_tool")
+    called_off = await plugin.recv_until(lambda m: m.get("method") == "$/cancelRequest")
+    assert called_off == {
+        "jsonrpc": "2.0",
+        "method": "$/cancelRequest",
+        "params": {"id": ask["id"]},
+    }
+    # The host answers anyway, late: dropped quietly; the model got the timeout.
+    await plugin.send({"jsonrpc": "2.0", "id": ask["id"], "result": {"content": []}})
+    answer = await plugin.answer("t", timeout=60)
+    assert answer["result"]["status"] == "completed"
+    assert "did not answer tool 'slow' within 1 s" in outputs(model_server.requests[1])["c_slow"]
+    assert await plugin.close() == 0
+    assert "dropped a response" not in await plugin.stderr_text()
 
 
 async def test_tool_names_and_schemas_are_validated_at_turn_start(

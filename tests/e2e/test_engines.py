@@ -40,7 +40,7 @@ from plexum_openai_provider.testing import (
     Wait,
 )
 from tests.conftest import OPEN_PROVIDERS, host_config
-from tests.helpers import codex_processes, plugin_script, wait_until
+from tests.helpers import codex_processes, plugin_script, texts, wait_until
 
 NS = mcp_namespace(server_name("cx"))
 
@@ -113,7 +113,7 @@ async def test_blocks_reach_the_host_while_the_turn_runs(
     assert [e.block_id for e in events if isinstance(e, ToolResult)] == ["c_live"]
     result_event = next(e for e in events if isinstance(e, ToolResult))
     assert "live-block" in result_event.output
-    assert TextDelta("after the block") in events
+    assert "after the block" in texts(events)
 
 
 async def test_tool_lists_that_change_between_turns(

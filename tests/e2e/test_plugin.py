@@ -16,7 +16,7 @@ from plexum_openai_provider._jsonrpc import JsonRpcError
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
 from tests.conftest import codex_under_test_version, host_config
-from tests.helpers import codex_processes, processes_matching, wait_until
+from tests.helpers import codex_processes, processes_matching, texts, wait_until
 from tests.raw_plugin import RawPlugin, turn_params
 
 
@@ -44,12 +44,12 @@ async def test_example_session_through_the_client(
         result = await turn.result()
         # (codex 0.163+ warns about the scripted model's metadata first; 0.136 does not)
         assert [type(e) for e in events if not isinstance(e, Notice)] == [TextDelta, Usage]
-        assert TextDelta("echo: hello") in events
+        assert "echo: hello" in texts(events)
         assert result.status == "completed" and result.usage == Usage(100, 0, 10, 0)
         assert (workspace / ".plexum-codex-session").read_text().strip() == result.thread_id
 
         second = plugin.start_turn("t-2", AgentContext("cx", workspace), "and again")
-        assert TextDelta("echo: and again") in [e async for e in second]
+        assert "echo: and again" in texts([e async for e in second])
         assert (await second.result()).thread_id == result.thread_id
     assert plugin.process.returncode == 0
 
@@ -269,8 +269,7 @@ async def test_eight_agents_at_once_keep_their_events_apart(
         outcomes = await asyncio.gather(*(collect(t) for t in turns))
         for i, (events, result) in enumerate(outcomes):
             assert result.status == "completed"
-            texts = [e for e in events if isinstance(e, TextDelta)]
-            assert texts == [TextDelta(f"echo: message {i}")]
+            assert texts(events) == [f"echo: message {i}"]
             assert [type(e) for e in events][-1] is Usage
             assert (
                 tmp_path / f"agent-{i}" / ".plexum-codex-session"

@@ -35,7 +35,7 @@ from plexum_openai_provider.testing import (
 )
 from plexum_openai_provider.testing import Usage as WireUsage
 from tests.conftest import OPEN_PROVIDERS, host_config
-from tests.helpers import codex_processes, processes_matching, wait_until
+from tests.helpers import codex_processes, processes_matching, texts, wait_until
 
 # codex warns once per turn that the scripted model has no metadata; it is a notice, not a failure.
 METADATA_WARNING = Notice(
@@ -70,7 +70,9 @@ async def test_first_turn_streams_text_and_stores_thread(
     provider = await make_provider(codex_env)
     events, result = await run_turn(provider, workspace, "hello")
 
-    assert without_warning(events) == [TextDelta("echo: hello"), Usage(100, 0, 10, 0)]
+    [text, usage] = without_warning(events)
+    assert isinstance(text, TextDelta) and text.text == "echo: hello" and text.message_id
+    assert usage == Usage(100, 0, 10, 0)
     assert result.status == "completed" and result.error is None
     assert result.usage == Usage(100, 0, 10, 0)
     assert (workspace / SESSION_FILE).read_text() == f"{result.thread_id}\n"
@@ -86,7 +88,7 @@ async def test_second_turn_resumes_the_thread(
     events, second = await run_turn(provider, workspace, "second question")
 
     assert second.thread_id == first.thread_id
-    assert TextDelta("echo: second question") in events
+    assert "echo: second question" in texts(events)
     request = model_server.requests[-1]
     assert request.user_texts()[-2:] == ["first question", "second question"]
     assert "the first answer" in request.assistant_texts()
@@ -125,7 +127,40 @@ async def test_usage_of_a_turn_with_two_model_requests_adds_them(
     # The shell call's block came live, as the call completed, before the answer.
     kinds = [type(e).__name__ for e in without_warning(events)]
     assert kinds == ["ToolCall", "ToolResult", "TextDelta", "Usage"]
-    assert TextDelta("done") in events
+    assert "done" in texts(events)
+
+
+async def test_each_message_of_a_turn_has_its_id_and_phase(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, engine: str
+) -> None:
+    provider = await make_provider(codex_env)
+    model_server.enqueue(
+        [
+            Message("Let me check the file…", phase="commentary"),
+            FunctionCall("exec_command", json.dumps({"cmd": "echo checked"})),
+        ],
+        Message("It says hi.", deltas=("It ", "says hi."), phase="final_answer"),
+    )
+    events, result = await run_turn(provider, workspace, "what does it say?")
+    assert result.status == "completed"
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    messages: dict[str, list[TextDelta]] = {}
+    for delta in deltas:
+        messages.setdefault(delta.message_id, []).append(delta)
+    assert ["".join(d.text for d in m) for m in messages.values()] == [
+        "Let me check the file…",
+        "It says hi.",
+    ]
+    phases = [{d.phase for d in m} for m in messages.values()]
+    # app-server says which message is the answer; `codex exec --json` does not.
+    if engine == "app-server":
+        assert phases == [{"commentary"}, {"final_answer"}]
+    else:
+        assert phases == [{None}, {None}]
+    # The interim message came before the command's block, the answer after it.
+    kinds = [type(e).__name__ for e in without_warning(events)]
+    assert kinds[0] == "TextDelta" and kinds[-1] == "Usage"
+    assert kinds.index("ToolCall") < kinds.index("TextDelta", 1)
 
 
 @pytest.mark.parametrize(

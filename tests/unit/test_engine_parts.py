@@ -55,9 +55,9 @@ def test_a_recorded_app_server_turn_maps_to_seam_events() -> None:
             " this can degrade performance and cause issues."
         ),
         seam.ItemDone("call_sh", "commandExecution"),
-        seam.Text("Here "),
-        seam.Text("it is: "),
-        seam.Text("hi"),
+        seam.Text("Here ", "msg_4"),
+        seam.Text("it is: ", "msg_4"),
+        seam.Text("hi", "msg_4"),
         # Two model responses: the turn's usage is the sum of their `last` figures.
         seam.TurnDone(Usage(200, 0, 20, 0), "turn"),
     ]
@@ -67,10 +67,34 @@ def test_a_recorded_app_server_turn_maps_to_seam_events() -> None:
 def test_a_message_that_was_not_streamed_arrives_whole_and_once() -> None:
     turn = AppServerTurn(THREAD, TURN)
     done = {"item": {"type": "agentMessage", "id": "m1", "text": "all at once"}, "turnId": TURN}
-    assert turn.feed("item/completed", done) == [seam.Text("all at once")]
+    assert turn.feed("item/completed", done) == [seam.Text("all at once", "m1")]
     turn.feed("item/agentMessage/delta", {"turnId": TURN, "itemId": "m2", "delta": "par"})
     done2 = {"item": {"type": "agentMessage", "id": "m2", "text": "partly"}, "turnId": TURN}
-    assert turn.feed("item/completed", done2) == [seam.Text("tly")]
+    assert turn.feed("item/completed", done2) == [seam.Text("tly", "m2")]
+
+
+def test_each_message_keeps_its_id_and_the_phase_codex_gave_it() -> None:
+    turn = AppServerTurn(THREAD, TURN)
+
+    def item(kind: str, ident: str, phase: object, text: str = "") -> dict[str, object]:
+        return {"turnId": TURN, "item": {"type": kind, "id": ident, "text": text, "phase": phase}}
+
+    def delta(ident: str, text: str) -> list[seam.CodexEvent]:
+        return turn.feed(
+            "item/agentMessage/delta", {"turnId": TURN, "itemId": ident, "delta": text}
+        )
+
+    turn.feed("item/started", item("agentMessage", "a", "commentary"))
+    assert delta("a", "Let me look") == [seam.Text("Let me look", "a", "commentary")]
+    assert turn.feed("item/completed", item("agentMessage", "a", "commentary", "Let me look")) == []
+    turn.feed("item/started", item("agentMessage", "b", "final_answer"))
+    assert delta("b", "It is 4.") == [seam.Text("It is 4.", "b", "final_answer")]
+    # A phase this version does not know, or none, is None; a message never streamed has its
+    # item/completed phase.
+    turn.feed("item/started", item("agentMessage", "c", "aside"))
+    assert delta("c", "x") == [seam.Text("x", "c", None)]
+    whole = item("agentMessage", "d", "final_answer", "whole")
+    assert turn.feed("item/completed", whole) == [seam.Text("whole", "d", "final_answer")]
 
 
 def test_other_turns_and_odd_shapes_are_tolerated() -> None:

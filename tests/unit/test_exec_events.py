@@ -28,7 +28,7 @@ def test_recorded_lines() -> None:
     assert parsed[0] == ThreadStarted("01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1")
     assert isinstance(parsed[1], ItemError) and parsed[1].message.startswith("Model metadata")
     assert parsed[2] == TurnStarted()  # codex took the input
-    assert parsed[3] == AgentMessage("echo: hello there")
+    assert parsed[3] == AgentMessage("echo: hello there", "item_1")
     assert parsed[4] == TurnCompleted(Usage(300, 0, 30, 0))
     assert parsed[5] == ErrorLine(
         "We’re currently experiencing high demand, which may cause temporary errors."

@@ -92,7 +92,7 @@ async def test_a_completed_turn_maps_events_and_keeps_the_thread(tmp_path: Path)
     rig = Rig(tmp_path, [FakeRun(exec_lines.turn(THREAD, "hi there", Usage(7, 1, 2, 0)))])
     events, result = await rig.turn()
     # No rollout to read: codex's total is the best figure (a new thread's total is its turn's).
-    assert events == [TextDelta("hi there"), Usage(7, 1, 2, 0)]
+    assert events == [TextDelta("hi there", "item_1"), Usage(7, 1, 2, 0)]
     assert result == TurnResult(result.turn_id, "completed", THREAD, Usage(7, 1, 2, 0))
     assert rig.stored() == THREAD + "\n"
     [spec] = rig.engine.specs
@@ -190,7 +190,7 @@ async def test_an_error_that_did_not_end_the_turn_is_a_notice(tmp_path: Path) ->
     lines.insert(2, exec_lines.error("Reconnecting... 1/5"))
     events, result = await Rig(tmp_path, [FakeRun(lines)]).turn()
     assert result.status == "completed"
-    assert events[:2] == [Notice("codex_error", "Reconnecting... 1/5"), TextDelta("ok")]
+    assert events[:2] == [Notice("codex_error", "Reconnecting... 1/5"), TextDelta("ok", "item_1")]
 
 
 async def test_exit_without_a_terminal_event_says_the_code_and_why(tmp_path: Path) -> None:
@@ -225,7 +225,7 @@ async def test_oversize_and_malformed_lines_are_skipped(tmp_path: Path) -> None:
     ]
     events, result = await Rig(tmp_path, [FakeRun(lines)]).turn()
     assert result.status == "completed"
-    assert events == [TextDelta("still here"), Usage(1, 0, 1, 0)]
+    assert events == [TextDelta("still here", "item_1"), Usage(1, 0, 1, 0)]
 
 
 async def test_idle_timeout_stops_a_silent_codex(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ class _Agent:
     listener: BridgeListener
     turn_id: str | None = None
     tools: Sequence[ToolSpec] = field(default_factory=tuple)
+    calls: dict[asyncio.Task[ToolOutput], str] = field(default_factory=dict)  # → its turn's id
 
 
 def tools_revision(tools: Sequence[ToolSpec]) -> str:
@@ -138,8 +139,14 @@ class BridgeManager:
 
         async def end() -> None:
             agent = self._agents.get(agent_id)
-            if agent is not None and agent.turn_id == turn_id:
+            if agent is None:
+                return
+            if agent.turn_id == turn_id:
                 agent.turn_id = None
+            # The turn is over: whatever the host is still doing for it is called off.
+            for task, of_turn in list(agent.calls.items()):
+                if of_turn == turn_id:
+                    task.cancel()
 
         return TurnBridge(spec, start, end)
 
@@ -154,7 +161,18 @@ class BridgeManager:
                     is_error=True,
                 )
             call = ToolCallRequest(turn_id, agent_id, name, arguments)
-            return await self._call(self.tool_handler, call)
+            task = asyncio.ensure_future(self._call(self.tool_handler, call))
+            agent.calls[task] = turn_id
+            try:
+                return await task
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise  # codex called it off (MCP's notifications/cancelled), or the loop ends
+                return ToolOutput(
+                    f"turn {turn_id} ended before the host answered tool {name!r}", is_error=True
+                )
+            finally:
+                agent.calls.pop(task, None)
 
         return ToolSession(agent.tools, call_tool)
 

@@ -52,6 +52,7 @@ class TurnStarted:
 @dataclass(frozen=True)
 class AgentMessage:
     text: str
+    item_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def parse_exec_line(line: bytes) -> ExecEvent:
         if isinstance(item, dict):
             item_type = item.get("type")
             if item_type == "agent_message" and isinstance(item.get("text"), str):
-                return AgentMessage(item["text"])
+                return AgentMessage(item["text"], str(item.get("id", "")))
             if item_type == "error":
                 return ItemError(_message(item))
             if isinstance(item_type, str):

@@ -5,10 +5,12 @@ events; it never raises on what it does not know (that is :class:`~.._engine.sea
 as sent by codex 0.163 and 0.169 (``generate-json-schema --experimental``; recorded lines in
 ``tests/data/app-server-0.163-turn.jsonl``)::
 
+    {"method":"item/started","params":{"threadId":…,"turnId":…,"item":{"type":"agentMessage",
+                                        "id":"msg_4","text":"","phase":"final_answer"|null}}}
     {"method":"item/agentMessage/delta","params":{"threadId":…,"turnId":…,"itemId":"msg_4",
                                                   "delta":"Hel"}}
     {"method":"item/completed","params":{"threadId":…,"turnId":…,"item":{"type":"agentMessage",
-                                          "id":"msg_4","text":"Hello"}}}
+                                          "id":"msg_4","text":"Hello","phase":…}}}
     {"method":"item/completed","params":{…,"item":{"type":"commandExecution","id":"call_2",…}}}
     {"method":"thread/tokenUsage/updated","params":{…,"turnId":…,"tokenUsage":{"total":{…},
                                                     "last":{"inputTokens":100,…}}}}
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Usage
+from ..events import Phase, Usage
 from . import seam
 
 __all__ = ["AppServerTurn"]
@@ -47,6 +49,7 @@ class AppServerTurn:
         self.ended = False
         self.thread_closed = False
         self._streamed: dict[str, str] = {}
+        self._phases: dict[str, Phase] = {}  # a message's phase, from its item/started
         self._usage: Usage | None = None
 
     def feed(self, method: str, params: Any) -> list[seam.CodexEvent]:
@@ -58,7 +61,10 @@ class AppServerTurn:
         if method == "item/agentMessage/delta":
             item, delta = _str(params.get("itemId")), _str(params.get("delta"))
             self._streamed[item] = self._streamed.get(item, "") + delta
-            return [seam.Text(delta)] if delta else []
+            return [seam.Text(delta, item, self._phases.get(item))] if delta else []
+        if method == "item/started":
+            self._note_phase(params.get("item"))
+            return [seam.Other(method)]
         if method == "item/completed":
             return self._item_completed(params.get("item"))
         if method == "thread/tokenUsage/updated":
@@ -86,12 +92,20 @@ class AppServerTurn:
         if kind == _MESSAGE:
             # Deltas came first; the completed item has the whole text. Send what the deltas
             # did not (all of it when the model did not stream).
+            self._note_phase(item)
             text, streamed = _str(item.get("text")), self._streamed.pop(item_id, "")
             rest = text[len(streamed) :] if text.startswith(streamed) else ""
-            return [seam.Text(rest)] if rest else []
+            phase = self._phases.pop(item_id, None)
+            return [seam.Text(rest, item_id, phase)] if rest else []
         if kind in _NOT_TOOLS:
             return [seam.Other(f"item/completed {kind}")]
         return [seam.ItemDone(item_id, kind)]
+
+    def _note_phase(self, item: Any) -> None:
+        if isinstance(item, dict) and item.get("type") == _MESSAGE:
+            phase = item.get("phase")
+            if phase == "commentary" or phase == "final_answer":  # not a later codex's others
+                self._phases[_str(item.get("id"))] = phase
 
     def _turn_completed(self, turn: Any) -> list[seam.CodexEvent]:
         if not isinstance(turn, dict):

@@ -170,7 +170,14 @@ async def probe_live(
     try:
         answer = await call(
             "thread/start",
-            {"cwd": folder, "approvalPolicy": "never", "sandbox": "danger-full-access"},
+            {
+                "cwd": folder,
+                "approvalPolicy": "never",
+                "sandbox": "danger-full-access",
+                # It runs no command: no snapshot of the login shell (codex 0.171 takes one as a
+                # thread starts; it would run on, and hold pyenv's lock, as the first turn starts).
+                "config": {"features.shell_snapshot": False},
+            },
         )
         thread = answer.get("thread") if isinstance(answer, dict) else None
         thread_id = thread.get("id") if isinstance(thread, dict) else None

@@ -70,7 +70,7 @@ def exec_event(event: ex.ExecEvent) -> CodexEvent:
     if isinstance(event, ex.TurnStarted):
         return TurnStarted()
     if isinstance(event, ex.AgentMessage):
-        return Text(event.text)
+        return Text(event.text, event.item_id)  # exec does not print a message's phase
     if isinstance(event, ex.ItemError):
         return CodexWarning(event.message)
     if isinstance(event, ex.ItemCompleted):

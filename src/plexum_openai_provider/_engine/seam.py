@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 from .._codex.command import McpServerSpec
 from .._codex.policy import UNCONFINED, AgentPolicy
 from ..conversation import ImagePart
-from ..events import Usage
+from ..events import Phase, Usage
 
 __all__ = [
     "CodexError",
@@ -83,9 +83,12 @@ class TurnStarted:
 
 @dataclass(frozen=True)
 class Text:
-    """The next piece of the answer (a streamed delta, or a whole message)."""
+    """The next piece of one of the turn's messages (a streamed delta, or a whole message):
+    codex's item id for the message, and its phase where codex says."""
 
     text: str
+    message_id: str = ""
+    phase: Phase | None = None
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ handlers and exceptions to errors.
 from .connection import Connection, Handler
 from .errors import (
     AGENT_BUSY,
+    CALL_OFF,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     NOT_INITIALIZED,
     PARSE_ERROR,
+    REQUEST_CANCELLED,
     ConnectionClosed,
     JsonRpcError,
 )
@@ -20,12 +22,14 @@ from .router import Router
 
 __all__ = [
     "AGENT_BUSY",
+    "CALL_OFF",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
     "NOT_INITIALIZED",
     "PARSE_ERROR",
+    "REQUEST_CANCELLED",
     "Connection",
     "ConnectionClosed",
     "Handler",

@@ -10,6 +10,11 @@ peer sends, the connection answers as JSON-RPC says and keeps serving:
 * a notification (a string ``method`` and no ``id``) is never answered, not even with an error;
 * a response whose id we never sent is logged and dropped.
 
+A request we stop waiting for (its timeout, or the caller cancelled) is called off when
+``call_off`` is set: a ``$/cancelRequest`` notification names its id (LSP's way; JSON-RPC has
+none), and a late answer to it is dropped quietly. :meth:`Connection.cancel_handling` is the other
+side: it cancels the handler of a request the peer called off, which is answered -32800.
+
 Strings may hold lone surrogates (``"\\ud800"`` is valid JSON but not valid UTF-8): an answer that
 echoes one (an id, a method name) is written with ASCII escapes, so it is still sent and still
 valid JSON. ``strict=False`` accepts messages without ``"jsonrpc": "2.0"`` (codex's app-server
@@ -29,9 +34,11 @@ from typing import Any, Protocol
 
 from .._io.framing import OversizeLine, read_lines
 from .errors import (
+    CALL_OFF,
     INTERNAL_ERROR,
     INVALID_REQUEST,
     PARSE_ERROR,
+    REQUEST_CANCELLED,
     ConnectionClosed,
     JsonRpcError,
 )
@@ -51,6 +58,7 @@ class Writer(Protocol):
 
 
 _MISSING = object()
+_CALLED_OFF_KEPT = 1024  # ids of called-off requests remembered, to drop their late answers quietly
 
 
 class Connection:
@@ -62,14 +70,19 @@ class Connection:
         *,
         name: str = "peer",
         strict: bool = True,
+        call_off: bool = False,
     ) -> None:
         self._strict = strict
+        self._call_off = call_off
         self._reader = reader
         self._writer = writer
         self._handler = handler
         self._name = name
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._called_off: dict[int, None] = {}  # ordered: the oldest are forgotten first
+        self._handling: dict[Any, asyncio.Task[None]] = {}  # the peer's requests, by id
+        self._peer_called_off: set[Any] = set()
         self._write_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._eof = asyncio.Event()  # the peer closed its end: nothing more will be read
@@ -92,8 +105,43 @@ class Connection:
             await self._send(message)
             async with asyncio.timeout(timeout):
                 return await future
+        except (TimeoutError, asyncio.CancelledError):
+            # (Awaiting the future and being cancelled cancels it: unanswered, either way.)
+            if self._call_off and (future.cancelled() or not future.done()):
+                self._send_call_off(request_id)
+            raise
         finally:
             self._pending.pop(request_id, None)
+
+    def _send_call_off(self, request_id: int) -> None:
+        self._called_off[request_id] = None
+        while len(self._called_off) > _CALLED_OFF_KEPT:
+            del self._called_off[next(iter(self._called_off))]
+        # In a task of its own: the caller is being cancelled. Tracked, so that a shutdown
+        # waits for it (wait_handlers) before the connection closes.
+        self._track(asyncio.create_task(self._answer_quietly(CALL_OFF, {"id": request_id})))
+
+    async def _answer_quietly(self, method: str, params: Any) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await self.notify(method, params)
+
+    def cancel_handling(self, request_id: Any) -> bool:
+        """Call off the handler of the peer's request ``request_id`` (it is answered -32800);
+        False if no such request is being handled."""
+        task = self._handling.get(request_id)
+        if task is None or task.done():
+            return False
+        self._peer_called_off.add(request_id)
+        task.cancel()
+        return True
+
+    def _handled(self, request_id: Any) -> None:
+        self._handling.pop(request_id, None)
+        self._peer_called_off.discard(request_id)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def notify(self, method: str, params: Any = None) -> None:
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -186,13 +234,18 @@ class Connection:
         params = message.get("params")
         is_notification = request_id is _MISSING
         task = asyncio.create_task(self._dispatch(method, params, request_id, is_notification))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._track(task)
+        if not is_notification:
+            self._handling[request_id] = task
+            task.add_done_callback(lambda _: self._handled(request_id))
 
     def _receive_response(self, message: dict[str, Any], request_id: Any) -> None:
         future = self._pending.get(request_id) if isinstance(request_id, int) else None
         if future is None or future.done():
-            log.warning("dropped a response to no request of ours (id %r)", request_id)
+            if request_id in self._called_off:
+                log.debug("dropped the late answer to called-off request %r", request_id)
+            else:
+                log.warning("dropped a response to no request of ours (id %r)", request_id)
             return
         if "error" in message:
             error = message["error"] if isinstance(message["error"], dict) else {}
@@ -213,6 +266,14 @@ class Connection:
     ) -> None:
         try:
             result = await self._handler(method, params, is_notification)
+        except asyncio.CancelledError:
+            if is_notification or request_id not in self._peer_called_off:
+                raise  # not a call-off: the event loop's end
+            self._peer_called_off.discard(request_id)
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            error = JsonRpcError(REQUEST_CANCELLED, "the request was called off")
+            await self._answer({"jsonrpc": "2.0", "id": request_id, "error": error.to_wire()})
+            return
         except JsonRpcError as exc:
             if not is_notification:
                 await self._answer({"jsonrpc": "2.0", "id": request_id, "error": exc.to_wire()})
@@ -238,11 +299,11 @@ class Connection:
 
     def _reply_error(self, request_id: Any, error: JsonRpcError) -> None:
         log.warning("bad input from %s: %s", self._name, error.message)
-        task = asyncio.create_task(
-            self._answer({"jsonrpc": "2.0", "id": request_id, "error": error.to_wire()})
+        self._track(
+            asyncio.create_task(
+                self._answer({"jsonrpc": "2.0", "id": request_id, "error": error.to_wire()})
+            )
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _encode(message: dict[str, Any]) -> bytes:

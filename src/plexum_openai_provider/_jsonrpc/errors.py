@@ -6,12 +6,14 @@ from typing import Any
 
 __all__ = [
     "AGENT_BUSY",
+    "CALL_OFF",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
     "NOT_INITIALIZED",
     "PARSE_ERROR",
+    "REQUEST_CANCELLED",
     "ConnectionClosed",
     "JsonRpcError",
 ]
@@ -23,6 +25,10 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 NOT_INITIALIZED = -32002
 AGENT_BUSY = -32001
+# JSON-RPC has no way to call off a request; LSP's is the model: a notification naming its id,
+# and the callee's answer (if it still gives one) is this error.
+CALL_OFF = "$/cancelRequest"
+REQUEST_CANCELLED = -32800
 
 
 class JsonRpcError(Exception):

@@ -73,7 +73,7 @@ class AttemptMapper:
             state.input_taken = True
         elif isinstance(event, seam.Text):
             if event.text:
-                out.append(TextDelta(event.text))
+                out.append(TextDelta(event.text, event.message_id or "message", event.phase))
         elif isinstance(event, seam.CodexWarning):
             out.append(Notice("codex_warning", event.message))
         elif isinstance(event, seam.CodexError):

@@ -12,7 +12,8 @@
 
 ``host/call_tool`` requests from the plugin are answered from ``tools`` (name → a function of the
 arguments returning a string or a :class:`ToolOutput`, sync or async); an exception becomes a
-JSON-RPC error, which the plugin hands to the model as an error result.
+JSON-RPC error, which the plugin hands to the model as an error result. A call the plugin calls
+off (``$/cancelRequest``: its timeout, the turn's end) is cancelled, if it is async.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any
 
 from .._io.framing import read_lines
-from .._jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND, Connection, JsonRpcError
+from .._jsonrpc import CALL_OFF, INVALID_PARAMS, METHOD_NOT_FOUND, Connection, JsonRpcError
 from ..events import Event, EventStream, event_from_dict
 from ..requests import AgentContext, ToolOutput, ToolSpec, TurnResult
 
@@ -67,6 +68,7 @@ class PluginClient:
         self.tools = dict(tools)
         self.stderr_tail: deque[str] = deque(maxlen=200)
         self._streams: dict[str, EventStream] = {}
+        self.called_off: list[Any] = []  # ids of the tool calls the plugin called off, stopped
         assert process.stdout is not None and process.stdin is not None
         self.connection = Connection(process.stdout, process.stdin, self._handle, name="plugin")
         self._serving = asyncio.create_task(self.connection.serve())
@@ -220,6 +222,10 @@ class PluginClient:
             return None
         if method == "host/call_tool":
             return await self._call_tool(params)
+        if method == CALL_OFF:  # the plugin no longer waits for that tool call: stop it
+            if isinstance(params, dict) and self.connection.cancel_handling(params.get("id")):
+                self.called_off.append(params.get("id"))
+            return None
         raise JsonRpcError(METHOD_NOT_FOUND, f"method not found: {method}")
 
     async def _call_tool(self, params: Any) -> dict[str, Any]:

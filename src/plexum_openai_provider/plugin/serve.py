@@ -28,7 +28,8 @@ async def serve(in_fd: int, out_fd: int) -> None:
     guard().enable_subreaper()
     server = PluginServer()
     reader, writer = await open_streams(in_fd, out_fd)
-    connection = Connection(reader, writer, server.router, name="host")
+    # A host/call_tool the plugin no longer waits for is called off (protocol.md).
+    connection = Connection(reader, writer, server.router, name="host", call_off=True)
     server.attach(connection)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
