@@ -23,6 +23,7 @@ from plexum_openai_provider import (
     AgentContext,
     CodexProvider,
     HostConfig,
+    InvalidRequestError,
     SessionFormatError,
     ToolCall,
     ToolOutput,
@@ -126,6 +127,11 @@ async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
     assert [e.block_id for e in events2 if isinstance(e, ToolCall)] == ["call_two"]
 
     before = rollout_of(provider, workspace).read_bytes().splitlines(keepends=True)
+    # Another agent id cannot consume in this agent's workspace.
+    with pytest.raises(InvalidRequestError, match="is the workspace of agent 'cx'") as refused:
+        await provider.consume(AgentContext("intruder", workspace), ["call_heavy"])
+    assert refused.value.field == "agent.workspace"
+    assert rollout_of(provider, workspace).read_bytes().splitlines(keepends=True) == before
     result = await provider.consume(
         AgentContext("cx", workspace), ["call_heavy", "nope", "call_two"]
     )

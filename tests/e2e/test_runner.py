@@ -206,6 +206,19 @@ async def test_hanging_model_ends_by_idle_timeout_and_leaves_no_process(
     assert codex_processes(codex_home) == []
 
 
+async def test_a_command_that_prints_nothing_for_longer_than_idle_timeout_is_not_idle(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    provider = await make_provider(codex_env, idle_timeout_s=1)
+    build = {"cmd": "sleep 2.5; echo built", "yield_time_ms": 20000}
+    model_server.enqueue(FunctionCall("exec_command", json.dumps(build)), Message("it built"))
+    events, result = await run_turn(provider, workspace, "build it")
+    assert result.status == "completed", result.error
+    assert "it built" in texts(events)
+    [output] = model_server.requests[1].items_of_type("function_call_output")
+    assert "built" in output["output"]
+
+
 async def test_turn_timeout_ends_a_turn_that_keeps_printing(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:

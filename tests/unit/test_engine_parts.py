@@ -54,6 +54,7 @@ def test_a_recorded_app_server_turn_maps_to_seam_events() -> None:
             "Model metadata for `scripted-model` not found. Defaulting to fallback metadata;"
             " this can degrade performance and cause issues."
         ),
+        seam.ItemStarted("call_sh", "commandExecution"),
         seam.ItemDone("call_sh", "commandExecution"),
         seam.Text("Here ", "msg_4"),
         seam.Text("it is: ", "msg_4"),

@@ -9,6 +9,7 @@ from plexum_openai_provider._codex.exec_events import (
     ErrorLine,
     ItemCompleted,
     ItemError,
+    ItemStarted,
     Malformed,
     Other,
     ThreadStarted,
@@ -38,13 +39,21 @@ def test_recorded_lines() -> None:
 
 def test_items_of_other_kinds_and_versions_are_tolerated() -> None:
     for line in [
-        b'{"type":"item.started","item":{"id":"item_2","type":"command_execution",'
-        b'"command":"ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}',
+        b'{"type":"item.started","item":{"id":"item_6","type":"todo_list","items":[]}}',
+        b'{"type":"item.started","item":"not an object"}',
         b'{"type":"item.updated","item":{"id":"item_5","type":"todo_list","items":[]}}',
         b'{"type":"item.completed","item":"not an object"}',
         b'{"type":"some.future.event","x":1}',
     ]:
         assert isinstance(parse_exec_line(line), Other)
+
+
+def test_a_command_that_starts_says_so() -> None:
+    # codex prints nothing more of it until it completes (0.163-0.171).
+    assert parse_exec_line(
+        b'{"type":"item.started","item":{"id":"item_2","type":"command_execution",'
+        b'"command":"ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}'
+    ) == ItemStarted("item_2", "command_execution")
 
 
 def test_completed_items_say_what_completed() -> None:

@@ -47,7 +47,7 @@ pytestmark = pytest.mark.timeout(10)
 class Rig:
     def __init__(self, tmp_path: Path, runs: list[FakeRun], **config: Any) -> None:
         self.home = tmp_path / "codex-home"
-        self.home.mkdir()
+        self.home.mkdir(parents=True)
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir()
         self.engine = FakeEngine(list(runs))
@@ -237,6 +237,27 @@ async def test_idle_timeout_stops_a_silent_codex(tmp_path: Path) -> None:
     assert result.error.code == "timeout" and "idle_timeout_s=0.05" in result.error.message
     assert rig.engine.processes[0].stopped.is_set()
     assert rig.stored() == THREAD + "\n"
+
+
+async def test_a_silent_command_is_not_idleness_but_the_turn_timeout_still_holds(
+    tmp_path: Path,
+) -> None:
+    # `codex exec --json` prints nothing while a command runs (a build, a test run).
+    build = [
+        exec_lines.thread_started(THREAD),
+        exec_lines.command_started("make"),
+        exec_lines.command_done("make", "built"),
+        exec_lines.agent_message("built it"),
+        exec_lines.turn_completed(Usage(1, 0, 1, 0)),
+    ]
+    rig = Rig(tmp_path / "1", [FakeRun(build, pauses={2: 0.3})], idle_timeout_s=0.1)
+    _, result = await rig.turn()
+    assert result.status == "completed", result.error
+    # A command that never ends is bounded by turn_timeout_s.
+    hung = [exec_lines.thread_started(THREAD), exec_lines.command_started("make")]
+    rig = Rig(tmp_path / "2", [FakeRun(hung, hang=True)], idle_timeout_s=0.1, turn_timeout_s=0.4)
+    _, result = await rig.turn()
+    assert result.error is not None and "turn_timeout_s=0.4" in result.error.message
 
 
 async def test_turn_timeout_stops_a_codex_that_keeps_talking(tmp_path: Path) -> None:

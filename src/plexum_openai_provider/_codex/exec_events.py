@@ -1,13 +1,15 @@
 """The JSONL events ``codex exec --json`` prints on stdout, parsed forward-compatibly.
 
-Only what the runner acts on gets a type; everything else (``item.started``,
-types of later codex versions) is :class:`Other` and is logged at debug. A line that is not a JSON object is :class:`Malformed`. Nothing here raises.
+Only what the runner acts on gets a type; everything else (types of later codex versions) is :class:`Other` and is logged at debug. A line that is not a JSON object is :class:`Malformed`. Nothing here raises.
 
 Shapes as printed by codex 0.135-0.169::
 
     {"type":"thread.started","thread_id":"0199…"}
     {"type":"turn.started"}
-    {"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"…"}}
+    {"type":"item.started","item":{"id":"item_1","type":"command_execution","command":"…",
+                                   "status":"in_progress",…}}
+    {"type":"item.completed","item":{"id":"item_1","type":"command_execution",…}}
+    {"type":"item.completed","item":{"id":"item_2","type":"agent_message","text":"…"}}
     {"type":"item.completed","item":{"id":"item_0","type":"error","message":"…"}}
     {"type":"turn.completed","usage":{"input_tokens":…,"cached_input_tokens":…,"output_tokens":…,
                                       "reasoning_output_tokens":…}}
@@ -29,6 +31,7 @@ __all__ = [
     "ExecEvent",
     "ItemCompleted",
     "ItemError",
+    "ItemStarted",
     "Malformed",
     "Other",
     "ThreadStarted",
@@ -60,6 +63,15 @@ class ItemError:
     """An ``error`` item: codex warns about something and goes on (e.g. unknown model metadata)."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class ItemStarted:
+    """An item began that is not a message (a command, an MCP tool call…): codex prints nothing
+    more of it until it completes."""
+
+    item_id: str
+    item_type: str
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,7 @@ ExecEvent: TypeAlias = (
     | TurnStarted
     | AgentMessage
     | ItemError
+    | ItemStarted
     | ItemCompleted
     | TurnCompleted
     | TurnFailed
@@ -114,6 +127,10 @@ ExecEvent: TypeAlias = (
     | Other
     | Malformed
 )
+
+
+# Items that are the model talking (or codex warning), not something running.
+_TALK = frozenset({"agent_message", "reasoning", "error", "todo_list"})
 
 
 def _message(obj: Any) -> str:
@@ -143,6 +160,12 @@ def parse_exec_line(line: bytes) -> ExecEvent:
         return Malformed(line, "thread.started without thread_id")
     if kind == "turn.started":
         return TurnStarted()
+    if kind == "item.started":
+        item = data.get("item")
+        item_type = item.get("type") if isinstance(item, dict) else None
+        if isinstance(item, dict) and isinstance(item_type, str) and item_type not in _TALK:
+            return ItemStarted(str(item.get("id", "")), item_type)
+        return Other(kind, data)
     if kind == "item.completed":
         item = data.get("item")
         if isinstance(item, dict):

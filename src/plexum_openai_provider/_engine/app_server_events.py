@@ -63,8 +63,7 @@ class AppServerTurn:
             self._streamed[item] = self._streamed.get(item, "") + delta
             return [seam.Text(delta, item, self._phases.get(item))] if delta else []
         if method == "item/started":
-            self._note_phase(params.get("item"))
-            return [seam.Other(method)]
+            return self._item_started(params.get("item"))
         if method == "item/completed":
             return self._item_completed(params.get("item"))
         if method == "thread/tokenUsage/updated":
@@ -100,6 +99,16 @@ class AppServerTurn:
         if kind in _NOT_TOOLS:
             return [seam.Other(f"item/completed {kind}")]
         return [seam.ItemDone(item_id, kind)]
+
+    def _item_started(self, item: Any) -> list[seam.CodexEvent]:
+        if not isinstance(item, dict):
+            return [seam.Unparsed("item/started without an item")]
+        kind = _str(item.get("type"))
+        if kind == _MESSAGE:
+            self._note_phase(item)
+        if kind == _MESSAGE or kind in _NOT_TOOLS:
+            return [seam.Other(f"item/started {kind}")]
+        return [seam.ItemStarted(_str(item.get("id")), kind)]
 
     def _note_phase(self, item: Any) -> None:
         if isinstance(item, dict) and item.get("type") == _MESSAGE:

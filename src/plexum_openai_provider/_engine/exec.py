@@ -33,6 +33,7 @@ from .seam import (
     CodexWarning,
     HistoryEntry,
     ItemDone,
+    ItemStarted,
     Other,
     ResumeFailed,
     RunExit,
@@ -73,6 +74,8 @@ def exec_event(event: ex.ExecEvent) -> CodexEvent:
         return Text(event.text, event.item_id)  # exec does not print a message's phase
     if isinstance(event, ex.ItemError):
         return CodexWarning(event.message)
+    if isinstance(event, ex.ItemStarted):
+        return ItemStarted(event.item_id, event.item_type)
     if isinstance(event, ex.ItemCompleted):
         return ItemDone(event.item_id, event.item_type)
     if isinstance(event, ex.TurnCompleted):

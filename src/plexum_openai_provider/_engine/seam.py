@@ -28,6 +28,7 @@ __all__ = [
     "Engine",
     "HistoryEntry",
     "ItemDone",
+    "ItemStarted",
     "Other",
     "ResumeFailed",
     "RunExit",
@@ -106,6 +107,15 @@ class CodexError:
 
 
 @dataclass(frozen=True)
+class ItemStarted:
+    """Something of the turn began running (a command, a tool call): until its ItemDone, codex
+    may be silent without being idle (a build that prints nothing for minutes)."""
+
+    item_id: str
+    item_type: str
+
+
+@dataclass(frozen=True)
 class ItemDone:
     """An item of the turn completed (a tool call among others): its block may be readable."""
 
@@ -162,6 +172,7 @@ CodexEvent: TypeAlias = (
     | Text
     | CodexWarning
     | CodexError
+    | ItemStarted
     | ItemDone
     | TurnDone
     | TurnFailed

@@ -10,7 +10,8 @@ What a turn does, in order: report a stored thread id it cannot use; start the b
 agent's lock (a consume may be rewriting); run codex, resuming the stored thread; if codex no
 longer knows that thread, say so and run again in a new one; map codex's events, keep the thread
 id, hand out tool-call blocks as they complete; end on codex's terminal event, a deadline
-(``idle_timeout_s`` without a word from codex, ``turn_timeout_s`` in all) or a cancel.
+(``idle_timeout_s`` without a word from codex while nothing of the turn runs, ``turn_timeout_s``
+in all) or a cancel.
 """
 
 from __future__ import annotations
@@ -282,10 +283,14 @@ class Turn:
         deadline = time.monotonic() + setup.turn_timeout_s
         idle_since = time.monotonic()
         stop_started: float | None = None
+        # Items running now (a command, a tool call): codex says nothing until one completes
+        # (exec prints no output of a command), so the turn is not idle while one runs.
+        running: set[str] = set()
         while True:
             now = time.monotonic()
             if stop_started is None:
-                limit = min(idle_since + setup.idle_timeout_s, deadline)
+                idle_limit = deadline if running else idle_since + setup.idle_timeout_s
+                limit = min(idle_limit, deadline)
                 wait = max(limit - now, 0.0)
             else:
                 limit = stop_started + STOP_DRAIN_S
@@ -331,7 +336,10 @@ class Turn:
                 await self._thread_started(event, mapper.state, watcher)
             elif isinstance(event, seam.TurnStarted):
                 await self._record(mapper.state, open_=True)
+            elif isinstance(event, seam.ItemStarted):
+                running.add(event.item_id)
             elif isinstance(event, seam.ItemDone):
+                running.discard(event.item_id)
                 watcher.item_done()
             elif isinstance(event, seam.Unparsed):
                 log.warning("turn %s: %s", self.turn_id, event.reason)

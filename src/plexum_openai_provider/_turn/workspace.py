@@ -134,7 +134,9 @@ class WorkspaceClaim:
             self.locks.release(self.key)
 
 
-def _check_owner(workspace: Path, agent_id: str) -> None:
+def _check_owner(workspace: Path, agent_id: str, *, claim: bool = True) -> None:
+    """InvalidRequestError if the workspace is another agent's; else (``claim``) it is this
+    agent's from now on."""
     path = workspace / OWNER_FILE
     try:
         content = read_small_regular_file(path, 4096)
@@ -151,6 +153,8 @@ def _check_owner(workspace: Path, agent_id: str) -> None:
                 " over, remove that file",
                 field="agent.workspace",
             )
+    if not claim:
+        return
     # Not fsynced: a claim lost to a power cut is only made again by the next turn.
     atomic_write(path, agent_id.encode("utf-8") + b"\n", durable=False)
 
@@ -210,6 +214,13 @@ def claim_workspace(
 
 
 def lock_workspace(locks: WorkspaceLocks, agent_id: str, workspace: Path) -> WorkspaceClaim:
-    """Only the cross-process lock (for a consume): AgentBusyError if another process has it."""
+    """The cross-process lock and the owner rule (for a consume, which claims nothing):
+    AgentBusyError if another process has the lock, InvalidRequestError if the workspace is
+    another agent's."""
     key = locks.acquire(agent_id, workspace)
-    return WorkspaceClaim(locks, key, load_thread(workspace), ThreadRecord(workspace))
+    try:
+        _check_owner(workspace, agent_id, claim=False)
+        return WorkspaceClaim(locks, key, load_thread(workspace), ThreadRecord(workspace))
+    except BaseException:
+        locks.release(key)
+        raise

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,7 +33,7 @@ __all__ = ["FakeEngine", "FakeRun", "exec_lines"]
 class FakeRun:
     """One scripted codex run.
 
-    ``lines`` are printed in order (``delay_s`` apart); then, with ``hang``, nothing more until
+    ``lines`` are printed in order (``delay_s`` apart, or ``pauses[i]`` before line ``i``); then, with ``hang``, nothing more until
     the run is stopped; then the process exits with ``exit_code`` (``stopped_exit_code`` after a
     stop, printing ``on_stop`` first, as codex prints its aborted turn). ``stderr`` is its tail.
     An int in ``lines`` stands for an oversize line of that many bytes."""
@@ -43,6 +43,7 @@ class FakeRun:
     stderr: str = ""
     hang: bool = False
     delay_s: float = 0.0
+    pauses: Mapping[int, float] = field(default_factory=dict)
     on_stop: Sequence[bytes | str] = ()
     stopped_exit_code: int = 130
     # Takes a steer (as codex's app-server does) and prints these lines when it does.
@@ -69,9 +70,10 @@ class _FakeProcess:
     async def _play(self) -> None:
         run = self.run
         for i, line in enumerate(run.lines):
-            if i and run.delay_s:
+            pause = run.pauses.get(i, run.delay_s if i else 0.0)
+            if pause:
                 try:
-                    await asyncio.wait_for(self.stopped.wait(), run.delay_s)
+                    await asyncio.wait_for(self.stopped.wait(), pause)
                     break
                 except TimeoutError:
                     pass
@@ -176,6 +178,18 @@ class exec_lines:  # a namespace of line builders, lower-case like a module
     def warning(message: str, item_id: str = "item_0") -> str:
         item = {"id": item_id, "type": "error", "message": message}
         return json.dumps({"type": "item.completed", "item": item})
+
+    @staticmethod
+    def command_started(command: str, item_id: str = "item_2") -> str:
+        item = {
+            "id": item_id,
+            "type": "command_execution",
+            "command": command,
+            "aggregated_output": "",
+            "exit_code": None,
+            "status": "in_progress",
+        }
+        return json.dumps({"type": "item.started", "item": item})
 
     @staticmethod
     def command_done(command: str, output: str, item_id: str = "item_2") -> str:
