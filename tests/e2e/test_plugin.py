@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 from plexum_openai_provider import AgentContext, Notice, TextDelta, Usage
 from plexum_openai_provider._jsonrpc import JsonRpcError
 from plexum_openai_provider.plugin.client import PluginClient
+from plexum_openai_provider.plugin.serve import SHUTDOWN_BOUND_S
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
 from tests.conftest import codex_under_test_version, host_config
 from tests.helpers import codex_processes, processes_matching, texts, wait_until
@@ -337,7 +341,7 @@ async def test_stray_output_cannot_corrupt_stdout(
         assert text in stderr
 
 
-@pytest.mark.parametrize("how", ["stdin-closed", "shutdown"])
+@pytest.mark.parametrize("how", ["stdin-closed", "shutdown", "sigterm"])
 async def test_ending_the_plugin_cancels_running_turns(
     codex_env: dict[str, str],
     workspace: Path,
@@ -354,6 +358,8 @@ async def test_ending_the_plugin_cancels_running_turns(
     started = time.monotonic()
     if how == "shutdown":
         await plugin.submit("bye", "shutdown", {})
+    elif how == "sigterm":
+        plugin.process.terminate()
     else:
         assert plugin.process.stdin is not None
         plugin.process.stdin.close()
@@ -366,9 +372,66 @@ async def test_ending_the_plugin_cancels_running_turns(
     if how == "shutdown":
         assert answers["bye"]["result"] == {}
     assert await plugin.close() == 0
-    assert time.monotonic() - started < 15
+    print(f"{how}: the plugin exited {time.monotonic() - started:.2f} s after it")
+    assert time.monotonic() - started < SHUTDOWN_BOUND_S
     assert processes_matching(marker) == []
     assert codex_processes(codex_home) == []  # codex, its tools, the app-server: all gone
+
+
+@pytest.mark.engines("app-server")
+async def test_an_app_server_that_stopped_answering_does_not_hold_up_the_shutdown(
+    codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer, codex_home: Path
+) -> None:
+    plugin = await RawPlugin.spawn(codex_env)
+    await plugin.initialize()
+    for i in range(4):
+        model_server.enqueue(Hang())
+        (tmp_path / f"ws-{i}").mkdir()
+        params = turn_params(f"t-{i}", f"a{i}", tmp_path / f"ws-{i}", "hi")
+        await plugin.submit(f"t{i}", "turn/start", params)
+    await wait_until(lambda: len(model_server.requests) == 4)
+    [server] = [p for p in codex_processes(codex_home) if p in processes_matching(" app-server")]
+    os.kill(server, signal.SIGSTOP)  # wedged: it reads nothing and answers nothing
+    started = time.monotonic()
+    plugin.process.terminate()
+    answers = [await plugin.answer_any(timeout=30) for _ in range(4)]
+    assert await plugin.close() == 0
+    took = time.monotonic() - started
+    print(f"wedged app-server, 4 turns: the plugin exited {took:.2f} s after SIGTERM")
+    assert took < SHUTDOWN_BOUND_S
+    assert codex_processes(codex_home) == []
+    assert [a["result"]["status"] for a in answers] == ["cancelled"] * 4
+
+
+@pytest.mark.one_engine
+def test_a_shutdown_past_its_bound_exits_and_the_watchdog_ends_codex(tmp_path: Path) -> None:
+    # A shutdown that never ends (patched in: nothing the tests above can reach hangs it) while
+    # a process the plugin started runs: the plugin exits 1 at the bound, and its watchdog ends
+    # that process.
+    script = """
+import asyncio, os, subprocess, sys
+from plexum_openai_provider._codex.guard import guard
+from plexum_openai_provider.plugin import serve, server
+serve.SHUTDOWN_BOUND_S = 1.0
+async def never(self):
+    child = subprocess.Popen(["sleep", "313.5"], env={**os.environ, **guard().marker("t")})
+    guard().started(child.pid)
+    await asyncio.Event().wait()
+server.PluginServer.shutdown = never
+sys.exit(serve.serve_stdio())
+"""
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=b"", capture_output=True, timeout=60
+    )
+    took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr.decode()
+    assert b"shutdown took over 1 s: exiting now" in done.stderr
+    deadline = time.monotonic() + 10
+    while processes_matching("sleep 313.5"):
+        assert time.monotonic() < deadline, "the watchdog did not end the plugin's child"
+        time.sleep(0.05)
+    print(f"a shutdown past a 1 s bound: exit 1 after {took:.2f} s")
 
 
 @pytest.mark.one_engine

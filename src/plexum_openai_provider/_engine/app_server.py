@@ -172,7 +172,9 @@ class AppServerEngine:
         *,
         request_timeout_s: float = 60.0,
         handshake_timeout_s: float = 30.0,
-        stop_grace_s: float = 5.0,
+        # Each step of ending a turn or the server (answer the interrupt, end the turn, exit on
+        # EOF) takes milliseconds when codex is well: past this it is not, and is killed.
+        stop_grace_s: float = 2.0,
         idle_unload_s: float = 600.0,
         max_loaded: int = 64,
     ) -> None:
@@ -299,6 +301,18 @@ class AppServerEngine:
         server.closed_waiters.pop(thread_id, None)
         server.early.pop(thread_id, None)
         log.debug("unloaded thread %s (%s)", thread_id, status)
+
+    async def _end_left_running(self, server: _Server, thread_id: str) -> None:
+        """At a turn's end: what its commands left running in the background ends with it, as
+        it does when ``codex exec`` exits (the app-server would keep it for the thread's later
+        turns, until the thread unloads)."""
+        if not thread_processes(server.process.pid, thread_id):
+            return
+        await self._end_thread_processes(server, thread_id)
+        with contextlib.suppress(AppServerError, JsonRpcError, TimeoutError):
+            await server.request(
+                "thread/backgroundTerminals/clean", {"threadId": thread_id}, self.stop_grace_s
+            )
 
     async def _end_thread_processes(self, server: _Server, thread_id: str | None) -> None:
         """End what the thread's tools (every thread's: None) started and left running (codex
@@ -469,14 +483,9 @@ class AppServerEngine:
                 {"threadId": run.thread_id, "turnId": run.turn_id},
                 self.stop_grace_s,
             )
+            # A shell child outlives turn/interrupt (background terminals, codex 0.163/0.169):
+            # ended with the run (finish), gently (codex's own clean-up kills them outright).
             await asyncio.wait_for(run.ended.wait(), self.stop_grace_s)
-            # A shell child outlives turn/interrupt (background terminals, codex 0.163/0.169).
-            # Ended gently first (codex's own clean-up kills them outright), then codex forgets
-            # them.
-            await self._end_thread_processes(server, run.thread_id)
-            await server.request(
-                "thread/backgroundTerminals/clean", {"threadId": run.thread_id}, self.stop_grace_s
-            )
         except (AppServerError, JsonRpcError, TimeoutError) as exc:
             log.error("codex app-server did not end turn %s: %s; stopping it", run.turn_id, exc)
             server.process.abort()
@@ -492,7 +501,7 @@ class AppServerEngine:
         if server is not None:
             # codex 0.163 kills its threads' background terminals outright when it exits.
             await self._end_thread_processes(server, None)
-            await server.close()
+            await server.close(self.stop_grace_s)
 
 
 def _input(spec: seam.RunSpec) -> list[dict[str, Any]]:
@@ -611,6 +620,8 @@ class AppServerRun:
         return True
 
     async def finish(self) -> seam.RunExit:
+        if self.engine is not None and self.server is not None and not self.server.gone.is_set():
+            await self.engine._end_left_running(self.server, self.thread_id)
         return self._exit
 
     def stderr_tail(self) -> str:

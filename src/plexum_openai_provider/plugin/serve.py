@@ -1,25 +1,37 @@
 """``plexum-openai-provider-plugin serve``: the protocol on stdio until stdin closes, ``shutdown``,
 SIGTERM or SIGINT; each of these ends the same way: running turns are cancelled and answered,
-every codex is stopped, the plugin exits 0."""
+every codex is stopped, the plugin exits 0.
+
+All of that is bounded by :data:`SHUTDOWN_BOUND_S` whatever codex does (an app-server that stopped
+answering included): past it the plugin exits 1, and its watchdog ends what codex still runs
+(SIGTERM, 0.5 s, SIGKILL; see ``_codex/guard.py``). A service manager's stop timeout must be
+above the bound plus that grace (``examples/plexum.service``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
+import time
+from typing import NoReturn
 
 from .._codex.guard import guard
 from .._jsonrpc import Connection
 from .server import PluginServer
 from .stdio import open_streams, protect_stdout
 
-__all__ = ["SHUTDOWN_GRACE_S", "serve", "serve_stdio"]
+__all__ = ["SHUTDOWN_BOUND_S", "serve", "serve_stdio"]
 
 log = logging.getLogger(__name__)
 
-# After the turns are cancelled (their own stop steps are bounded), how long the answers may take.
-SHUTDOWN_GRACE_S = 10.0
+# From the shutdown's start to the exit, at most. Measured (docs/guarantees.md): 0.1-0.2 s with
+# turns running on either engine; about 2.7 s when the app-server stopped answering.
+SHUTDOWN_BOUND_S = 10.0
+# Past the bound, how long the event loop's own end may take before the process just exits.
+_EXIT_GRACE_S = 2.0
 
 
 async def serve(in_fd: int, out_fd: int) -> None:
@@ -41,11 +53,29 @@ async def serve(in_fd: int, out_fd: int) -> None:
     shutdown = asyncio.create_task(server.shutdown_requested.wait())
     await asyncio.wait({serving, shutdown}, return_when=asyncio.FIRST_COMPLETED)
     log.info("stdin closed, shutdown or a signal: cancelling running turns")
-    await server.shutdown()
-    await connection.wait_handlers(SHUTDOWN_GRACE_S)
+    deadline = time.monotonic() + SHUTDOWN_BOUND_S
+    try:
+        await asyncio.wait_for(server.shutdown(), SHUTDOWN_BOUND_S)
+    except TimeoutError:
+        log.error(
+            "shutdown took over %g s: exiting now; the watchdog ends what codex still runs",
+            SHUTDOWN_BOUND_S,
+        )
+        connection.close()
+        _exit_soon(1)
+    # The answers to the cancelled turns, and the call-offs of their host tools.
+    await connection.wait_handlers(max(deadline - time.monotonic(), 0.1))
     connection.close()
     for task in (serving, shutdown):
         task.cancel()
+
+
+def _exit_soon(code: int) -> NoReturn:
+    """Exit with ``code`` even if a task of the event loop does not end when it is cancelled."""
+    timer = threading.Timer(_EXIT_GRACE_S, os._exit, (code,))
+    timer.daemon = True
+    timer.start()
+    raise SystemExit(code)
 
 
 def serve_stdio() -> int:
