@@ -3,10 +3,12 @@ and run --demo."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import re
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +16,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from plexum_openai_provider.plugin.client import PluginClient
+from tests.conftest import host_config
 from tests.helpers import plugin_script
+from tests.login_server import USER_CODE, LoginServer
 
 PLUGIN = plugin_script()
 PNG = base64.b64decode(
@@ -134,6 +139,7 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
     out = done.stdout
     assert done.returncode == 1, out
     assert re.search(r"^ok\s+codex \d+\.\d+\.\d+ runs: ", out, re.M)
+    assert re.search(rf"^ok\s+CODEX_HOME {re.escape(str(home))} \(from \$CODEX_HOME\)$", out, re.M)
     assert re.search(
         r"^problem\s+codex is not logged in\n\s+fix: run `plexum-openai-provider-plugin login`",
         out,
@@ -160,7 +166,7 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
     sockets.chmod(0o700)
     secret = "sk-doctor-test-0123456789abcdef"
     subprocess.run(
-        [_bundled(), "login", "--with-api-key"],
+        [PLUGIN, "login", "--with-api-key"],
         input=secret,
         text=True,
         env=env,
@@ -174,9 +180,49 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
     assert re.search(r"^ok\s+login shell `/bin/bash -lc true` took 0\.\d\d s", done.stdout, re.M)
 
 
-def _bundled() -> str:
-    from plexum_openai_provider._codex.binary import bundled_codex
+def test_login_status_logout_and_device_auth_through_the_plugin(
+    tmp_path: Path, codex_env: dict[str, str], workspace: Path
+) -> None:
+    home = tmp_path / "daemon-codex-home"  # not there yet, as on a fresh install
+    env = {**codex_env, "CODEX_HOME": str(home)}
 
-    path = bundled_codex()
-    assert path is not None
-    return path
+    def plugin(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PLUGIN, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+        )
+
+    status = plugin("login", "status")
+    assert status.returncode == 1 and "Not logged in" in status.stdout + status.stderr
+    assert f"CODEX_HOME {home}" in status.stderr  # which one, said every time
+    assert home.is_dir() and stat.S_IMODE(home.stat().st_mode) == 0o700
+
+    secret = "sk-login-test-0123456789abcdef"
+    assert plugin("login", "--with-api-key", stdin=secret).returncode == 0
+    status = plugin("login", "status")
+    assert status.returncode == 0 and "Logged in using an API key" in status.stderr
+    assert secret not in status.stdout + status.stderr
+    assert plugin("logout").returncode == 0
+    assert plugin("login", "status").returncode == 1
+
+    # ChatGPT's device code, as on a headless machine (the stand-in login server answers).
+    with LoginServer() as server:
+        issuer = f"--codex-option={server.url}"
+        login = plugin("login", "--device-auth", "--codex-option=--experimental_issuer", issuer)
+        assert login.returncode == 0, login.stdout + login.stderr
+        assert USER_CODE in login.stdout and f"{server.url}/codex/device" in login.stdout
+        assert [path for path, _ in server.requests] == [
+            "/api/accounts/deviceauth/usercode",
+            "/api/accounts/deviceauth/token",
+            "/api/accounts/deviceauth/token",
+            "/oauth/token",
+        ]
+    status = plugin("login", "status")
+    assert status.returncode == 0 and "Logged in using ChatGPT" in status.stderr
+    stored = json.loads((home / "auth.json").read_text())
+    assert stored["tokens"]["refresh_token"] == "refresh-1"
+
+    async def initialize() -> dict[str, object]:
+        async with await PluginClient.spawn(env=env) as client:
+            return await client.initialize(host_config())
+
+    assert asyncio.run(initialize())["login"] == {"logged_in": True, "method": "chatgpt"}

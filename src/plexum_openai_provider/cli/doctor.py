@@ -216,13 +216,19 @@ async def _doctor(config: HostConfig) -> int:
         report.problem(exc.message, "see above")
         return 1
     report.ok(f"codex {binary.version} runs: {binary.path}")
+    home = codex_home()
+    # Which one was checked matters: `sudo -u` drops CODEX_HOME, and codex then uses ~/.codex.
+    source = "from $CODEX_HOME" if os.environ.get("CODEX_HOME") else "$CODEX_HOME is not set"
+    if home.is_dir():
+        report.ok(f"CODEX_HOME {home} ({source})")
+    else:
+        report.problem(
+            f"CODEX_HOME {home} ({source}) does not exist",
+            "run `plexum-openai-provider-plugin login` as this user, with this CODEX_HOME (it"
+            " creates it), or set CODEX_HOME to the one the daemon uses",
+        )
     await _engine(config, binary, report)
     await _sandbox(config, binary, report)
-    home = codex_home()
-    if home.is_dir():
-        report.ok(f"CODEX_HOME {home}")
-    else:
-        report.problem(f"CODEX_HOME {home} does not exist", "run `codex login` once as this user")
     await _login(binary, report)
     _config_toml(home, report)
     _socket_dir(report)

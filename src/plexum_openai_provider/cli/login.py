@@ -9,7 +9,9 @@ the configured codex (``--config``'s ``binary``; by default the bundled one) wit
 * ``login --device-auth``: a code to type in on another machine's browser (headless servers);
 * ``login --with-api-key``: the API key on stdin (``printenv OPENAI_API_KEY | … login
   --with-api-key``);
-* ``login status``, ``logout``.
+* ``login status``, ``logout``;
+* ``--codex-option ARG`` (repeatable) passes ``ARG`` on to codex (``--codex-option=-c
+  --codex-option=forced_login_method=chatgpt``).
 
 CODEX_HOME is the environment's (``~/.codex`` if unset), made 0700 if it does not exist yet: run
 it as the daemon's user with the daemon's CODEX_HOME (``sudo -u plexum env
@@ -56,6 +58,7 @@ def login_command(ns: argparse.Namespace) -> int:
             argv.append("--device-auth")
         elif ns.with_api_key:
             argv.append("--with-api-key")
+    argv += ns.codex_option
     if not home.exists():
         home.mkdir(mode=0o700, parents=True)
     print(f"codex {binary.version} ({binary.path}), CODEX_HOME {home}", file=sys.stderr)
@@ -75,10 +78,15 @@ def add_parsers(sub: Any) -> None:
         "--device-auth", action="store_true", help="a device code, for a machine with no browser"
     )
     login.add_argument("--with-api-key", action="store_true", help="read an API key from stdin")
-    login.add_argument(
-        "--config", type=Path, help="JSON file with HostConfig keys (its binary is used)"
-    )
     logout = sub.add_parser("logout", help="remove codex's stored login from CODEX_HOME")
-    logout.add_argument(
-        "--config", type=Path, help="JSON file with HostConfig keys (its binary is used)"
-    )
+    for parser in (login, logout):
+        parser.add_argument(
+            "--config", type=Path, help="JSON file with HostConfig keys (its binary is used)"
+        )
+        parser.add_argument(
+            "--codex-option",
+            action="append",
+            default=[],
+            metavar="ARG",
+            help="one more argument for codex's own command (repeatable)",
+        )
