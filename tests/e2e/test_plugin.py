@@ -272,7 +272,7 @@ async def test_eight_agents_at_once_keep_their_events_apart(
 
         outcomes = await asyncio.gather(*(collect(t) for t in turns))
         for i, (events, result) in enumerate(outcomes):
-            assert result.status == "completed"
+            assert result.status == "completed", result.error
             assert texts(events) == [f"echo: message {i}"]
             assert [type(e) for e in events][-1] is Usage
             assert (

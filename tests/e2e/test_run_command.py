@@ -35,7 +35,8 @@ def test_run_streams_the_answer_and_resumes(
     assert second.returncode == 0, second.stderr
     lines = [json.loads(line) for line in second.stdout.splitlines()]
     assert [line["type"] for line in lines] == ["notice", "text_delta", "usage", "result"]
-    assert lines[1] == {"type": "text_delta", "text": "echo: -dash first"}
+    delta = lines[1]
+    assert (delta["text"], delta["phase"]) == ("echo: -dash first", None) and delta["message_id"]
     result = lines[-1]
     assert result["status"] == "completed"
     assert (workspace / ".plexum-codex-session").read_text().strip() == result["thread_id"]

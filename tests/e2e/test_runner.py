@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -163,27 +164,67 @@ async def test_each_message_of_a_turn_has_its_id_and_phase(
     assert kinds.index("ToolCall") < kinds.index("TextDelta", 1)
 
 
-@pytest.mark.parametrize(
-    ("reply", "needle"),
-    [(HttpError(500), "high demand"), (Failed("the model broke"), "the model broke")],
-    ids=["http-500", "response-failed"],
-)
-async def test_failing_model_fails_the_turn(
-    codex_env: dict[str, str],
-    workspace: Path,
-    model_server: ScriptedModelServer,
-    reply: object,
-    needle: str,
+def usage_limit_reply() -> HttpError:
+    # The model says when the limit resets; codex words it as a local time, to the minute.
+    resets_at = int(time.time()) + 3725
+    body = {"error": {"type": "usage_limit_reached", "message": "limit", "resets_at": resets_at}}
+    return HttpError(429, json.dumps(body))
+
+
+FAILURES = {
+    # id: (the model's reply, the code, retryable, a piece of the message)
+    "http-500": (HttpError(500), "codex_failed", True, "high demand"),
+    "response-failed": (Failed("the model broke"), "codex_failed", True, "the model broke"),
+    "401": (
+        HttpError(401, '{"error": {"message": "Incorrect API key provided"}}'),
+        "unauthorized",
+        False,
+        "plexum-openai-provider-plugin login",
+    ),
+    "429-rate": (
+        HttpError(429, '{"error": {"message": "Rate limit reached", "type": "requests"}}'),
+        "rate_limited",
+        True,
+        "429 Too Many Requests",
+    ),
+    "429-usage": (usage_limit_reply, "usage_limit", True, "hit your usage limit"),
+    "503": (
+        HttpError(503, '{"error": {"message": "overloaded", "code": "server_is_overloaded"}}'),
+        "overloaded",
+        True,
+        "at capacity",
+    ),
+    "context": (
+        Failed("Your input exceeds the context window.", code="context_length_exceeded"),
+        "context_window_exceeded",
+        False,
+        "session/consume",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FAILURES))
+async def test_a_failing_model_fails_the_turn_with_an_error_the_host_can_act_on(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, case: str
 ) -> None:
+    reply, code, retryable, needle = FAILURES[case]
     provider = await make_provider(codex_env)
-    model_server.enqueue(reply)  # type: ignore[arg-type]
+    model_server.enqueue(reply() if callable(reply) else reply)  # type: ignore[arg-type]
     events, result = await run_turn(provider, workspace, "hi")
 
     assert result.status == "failed"
-    assert result.error is not None and result.error.code == "codex_failed"
-    assert needle in result.error.message
+    error = result.error
+    assert error is not None and (error.code, error.retryable) == (code, retryable), error
+    assert needle in error.message
+    assert error.delivered  # codex took the message: a retry must not send it again
+    if case == "429-usage":
+        assert error.retry_after_s is not None and 3725 - 120 < error.retry_after_s <= 3725
     errors = [e for e in events if isinstance(e, ErrorEvent)]
-    assert errors == [ErrorEvent("codex_failed", result.error.message, retryable=True)]
+    assert errors == [
+        ErrorEvent(
+            code, error.message, retryable, delivered=True, retry_after_s=error.retry_after_s
+        )
+    ]
     assert not any(isinstance(e, Usage) for e in events)
     # The thread was created before the failure: it is kept for the next turn.
     assert (workspace / SESSION_FILE).read_text().strip() == result.thread_id
@@ -201,7 +242,8 @@ async def test_hanging_model_ends_by_idle_timeout_and_leaves_no_process(
     assert result.status == "failed"
     assert result.error is not None and result.error.code == "timeout"
     assert "idle_timeout_s=1.5" in result.error.message
-    assert ErrorEvent("timeout", result.error.message, retryable=True) in events
+    # codex had the message (it asked the model): a retry must not send it again.
+    assert ErrorEvent("timeout", result.error.message, True, delivered=True) in events
     await provider.close()
     assert codex_processes(codex_home) == []
 
@@ -246,7 +288,7 @@ async def test_cancel_mid_tool_leaves_no_process(
 
     assert result.status == "cancelled"
     assert result.error is not None and result.error.code == "cancelled"
-    assert ErrorEvent("cancelled", result.error.message, retryable=False) in events
+    assert ErrorEvent("cancelled", result.error.message, False, delivered=True) in events
     assert processes_matching(marker) == []
     # The thread id is kept: the next turn resumes it.
     assert (workspace / SESSION_FILE).read_text().strip() == result.thread_id

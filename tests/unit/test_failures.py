@@ -5,6 +5,7 @@ and the error's fields on the fake seam."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ THREAD = "01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1"
 EXPECTED = {
     "unauthorized": ("unauthorized", False),
     "rate_limited": ("rate_limited", True),
-    "usage_limit": ("usage_limit", False),
+    "usage_limit": ("usage_limit", False),  # "try again later": no time given
     "overloaded": ("overloaded", True),
     "context": ("context_window_exceeded", False),
     "server_error": ("codex_failed", True),
@@ -51,8 +52,23 @@ def test_what_the_host_is_told_to_do() -> None:
     # Where codex says when, the host is told when.
     assert classify("Rate limit reached. Please try again in 20s.").retry_after_s == 20
     usage = classify("You've hit your usage limit. Try again in 2 hours 5 minutes.")
-    assert (usage.code, usage.retry_after_s) == ("usage_limit", 2 * 3600 + 5 * 60)
-    assert classify(exec_failure("usage_limit")).retry_after_s is None  # "try again later"
+    assert (usage.code, usage.retryable, usage.retry_after_s) == ("usage_limit", True, 7500)
+    later = classify(exec_failure("usage_limit"))  # "try again later": no time, not retryable
+    assert (later.retryable, later.retry_after_s) == (False, None)
+
+
+def test_the_time_codex_gives_for_a_usage_limit_is_in_the_error() -> None:
+    # codex 0.163's words when the model's 429 carries resets_at (local time; the date when it
+    # is not today).
+    limit = "You’ve hit your usage limit. Upgrade to Pro (…) or try again at {}."
+    now = datetime(2026, 12, 2, 7, 40, 30).timestamp()
+    assert classify(limit.format("9:05 AM"), now=now).retry_after_s == 5070
+    assert classify(limit.format("12:10 AM"), now=now).retry_after_s == 16 * 3600 + 29 * 60 + 30
+    assert classify(limit.format("Dec 4th, 2026 1:00 PM"), now=now).retry_after_s == (
+        2 * 86400 + 5 * 3600 + 19 * 60 + 30
+    )
+    assert classify(limit.format("7:40 AM"), now=now).retry_after_s == 0  # this minute
+    assert classify("You’ve hit your usage limit. Try again at 9:05 AM.", now=now).retryable
 
 
 async def test_the_error_says_whether_codex_already_had_the_messages(tmp_path: Path) -> None:

@@ -104,16 +104,30 @@ def _children_of(pid: int) -> list[int]:
     return [proc.pid for proc in process_table().values() if proc.ppid == pid]
 
 
-def thread_processes(root: int, thread_id: str | None = None) -> list[int]:
-    """The descendants of ``root`` that codex started for ``thread_id`` (for any thread: None):
-    its shell tools carry ``CODEX_THREAD_ID`` (codex 0.163/0.169)."""
+def thread_processes(
+    root: int, thread_id: str | None = None, mark: Mapping[str, str] | None = None
+) -> list[int]:
+    """What codex (``root``) started for ``thread_id`` (for any thread: None): its shell tools
+    carry ``CODEX_THREAD_ID`` (codex 0.163-0.171). Among ``root``'s descendants, and, with
+    ``mark`` (root's guard marker), wherever they were re-parented: a sandboxed command whose
+    parent died mid-start is init's child (seen under load on codex 0.163)."""
     needle = f"CODEX_THREAD_ID={thread_id or ''}".encode()
+    owner = [f"{k}={v}".encode() for k, v in (mark or {}).items()]
+    under = set(descendants(root))
     out = []
-    for pid in descendants(root):
+    for pid in sorted(under | (set(_all_pids()) if owner else set())):
         environ = _read(f"/proc/{pid}/environ").split(b"\0")
+        if pid not in under and not all(o in environ for o in owner):
+            continue
         if (needle in environ) if thread_id else any(v.startswith(needle) for v in environ):
             out.append(pid)
     return out
+
+
+def _all_pids() -> list[int]:
+    with contextlib.suppress(OSError):
+        return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()]
+    return []
 
 
 @dataclass(frozen=True)
@@ -227,13 +241,26 @@ class ProcessGuard:
         self._starts[pid] = proc.start if proc is not None else 0
         self._tell(f"+{pid} {self._starts[pid]}")
 
-    def ended(self, pid: int, run: str | None = None) -> None:
-        """The codex ``pid`` has exited (and been waited for); ``run`` is over."""
+    def ended(
+        self, pid: int, run: str | None = None, *, wait_s: float = LEFTOVER_WAIT_S
+    ) -> asyncio.Task[None] | None:
+        """The codex ``pid`` has exited (and been waited for); ``run`` is over: what it left in
+        other sessions is ended, after up to ``wait_s`` to end by itself (re-parented here: the
+        sweep; to init, when this process is no subreaper: found by the run's mark). The
+        ending's task, or None."""
         self.spawned.discard(pid)
         self._tell(f"-{pid} {self._starts.pop(pid, 0)}")
-        if run is not None:
-            self.active.discard(run)
-            self.sweep()
+        if run is None:
+            return None
+        self.active.discard(run)
+        if self.subreaper:
+            return self.sweep(wait_s=wait_s)
+        return self.end(self.marked(run), wait_s=wait_s)
+
+    def marked(self, run: str) -> list[int]:
+        """Live processes marked as started by ``run``."""
+        needle = f"{OWNER_ENV}={self.token}:{run}".encode()
+        return [p for p in _all_pids() if needle in _read(f"/proc/{p}/environ").split(b"\0")]
 
     # -- ending ------------------------------------------------------------------------------
     def end(
@@ -297,11 +324,11 @@ class ProcessGuard:
                 with contextlib.suppress(ChildProcessError, OSError):
                     os.waitpid(pid, os.WNOHANG)
 
-    def sweep(self) -> int:
-        """End what finished runs left (re-parented here), gently, in the background; returns
-        how many processes that is. Call it with an event loop running."""
+    def sweep(self, *, wait_s: float = LEFTOVER_WAIT_S) -> asyncio.Task[None] | None:
+        """End what finished runs left (re-parented here), gently, in the background; the
+        ending's task, or None. Call it with an event loop running."""
         if not self.subreaper:
-            return 0
+            return None
         self._reap_orphans()
         found: list[int] = []
         for pid in _children_of(os.getpid()):
@@ -316,9 +343,7 @@ class ProcessGuard:
             # bubblewrap) and left when it died; nothing else of ours is unregistered.
             log.info("ending pid %d, left running by codex run %s", pid, owner or "(unmarked)")
             found.append(pid)
-        if found:
-            self.end(found, wait_s=LEFTOVER_WAIT_S)
-        return len(found)
+        return self.end(found, wait_s=wait_s) if found else None
 
 
 _GUARD: ProcessGuard | None = None

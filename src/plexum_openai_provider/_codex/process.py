@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 STDERR_TAIL_BYTES = 16 * 1024
 PIPE_DRAIN_S = 2.0
 SIGINT_REPEAT_S = 0.5
+# A stop waits this long at most for what codex left to be ended (SIGTERM, the 0.5 s grace,
+# SIGKILL: well within it).
+STOP_LEFTOVERS_S = 3.0
 
 
 class CodexProcess:
@@ -48,6 +51,8 @@ class CodexProcess:
         self._proc = proc
         self.pid = proc.pid
         self.run = run
+        self._stopping = False
+        self._leftovers: asyncio.Task[None] | None = None  # the ending of what it left
         assert proc.stdin is not None and proc.stdout is not None
         self.stdin = proc.stdin
         self.stdout = proc.stdout
@@ -138,7 +143,11 @@ class CodexProcess:
         await self._proc.wait()
         keeper = guard()
         keeper.end_group(self.pid)
-        keeper.ended(self.pid, self.run)  # and what it left in other sessions (subreaper)
+        # What it left in other sessions; when it was stopped, at once (gently) and waited for:
+        # a stopped turn's result comes when nothing of it runs.
+        self._leftovers = keeper.ended(
+            self.pid, self.run, wait_s=0.0 if self._stopping else LEFTOVER_WAIT_S
+        )
         _done, pending = await asyncio.wait(self._tasks, timeout=PIPE_DRAIN_S)
         for task in pending:
             task.cancel()
@@ -162,6 +171,7 @@ class CodexProcess:
         later phase of its start it ignores every SIGINT, and the SIGTERM after ``int_grace_s``
         ends it."""
         if self._proc.returncode is None:
+            self._stopping = True
             strays = [p for p in descendants(self.pid) if _pgid(p) not in (self.pid, None)]
             for sig, grace in (
                 (signal.SIGINT, int_grace_s),
@@ -176,7 +186,13 @@ class CodexProcess:
                 log.info("codex pid %d still running after %s, escalating", self.pid, sig.name)
             # Re-parented to this process when it is the subreaper (its sweep ends them too);
             # to init otherwise, where nothing else would.
-            guard().end(strays, wait_s=LEFTOVER_WAIT_S)
+            ending = guard().end(strays)
+            code = await self.wait()
+            for task in (ending, self._leftovers):
+                if task is not None:  # bounded by the ending's own steps; this is a backstop
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(task), STOP_LEFTOVERS_S)
+            return code
         return await self.wait()
 
     async def _signal_until_exit(self, sig: signal.Signals, grace: float) -> bool:

@@ -88,6 +88,8 @@ class _Server:
             process.stdout, process.stdin, self._on_message, name="codex app-server", strict=False
         )
         self.runs: dict[str, AppServerRun] = {}  # thread id → the run of its turn
+        # What marks every process this app-server starts (see _codex/guard.py).
+        self.mark = guard().marker(process.run) if process.run else None
         self.early: dict[str, deque[tuple[str, Any]]] = {}  # notifications before a run took them
         self.closed_waiters: dict[str, asyncio.Future[None]] = {}
         self.gone = asyncio.Event()
@@ -306,7 +308,7 @@ class AppServerEngine:
         """At a turn's end: what its commands left running in the background ends with it, as
         it does when ``codex exec`` exits (the app-server would keep it for the thread's later
         turns, until the thread unloads)."""
-        if not thread_processes(server.process.pid, thread_id):
+        if not thread_processes(server.process.pid, thread_id, server.mark):
             return
         await self._end_thread_processes(server, thread_id)
         with contextlib.suppress(AppServerError, JsonRpcError, TimeoutError):
@@ -317,7 +319,7 @@ class AppServerEngine:
     async def _end_thread_processes(self, server: _Server, thread_id: str | None) -> None:
         """End what the thread's tools (every thread's: None) started and left running (codex
         marks them with ``CODEX_THREAD_ID``): SIGTERM, the grace, SIGKILL; bounded."""
-        ending = guard().end(thread_processes(server.process.pid, thread_id))
+        ending = guard().end(thread_processes(server.process.pid, thread_id, server.mark))
         if ending is not None:
             with contextlib.suppress(TimeoutError):  # it has its own bound; this is a backstop
                 await asyncio.wait_for(asyncio.shield(ending), self.stop_grace_s)
