@@ -47,3 +47,11 @@ def test_the_python_example_runs_as_written(
     assert lines[2] == "ConsumeResult(consumed=['call_readme'], not_found=[])"
     outputs = model_server.requests[1].items_of_type("function_call_output")
     assert "Sunny in Paris" in json.dumps(outputs)
+    # The example offers get_weather with the city its handler reads.
+    [namespace] = [
+        t for t in model_server.requests[0].body["tools"] if t.get("type") == "namespace"
+    ]
+    [offered] = namespace["tools"]
+    assert offered["name"] == "get_weather"
+    assert offered["parameters"]["required"] == ["city"]
+    assert offered["parameters"]["properties"]["city"]["type"] == "string"

@@ -121,3 +121,21 @@ async def test_cancel_of_a_queued_turn_and_shutdown_answer_every_request(tmp_pat
     assert waiting.status == "cancelled" and waiting.error is not None
     assert "shutting down" in waiting.error.message
     assert len(rig.engine.specs) == 1  # neither queued request ran
+
+
+async def test_a_consume_waits_for_the_running_turn_not_for_the_queue(tmp_path: Path) -> None:
+    # The queued messages are new to codex: nothing a consume rewrites is theirs. It runs when
+    # the running turn ends, and the queued turn after it.
+    rig = Rig(tmp_path, [FakeRun(RUNNING, hang=True), FakeRun(RUNNING, hang=True)])
+    first = await rig.running()
+    queued = await rig.start("t-2", "one", "two", when_busy="queue")
+    consume = asyncio.create_task(rig.provider.consume(rig.agent, ["call_1"]))
+    await asyncio.sleep(0.1)
+    assert not consume.done()  # the running turn holds the agent
+    first.cancel()
+    result = await asyncio.wait_for(consume, 5)
+    assert (result.consumed, result.not_found) == ([], ["call_1"])
+    await wait_until(lambda: len(rig.engine.specs) == 2)  # then the queued turn runs
+    assert rig.engine.specs[-1].prompt == "two"
+    queued.cancel()
+    assert (await queued.result()).status == "cancelled"

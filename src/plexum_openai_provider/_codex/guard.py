@@ -51,6 +51,7 @@ __all__ = [
     "ProcessGuard",
     "descendants",
     "guard",
+    "process_group",
     "run_briefly",
     "thread_processes",
 ]
@@ -122,6 +123,14 @@ def thread_processes(
         if (needle in environ) if thread_id else any(v.startswith(needle) for v in environ):
             out.append(pid)
     return out
+
+
+def process_group(pid: int) -> int | None:
+    """The process group of ``pid``, or None if it is gone."""
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _all_pids() -> list[int]:
@@ -339,6 +348,11 @@ class ProcessGuard:
                 continue  # another plugin's (a test that runs two in one process)
             if owner is not None and owner.split(":", 1)[1] in self.active:
                 continue  # its run is still going
+            if process_group(pid) in self.spawned:
+                # In a running codex's process group: that codex's (an unmarked helper of its,
+                # re-parented here when its parent died mid-start). Ending it would follow its
+                # group to the running codex; the group is ended when that codex exits.
+                continue
             # Unmarked: what codex starts with a cleared environment (its sandboxed file helper,
             # bubblewrap) and left when it died; nothing else of ours is unregistered.
             log.info("ending pid %d, left running by codex run %s", pid, owner or "(unmarked)")

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 
 from .._io.framing import OversizeLine, read_lines
-from .guard import LEFTOVER_WAIT_S, descendants, guard
+from .guard import LEFTOVER_WAIT_S, descendants, guard, process_group
 
 __all__ = ["CodexProcess", "descendants"]
 
@@ -172,7 +172,7 @@ class CodexProcess:
         ends it."""
         if self._proc.returncode is None:
             self._stopping = True
-            strays = [p for p in descendants(self.pid) if _pgid(p) not in (self.pid, None)]
+            strays = [p for p in descendants(self.pid) if process_group(p) not in (self.pid, None)]
             for sig, grace in (
                 (signal.SIGINT, int_grace_s),
                 (signal.SIGTERM, term_grace_s),
@@ -218,10 +218,3 @@ class CodexProcess:
     def _signal_group(self, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, sig)
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None

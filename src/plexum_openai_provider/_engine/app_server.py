@@ -326,7 +326,7 @@ class AppServerEngine:
 
     async def _unload_idle(self) -> None:
         """Unload threads nobody used for ``idle_unload_s``, and the least recently used beyond
-        ``max_loaded``: each loaded thread costs the app-server memory (about 10 MiB)."""
+        ``max_loaded``: each loaded thread costs the app-server memory (about 1 MiB idle)."""
         while not self._closed:
             await asyncio.sleep(min(30.0, self.idle_unload_s / 2))
             server = self._server

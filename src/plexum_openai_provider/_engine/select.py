@@ -47,7 +47,7 @@ MAX_LOADED_ENV = "PLEXUM_MAX_LOADED_THREADS"
 
 def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
     """The app-server's memory against latency: how long an idle thread stays loaded (each costs
-    it about 10 MiB; a loaded thread's next turn skips a 25-50 ms resume), and how many at most."""
+    it about 1 MiB idle; a loaded thread's next turn skips a 25-50 ms resume), and how many at most."""
     out: dict[str, Any] = {}
     for key, name, kind in (
         (IDLE_UNLOAD_ENV, "idle_unload_s", float),
