@@ -216,3 +216,27 @@ async def test_a_new_thread_is_given_the_conversation_so_far(
     assert sum("the door code is 4711" in t for t in second.user_texts()) == 1  # not again
     third = model_server.requests[-1]
     assert "you are welcome" in third.raw and third.user_texts()[-1].endswith("bob: bye")
+
+
+async def test_the_workspace_project_instructions_reach_a_confined_agent(
+    codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer
+) -> None:
+    # codex's own AGENTS.md discovery, confined: the plugin tells codex not to look only where
+    # there is nothing to find (a confined look costs a sandboxed helper per read).
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "AGENTS.md").write_text("ROOT-DOC-MARK\n")
+    nested = repo / "agents" / "cx"
+    nested.mkdir(parents=True)
+    (nested / "AGENTS.md").write_text("AGENT-DOC-MARK\n")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        info = await plugin.initialize(host_config())
+        assert info["sandbox"]["mode"] == "workspace"
+        await run(plugin, "t-1", AgentContext("cx", nested), user("hi"))
+        await run(plugin, "t-2", AgentContext("other", bare), user("hi"))
+    with_docs, without = model_server.requests
+    assert "AGENT-DOC-MARK" in with_docs.raw
+    assert "ROOT-DOC-MARK" not in with_docs.raw  # outside the workspace: not the agent's to read
+    assert "DOC-MARK" not in without.raw

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from plexum_openai_provider._codex.command import McpServerSpec, exec_argv, split_app_server_args
+from plexum_openai_provider._codex.project_docs import SKIP_PROJECT_DOCS, project_docs_possible
 
 
 def test_new_thread() -> None:
@@ -58,3 +61,32 @@ def test_app_server_takes_config_and_feature_flags_only() -> None:
     takes += ["--disable=y", "--strict-config"]
     exec_only = ["--model", "gpt", "--search", "-p", "prof"]
     assert split_app_server_args(takes + exec_only) == (takes, exec_only)
+
+
+def test_project_docs_are_looked_for_only_where_codex_could_find_some(tmp_path: Path) -> None:
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    repo = tmp_path / "repo"
+    workspace = repo / "agents" / "cx"
+    workspace.mkdir(parents=True)
+    assert not project_docs_possible(workspace, home)  # no root: the workspace alone, empty
+    (repo / "AGENTS.md").write_text("x")
+    assert not project_docs_possible(workspace, home)  # above the workspace, but no project root
+    (repo / ".git").mkdir()
+    assert project_docs_possible(workspace, home)  # from the root down to the workspace
+    (repo / "AGENTS.md").unlink()
+    (workspace / "AGENTS.override.md").write_text("x")
+    assert project_docs_possible(workspace, home)
+    (workspace / "AGENTS.override.md").unlink()
+    assert not project_docs_possible(workspace, home)
+    # The operator tuned the discovery: codex looks as configured.
+    assert project_docs_possible(workspace, home, ["-c", 'project_doc_fallback_filenames=["X.md"]'])
+    (home / "config.toml").write_text('project_root_markers = [".hg"]\n')
+    assert project_docs_possible(workspace, home)
+
+
+def test_an_exec_with_no_project_docs_to_find_does_not_look() -> None:
+    argv = exec_argv("codex", skip_project_docs=True, extra_args=["-c", "project_doc_max_bytes=9"])
+    at = argv.index(SKIP_PROJECT_DOCS)
+    assert argv[at - 1] == "-c" and at < argv.index("project_doc_max_bytes=9")  # extra_args win
+    assert SKIP_PROJECT_DOCS not in exec_argv("codex")

@@ -116,3 +116,34 @@ async def test_the_guard_ends_in_the_background_and_settles(tmp_path: Path) -> N
     assert task.done()
     assert await asyncio.to_thread(ended_by, proc) == -signal.SIGKILL
     assert log.read_text().count("term") == 1
+
+
+# In a process of its own: the sweep is the child subreaper's, and this one must not become one.
+SWEEP_WHILE_STARTING = r"""
+import asyncio, os, subprocess
+from plexum_openai_provider._codex.guard import ProcessGuard
+
+async def main():
+    keeper = ProcessGuard()
+    assert keeper.enable_subreaper()
+    # Unmarked and not registered: a leftover, or a child whose start is still under way.
+    child = subprocess.Popen(["sleep", "30"], env={}, start_new_session=True)
+    with keeper.starting():
+        assert keeper.sweep(wait_s=0) is None  # a start is under way: left alone
+        assert child.poll() is None
+    ending = keeper.sweep(wait_s=0)  # no start under way: a leftover, ended
+    assert ending is not None
+    await ending
+    child.wait(5)  # ended (and reaped by the guard: its exit status is the guard's)
+    assert not os.path.exists(f"/proc/{child.pid}")
+    print("ok")
+
+asyncio.run(main())
+"""
+
+
+def test_a_sweep_takes_no_unmarked_child_while_a_start_is_under_way() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SWEEP_WHILE_STARTING], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr

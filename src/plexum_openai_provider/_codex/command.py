@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .policy import AgentPolicy
+from .project_docs import SKIP_PROJECT_DOCS
 
 __all__ = [
     "APP_SERVER_CONFIG",
@@ -100,6 +101,7 @@ def exec_argv(
     instructions: str | None = None,
     images: Sequence[str] = (),
     extra_args: Sequence[str] = (),
+    skip_project_docs: bool = False,
 ) -> list[str]:
     """``codex exec [options] [resume ID] -``: the prompt itself goes to stdin.
 
@@ -109,6 +111,7 @@ def exec_argv(
     be taken for a flag. ``policy``: the agent's sandbox and codex features (None: unconfined,
     codex's own features). ``instructions``: a new thread's developer instructions (codex 0.163+
     ignores them on ``resume``). ``images``: image files given with the prompt.
+    ``skip_project_docs``: there are none to find (:mod:`.project_docs`): codex does not look.
     """
     argv = [binary, "exec", *EXEC_FLAGS]
     if policy is not None and policy.confined:
@@ -123,6 +126,8 @@ def exec_argv(
         argv += config_overrides({"developer_instructions": instructions})
     for image in images:
         argv += ["--image", image]
+    if skip_project_docs:
+        argv += ["-c", SKIP_PROJECT_DOCS]
     argv += list(extra_args)
     if resume_thread is not None:
         argv += ["resume", resume_thread]

@@ -38,7 +38,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,16 +158,17 @@ async def run_briefly(
     ended gently (SIGTERM, the grace, SIGKILL) if it runs past ``timeout``. OSError if it cannot
     start."""
     keeper = guard()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    keeper.spawned.add(proc.pid)
+    with keeper.starting():
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        keeper.spawned.add(proc.pid)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -193,6 +194,16 @@ class ProcessGuard:
         self._starts: dict[int, int] = {}  # codex pid → its start time (for the watchdog)
         self._ending: set[int] = set()  # pids an ending of ours is ending now
         self._endings: set[asyncio.Task[None]] = set()
+        self._starting = 0  # children being started, not yet registered
+
+    @contextlib.contextmanager
+    def starting(self) -> Iterator[None]:
+        """Around the start of a child of ours, up to its registration (``spawned``)."""
+        self._starting += 1
+        try:
+            yield
+        finally:
+            self._starting -= 1
 
     def new_run(self, kind: str) -> str:
         run = f"{kind}{next(self._runs)}"
@@ -348,10 +359,12 @@ class ProcessGuard:
                 continue  # another plugin's (a test that runs two in one process)
             if owner is not None and owner.split(":", 1)[1] in self.active:
                 continue  # its run is still going
-            if process_group(pid) in self.spawned:
-                # In a running codex's process group: that codex's (an unmarked helper of its,
-                # re-parented here when its parent died mid-start). Ending it would follow its
-                # group to the running codex; the group is ended when that codex exits.
+            if owner is None and self._starting:
+                # A child of ours being started is not registered yet, and its environment may
+                # not show its mark yet: under load, sweeps took codex processes a moment old for
+                # unmarked leftovers and ended them (codex exited -15 mid-turn, 7 of 96 turns of
+                # 16 agents at once). The next sweep, once no start is under way, takes what this
+                # one leaves.
                 continue
             # Unmarked: what codex starts with a cleared environment (its sandboxed file helper,
             # bubblewrap) and left when it died; nothing else of ours is unregistered.

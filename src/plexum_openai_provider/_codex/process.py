@@ -82,17 +82,18 @@ class CodexProcess:
         keeper = guard()
         run = run or keeper.new_run("codex")
         keeper.sweep()
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env={**(os.environ if env is None else env), **keeper.marker(run)},
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # own process group, so that stop() reaches every child
-            limit=1 << 20,
-        )
-        keeper.started(proc.pid)
+        with keeper.starting():
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=cwd,
+                env={**(os.environ if env is None else env), **keeper.marker(run)},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,  # own process group, so that stop() reaches every child
+                limit=1 << 20,
+            )
+            keeper.started(proc.pid)
         log.debug("started codex pid %d (run %s): %s", proc.pid, run, list(argv))
         return cls(proc, prompt, run)
 

@@ -21,6 +21,7 @@ from .._codex.command import exec_argv
 from .._codex.consume import append_response_items
 from .._codex.home import codex_home
 from .._codex.process import CodexProcess
+from .._codex.project_docs import project_docs_possible
 from .._codex.records import message_item
 from .._codex.rollout import RolloutLocator
 from .._codex.writer_lock import thread_writer_lock
@@ -234,6 +235,9 @@ class ExecEngine:
         scratch = Path(tempfile.gettempdir()) / f"plexum-images-{uuid.uuid4().hex}"
         try:
             images = await asyncio.to_thread(_image_files, spec.images, scratch)
+            skip_docs = spec.policy.confined and not await asyncio.to_thread(
+                project_docs_possible, spec.workspace, self.codex_home, self.extra_args
+            )
             argv = exec_argv(
                 self.binary,
                 resume_thread=spec.resume,
@@ -243,6 +247,7 @@ class ExecEngine:
                 instructions=spec.instructions if spec.resume is None else None,
                 images=images,
                 extra_args=self.extra_args,
+                skip_project_docs=skip_docs,
             )
             process = await CodexProcess.start(
                 argv, cwd=str(spec.workspace), env=self.env, prompt=prompt.encode("utf-8")
