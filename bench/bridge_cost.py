@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from common import Env, bench_env, machine, pct
 from plexum_openai_provider import ToolOutput, ToolSpec
 from plexum_openai_provider._bridge.calls import ToolSession
 from plexum_openai_provider._bridge.listener import BridgeListener
-from plexum_openai_provider._bridge.relay import relay_command
+from plexum_openai_provider._bridge.relay import AGENT_ENV, KEY_ENV, SOCKET_ENV, relay_command
 
 TOOLS = [
     ToolSpec(
@@ -41,13 +42,14 @@ async def bridge_round_trips(env: Env, calls: int) -> list[float]:
     async def handler(name: str, args: dict[str, Any]) -> ToolOutput:
         return ToolOutput("ok")
 
-    listener = BridgeListener(sock, "bench", lambda: ToolSession(TOOLS, handler))
+    listener = BridgeListener(
+        sock, "bench", lambda: ToolSession(TOOLS, handler), key=secrets.token_hex(32)
+    )
     await listener.start()
     command = relay_command()
+    relay_env = {SOCKET_ENV: str(sock), AGENT_ENV: "bench", KEY_ENV: str(listener.key_path)}
     params = StdioServerParameters(
-        command=command[0],
-        args=command[1:],
-        env={**os.environ, "PLEXUM_MCP_SOCKET": str(sock), "PLEXUM_MCP_AGENT_ID": "bench"},
+        command=command[0], args=command[1:], env={**os.environ, **relay_env}
     )
     out = []
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from plexum_openai_provider import TextDelta
+from plexum_openai_provider import CodexProvider, HostConfig, TextDelta
+from plexum_openai_provider._engine.seam import Engine
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -19,6 +20,22 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> No
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+def provider_on(
+    engine: Engine, tmp_path: Path, config: HostConfig | None = None, **kwargs: Any
+) -> CodexProvider:
+    """A provider on ``engine`` (a fake seam), with a CODEX_HOME (``tmp_path/codex-home``) and a
+    lock folder of its own."""
+    home = tmp_path / "codex-home"
+    home.mkdir(parents=True, exist_ok=True)
+    return CodexProvider(
+        config or HostConfig(),
+        engine,
+        env={"CODEX_HOME": str(home)},
+        lock_dir=tmp_path / "locks",
+        **kwargs,
+    )
 
 
 def texts(events: Iterable[Any]) -> list[str]:

@@ -31,6 +31,7 @@ class RawPlugin:
         assert process.stdout is not None and process.stderr is not None
         self._lines = read_lines(process.stdout)
         self.received: list[bytes] = []
+        self.notes: list[dict[str, Any]] = []  # notifications read while waiting for an answer
         self.stderr = bytearray()  # read as it comes: a full pipe would block the plugin
         self._stderr_task = asyncio.create_task(self._drain(process.stderr))
 
@@ -84,33 +85,21 @@ class RawPlugin:
         await self.submit(request_id, method, params)
         return await self.answer(request_id)
 
-    notes: list[dict[str, Any]]
-
     async def answer(self, request_id: Any, timeout: float = 60) -> dict[str, Any]:
-        if not hasattr(self, "notes"):
-            self.notes = []
-        while True:
-            message = await self.recv(timeout)
-            if "method" in message:
-                self.notes.append(message)
-                continue
-            assert message.get("id") == request_id, message
-            return message
+        message = await self.answer_any(timeout)
+        assert message.get("id") == request_id, message
+        return message
 
     async def recv_until(
         self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 60
     ) -> dict[str, Any]:
         """The next message ``wanted`` accepts (the others are kept in .notes)."""
-        if not hasattr(self, "notes"):
-            self.notes = []
         while not wanted(message := await self.recv(timeout)):
             self.notes.append(message)
         return message
 
     async def answer_any(self, timeout: float = 60) -> dict[str, Any]:
         """The next answer, to whichever request (notifications before it are kept in .notes)."""
-        if not hasattr(self, "notes"):
-            self.notes = []
         while True:
             message = await self.recv(timeout)
             if "method" in message:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from plexum_openai_provider import AgentBusyError, AgentContext, CodexProvider, HostConfig
+from plexum_openai_provider import AgentBusyError, AgentContext
 from plexum_openai_provider.conversation import parse_messages
 from plexum_openai_provider.errors import InvalidRequestError
 from plexum_openai_provider.requests import TurnRequest
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
-from tests.helpers import wait_until
+from tests.helpers import provider_on, wait_until
 
 THREAD = "01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1"
 pytestmark = pytest.mark.timeout(10)
@@ -28,15 +28,9 @@ def answered(text: str) -> FakeRun:
 class Rig:
     def __init__(self, tmp_path: Path, runs: list[FakeRun]) -> None:
         (tmp_path / "ws").mkdir()
-        (tmp_path / "home").mkdir()
         self.agent = AgentContext("cx", tmp_path / "ws")
         self.engine = FakeEngine(list(runs))
-        self.provider = CodexProvider(
-            HostConfig(),
-            self.engine,
-            env={"CODEX_HOME": str(tmp_path / "home")},
-            lock_dir=tmp_path / "l",
-        )
+        self.provider = provider_on(self.engine, tmp_path)
 
     async def start(self, turn_id: str, *texts: str, when_busy: Any = "refuse") -> Any:
         messages = parse_messages([{"role": "user", "content": t} for t in texts])

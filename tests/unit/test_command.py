@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plexum_openai_provider._codex.command import McpServerSpec, exec_argv, split_app_server_args
-from plexum_openai_provider._codex.project_docs import SKIP_PROJECT_DOCS, project_docs_possible
+from plexum_openai_provider._codex.project_docs import project_docs_possible
 
 
 def test_new_thread() -> None:
@@ -87,6 +87,6 @@ def test_project_docs_are_looked_for_only_where_codex_could_find_some(tmp_path: 
 
 def test_an_exec_with_no_project_docs_to_find_does_not_look() -> None:
     argv = exec_argv("codex", skip_project_docs=True, extra_args=["-c", "project_doc_max_bytes=9"])
-    at = argv.index(SKIP_PROJECT_DOCS)
+    at = argv.index("project_doc_max_bytes=0")
     assert argv[at - 1] == "-c" and at < argv.index("project_doc_max_bytes=9")  # extra_args win
-    assert SKIP_PROJECT_DOCS not in exec_argv("codex")
+    assert "project_doc_max_bytes=0" not in exec_argv("codex")

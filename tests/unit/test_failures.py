@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from plexum_openai_provider import AgentContext, CodexProvider, HostConfig, TurnRequest
+from plexum_openai_provider import AgentContext, TurnRequest
 from plexum_openai_provider._codex.failures import classify
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
+from tests.helpers import provider_on
 
 DATA = json.loads((Path(__file__).parent.parent / "data" / "failures-0.163.json").read_text())
 THREAD = "01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1"
@@ -81,9 +82,7 @@ async def test_the_error_says_whether_codex_already_had_the_messages(tmp_path: P
             FakeRun([exec_lines.thread_started(THREAD), exec_lines.turn_failed("x")]),
         ]
     )
-    provider = CodexProvider(
-        HostConfig(), engine, env={"CODEX_HOME": str(tmp_path / "home")}, lock_dir=tmp_path / "l"
-    )
+    provider = provider_on(engine, tmp_path)
     agent = AgentContext("cx", tmp_path / "ws")
     first = await provider.start_turn(TurnRequest(agent, "hi"))
     events = [e async for e in first]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from plexum_openai_provider import AgentContext, CodexProvider, HostConfig, InvalidRequestError
+from plexum_openai_provider import AgentContext, InvalidRequestError
 from plexum_openai_provider._turn.delivery import load_delivery
 from plexum_openai_provider._turn.messages import (
     CONTINUE,
@@ -20,7 +20,7 @@ from plexum_openai_provider._turn.messages import (
 from plexum_openai_provider.conversation import MAX_IMAGES, ChatMessage, ImagePart, parse_messages
 from plexum_openai_provider.requests import TurnRequest
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
-from tests.helpers import wait_until
+from tests.helpers import provider_on, wait_until
 
 THREAD = "01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1"
 # A 1x1 PNG.
@@ -188,14 +188,8 @@ class Rig:
     def __init__(self, tmp_path: Path, runs: list[FakeRun]) -> None:
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir()
-        (tmp_path / "home").mkdir()
         self.engine = FakeEngine(list(runs))
-        self.provider = CodexProvider(
-            HostConfig(),
-            self.engine,
-            env={"CODEX_HOME": str(tmp_path / "home")},
-            lock_dir=tmp_path / "l",
-        )
+        self.provider = provider_on(self.engine, tmp_path)
 
     async def turn(self, *messages: dict[str, Any]) -> Any:
         turn = await self.provider.start_turn(

@@ -17,7 +17,6 @@ from plexum_openai_provider import (
     AgentContext,
     BridgeError,
     CodexProcessError,
-    CodexProvider,
     ErrorEvent,
     Event,
     HostConfig,
@@ -36,6 +35,7 @@ from plexum_openai_provider._engine.seam import RunSpec
 from plexum_openai_provider._turn.delivery import DELIVERY_FILE, load_delivery
 from plexum_openai_provider._turn.thread_store import SESSION_FILE, ThreadRecord
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
+from tests.helpers import provider_on
 
 DATA = Path(__file__).parent.parent / "data"
 THREAD = "01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1"
@@ -47,20 +47,15 @@ pytestmark = pytest.mark.timeout(10)
 class Rig:
     def __init__(self, tmp_path: Path, runs: list[FakeRun], **config: Any) -> None:
         self.home = tmp_path / "codex-home"
-        self.home.mkdir(parents=True)
         self.workspace = tmp_path / "ws"
-        self.workspace.mkdir()
+        self.workspace.mkdir(parents=True)
         self.engine = FakeEngine(list(runs))
 
         async def tools(call: Any) -> ToolOutput:
             return ToolOutput("ok")
 
-        self.provider = CodexProvider(
-            HostConfig.parse(config),
-            self.engine,
-            env={"CODEX_HOME": str(self.home)},
-            lock_dir=tmp_path / "locks",
-            tool_handler=tools,
+        self.provider = provider_on(
+            self.engine, tmp_path, HostConfig.parse(config), tool_handler=tools
         )
 
     @property

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .policy import AgentPolicy
-from .project_docs import SKIP_PROJECT_DOCS
+from .project_docs import SKIP_PROJECT_DOCS_CONFIG
 
 __all__ = [
     "APP_SERVER_CONFIG",
@@ -127,7 +127,7 @@ def exec_argv(
     for image in images:
         argv += ["--image", image]
     if skip_project_docs:
-        argv += ["-c", SKIP_PROJECT_DOCS]
+        argv += config_overrides(SKIP_PROJECT_DOCS_CONFIG)
     argv += list(extra_args)
     if resume_thread is not None:
         argv += ["resume", resume_thread]

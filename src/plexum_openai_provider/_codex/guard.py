@@ -42,7 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .watchdog import OWNER_ENV, Ending, ending_steps, process_table, read_proc
+from .watchdog import OWNER_ENV, Ending, ending_steps, process_table, read_bytes, read_proc
 
 __all__ = [
     "LEFTOVER_WAIT_S",
@@ -64,17 +64,9 @@ _PR_SET_CHILD_SUBREAPER = 36
 LEFTOVER_WAIT_S = 1.0
 
 
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
 def _owner(pid: int) -> str | None:
     prefix = f"{OWNER_ENV}=".encode()
-    for var in _read(f"/proc/{pid}/environ").split(b"\0"):
+    for var in read_bytes(f"/proc/{pid}/environ").split(b"\0"):
         if var.startswith(prefix):
             return var[len(prefix) :].decode("utf-8", "replace")
     return None
@@ -101,7 +93,7 @@ def _children_of(pid: int) -> list[int]:
     tasks = f"/proc/{pid}/task"
     paths = [f"{tasks}/{t}/children" for t in os.listdir(tasks)] if os.path.isdir(tasks) else []
     if paths and os.path.exists(paths[0]):
-        return [int(c) for path in paths for c in _read(path).split()]
+        return [int(c) for path in paths for c in read_bytes(path).split()]
     return [proc.pid for proc in process_table().values() if proc.ppid == pid]
 
 
@@ -117,7 +109,7 @@ def thread_processes(
     under = set(descendants(root))
     out = []
     for pid in sorted(under | (set(_all_pids()) if owner else set())):
-        environ = _read(f"/proc/{pid}/environ").split(b"\0")
+        environ = read_bytes(f"/proc/{pid}/environ").split(b"\0")
         if pid not in under and not all(o in environ for o in owner):
             continue
         if (needle in environ) if thread_id else any(v.startswith(needle) for v in environ):
@@ -280,7 +272,7 @@ class ProcessGuard:
     def marked(self, run: str) -> list[int]:
         """Live processes marked as started by ``run``."""
         needle = f"{OWNER_ENV}={self.token}:{run}".encode()
-        return [p for p in _all_pids() if needle in _read(f"/proc/{p}/environ").split(b"\0")]
+        return [p for p in _all_pids() if needle in read_bytes(f"/proc/{p}/environ").split(b"\0")]
 
     # -- ending ------------------------------------------------------------------------------
     def end(

@@ -48,6 +48,7 @@ __all__ = [
     "ending_steps",
     "marked",
     "process_table",
+    "read_bytes",
     "read_proc",
 ]
 
@@ -76,7 +77,8 @@ def _proc(pid: int, stat: bytes) -> Proc | None:
     return Proc(pid, int(fields[1]), int(fields[2]), fields[0] == b"Z", int(fields[19]))
 
 
-def _read(path: str) -> bytes:
+def read_bytes(path: str) -> bytes:
+    """A whole (small, /proc) file; empty if it cannot be read."""
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -86,7 +88,7 @@ def _read(path: str) -> bytes:
 
 def read_proc(pid: int) -> Proc | None:
     """One process, or None if it is gone."""
-    return _proc(pid, _read(f"/proc/{pid}/stat"))
+    return _proc(pid, read_bytes(f"/proc/{pid}/stat"))
 
 
 def process_table() -> dict[int, Proc]:
@@ -108,7 +110,7 @@ def marked(token: str) -> list[int]:
     with contextlib.suppress(OSError):
         for entry in os.listdir("/proc"):
             if entry.isdigit() and int(entry) != os.getpid():
-                environ = _read(f"/proc/{entry}/environ")
+                environ = read_bytes(f"/proc/{entry}/environ")
                 if any(v.startswith(needle) for v in environ.split(b"\0")):
                     out.append(int(entry))
     return out

@@ -49,6 +49,7 @@ from .._codex.guard import guard, thread_processes
 from .._codex.home import codex_home
 from .._codex.policy import PROFILE
 from .._codex.process import CodexProcess
+from .._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, project_docs_possible
 from .._codex.records import message_item
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
@@ -352,6 +353,10 @@ class AppServerEngine:
             **(spec.mcp_server.config() if spec.mcp_server else {}),
             **spec.policy.config(),
         }
+        if spec.policy.confined and not await asyncio.to_thread(
+            project_docs_possible, spec.workspace, codex_home(self.env), self.extra_args
+        ):
+            config.update(SKIP_PROJECT_DOCS_CONFIG)  # none to find: codex does not look
         # A loaded thread keeps what it was loaded with: another workspace, MCP server (tools) or
         # policy means unload and resume.
         key = json.dumps([str(spec.workspace), config], sort_keys=True)
