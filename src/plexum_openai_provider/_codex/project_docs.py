@@ -14,10 +14,11 @@ naming it), codex looks as configured.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NAMES", "SKIP_PROJECT_DOCS_CONFIG", "project_docs_possible"]
+__all__ = ["NAMES", "SKIP_PROJECT_DOCS_CONFIG", "project_docs_possible", "skip_project_docs"]
 
 NAMES = ("AGENTS.override.md", "AGENTS.md")
 ROOT_MARKER = ".git"
@@ -38,10 +39,17 @@ def project_docs_possible(
         config = ""
     if any(key in config for key in _TUNING):
         return True
-    folders = [workspace]
-    for folder in (workspace, *workspace.parents):
-        if (folder / ROOT_MARKER).exists():
-            root = folder
-            folders = [workspace, *workspace.parents[: len(workspace.parts) - len(root.parts)]]
-            break
+    root = next((f for f in (workspace, *workspace.parents) if (f / ROOT_MARKER).exists()), None)
+    depth = 0 if root is None else len(workspace.parts) - len(root.parts)
+    folders = [workspace, *workspace.parents[:depth]]
     return any((folder / name).exists() for folder in folders for name in NAMES)
+
+
+async def skip_project_docs(
+    confined: bool, workspace: Path, codex_home: Path, extra_args: Sequence[str]
+) -> bool:
+    """Whether a run is to be told not to look: confined (unconfined, a look is a plain read,
+    and codex decides) and with nothing to find."""
+    if not confined:
+        return False
+    return not await asyncio.to_thread(project_docs_possible, workspace, codex_home, extra_args)

@@ -49,7 +49,7 @@ from .._codex.guard import guard, thread_processes
 from .._codex.home import codex_home
 from .._codex.policy import PROFILE
 from .._codex.process import CodexProcess
-from .._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, project_docs_possible
+from .._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, skip_project_docs
 from .._codex.records import message_item
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
@@ -183,6 +183,7 @@ class AppServerEngine:
     ) -> None:
         self.binary = binary
         self.env = dict(env)
+        self.codex_home = codex_home(self.env)
         self.extra_args = tuple(extra_args)
         self.request_timeout_s = request_timeout_s
         self.handshake_timeout_s = handshake_timeout_s
@@ -241,7 +242,7 @@ class AppServerEngine:
                 gaps = await probe_live(
                     lambda method, params: server.request(method, params, self.request_timeout_s),
                     lambda thread_id: self._unload(server, thread_id),
-                    codex_home(self.env),
+                    self.codex_home,
                 )
                 if gaps:
                     await server.close(grace_s=1.0)
@@ -353,8 +354,8 @@ class AppServerEngine:
             **(spec.mcp_server.config() if spec.mcp_server else {}),
             **spec.policy.config(),
         }
-        if spec.policy.confined and not await asyncio.to_thread(
-            project_docs_possible, spec.workspace, codex_home(self.env), self.extra_args
+        if await skip_project_docs(
+            spec.policy.confined, spec.workspace, self.codex_home, self.extra_args
         ):
             config.update(SKIP_PROJECT_DOCS_CONFIG)  # none to find: codex does not look
         # A loaded thread keeps what it was loaded with: another workspace, MCP server (tools) or

@@ -21,7 +21,7 @@ from .._codex.command import exec_argv
 from .._codex.consume import append_response_items
 from .._codex.home import codex_home
 from .._codex.process import CodexProcess
-from .._codex.project_docs import project_docs_possible
+from .._codex.project_docs import skip_project_docs
 from .._codex.records import message_item
 from .._codex.rollout import RolloutLocator
 from .._codex.writer_lock import thread_writer_lock
@@ -235,8 +235,8 @@ class ExecEngine:
         scratch = Path(tempfile.gettempdir()) / f"plexum-images-{uuid.uuid4().hex}"
         try:
             images = await asyncio.to_thread(_image_files, spec.images, scratch)
-            skip_docs = spec.policy.confined and not await asyncio.to_thread(
-                project_docs_possible, spec.workspace, self.codex_home, self.extra_args
+            skip_docs = await skip_project_docs(
+                spec.policy.confined, spec.workspace, self.codex_home, self.extra_args
             )
             argv = exec_argv(
                 self.binary,
