@@ -20,6 +20,7 @@ from .errors import ConfigError
 __all__ = [
     "DEFAULT_MODEL",
     "MAX_TIMEOUT_S",
+    "AgentEnvConfig",
     "EngineName",
     "HostConfig",
     "SandboxMode",
@@ -37,6 +38,53 @@ EngineName = Literal["app-server", "exec"]
 SandboxMode = Literal["workspace", "none"]
 # codex's feature flags are lower-case words joined by underscores (`codex features list`).
 _FEATURE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# An environment variable's name; in `agent_env.pass` it may end with `*` (every name so begun).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+# What the plugin and codex put in an agent's environment themselves (the process guard's mark,
+# codex's thread id): an operator's value would break what relies on them.
+RESERVED_ENV = ("PLEXUM_CODEX_OWNER", "CODEX_THREAD_ID")
+
+
+class AgentEnvConfig(BaseModel):
+    """``agent_env``: what a confined agent's commands get of the environment besides what
+    programs need (see ``_codex/agent_env.py``): ``pass``, names (or prefixes ending in ``*``)
+    whose values come from the plugin's own environment; ``set``, names and values."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    pass_: tuple[str, ...] = Field(default=(), alias="pass")
+    set: dict[str, str] = Field(default_factory=dict)
+
+    def check(self) -> None:
+        """ConfigError naming ``agent_env`` and the entry at fault."""
+
+        def bad(why: str) -> ConfigError:
+            return ConfigError(
+                f"config key 'agent_env' has an invalid value: {why}",
+                key="agent_env",
+                value=self.model_dump(by_alias=True),
+            )
+
+        for name in self.pass_:
+            if not _ENV_NAME.fullmatch(name.removesuffix("*")):
+                raise bad(
+                    f"'pass' entry {name!r} is not a variable name (letters, digits and _, not"
+                    " starting with a digit; a trailing * passes every name so begun)"
+                )
+        for name, value in self.set.items():
+            if not _ENV_NAME.fullmatch(name):
+                raise bad(
+                    f"'set' name {name!r} is not a variable name (letters, digits and _, not"
+                    " starting with a digit)"
+                )
+            if "\0" in value:
+                raise bad(f"'set' value of {name!r} holds a NUL byte")
+        for name in [*self.pass_, *self.set]:
+            if name.removesuffix("*").upper() in RESERVED_ENV:
+                raise bad(f"{name!r} is the plugin's or codex's own and cannot be given")
+        both = sorted(set(self.pass_) & set(self.set))
+        if both:
+            raise bad(f"{both[0]!r} is both passed and set: name it once")
 
 
 def _timeout(default: float) -> Any:
@@ -63,6 +111,8 @@ class HostConfig(BaseModel):
     sandbox: SandboxMode | None = None
     sandbox_readable: tuple[str, ...] = ()
     sandbox_network: bool = False
+    # What a confined agent's commands get of the environment besides what programs need.
+    agent_env: AgentEnvConfig = Field(default_factory=AgentEnvConfig)
     # codex feature flags, over the plugin's defaults (see _codex/policy.py).
     codex_features: dict[str, bool] = Field(default_factory=dict)
 
@@ -76,7 +126,7 @@ class HostConfig(BaseModel):
                 f"config must be a JSON object, not {type(data).__name__}", key="config", value=data
             )
         # JSON has lists, not tuples: accept them where the model keeps tuples.
-        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        data = {k: _tuples(v) for k, v in data.items()}
         try:
             config = cls.model_validate(data)
         except ValidationError as exc:
@@ -86,7 +136,10 @@ class HostConfig(BaseModel):
 
     def _check_values(self) -> None:
         for key in type(self).model_fields:
-            text = lone_surrogate(getattr(self, key))
+            value = getattr(self, key)
+            if isinstance(value, BaseModel):
+                value = value.model_dump(by_alias=True)
+            text = lone_surrogate(value)
             if text is not None:
                 raise ConfigError(
                     f"config key {key!r} has an invalid value: {text}", key=key, value=None
@@ -123,6 +176,7 @@ class HostConfig(BaseModel):
                     key="sandbox_readable",
                     value=list(self.sandbox_readable),
                 )
+        self.agent_env.check()
         for name in self.codex_features:
             if not _FEATURE.fullmatch(name):
                 raise ConfigError(
@@ -145,10 +199,24 @@ class HostConfig(BaseModel):
         return self.model_args.get(model)
 
 
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):  # a section's lists (agent_env.pass)
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    return value
+
+
 def _config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
     err = exc.errors()[0]
     loc = [str(part) for part in err.get("loc", ())]
     key = loc[0] if loc else "config"
+    if err.get("type") == "extra_forbidden" and loc[:1] == ["agent_env"] and len(loc) > 1:
+        return ConfigError(
+            f"config key 'agent_env.{loc[1]}' is not known (agent_env has: pass, set)",
+            key=key,
+            value=data.get(key),
+        )
     if err.get("type") == "extra_forbidden":
         known = ", ".join(HostConfig.model_fields)
         return ConfigError(

@@ -295,7 +295,10 @@ class CodexProvider:
             bridge=bridge,
             claim=claim,
             plan=plan,
-            policy=self.policy,
+            policy=self.policy.for_workspace(
+                str(request.agent.workspace),
+                [w for a, w in self._owners if a != agent_id],
+            ),
             notices=self._notices_for(agent_id),
             on_end=lambda: self._turn_ended(agent_id, turn_id),
         )

@@ -9,33 +9,51 @@ from pathlib import Path
 
 import pytest
 
+from plexum_openai_provider._codex.agent_env import PROGRAMS_NEED, AgentEnv
 from plexum_openai_provider._codex.binary import CodexBinary, bundled_codex
 from plexum_openai_provider._codex.command import config_overrides, exec_argv
 from plexum_openai_provider._codex.policy import (
     FEATURES_OFF,
+    GIT_GUARD,
     PROFILE,
     AgentPolicy,
-    readable_folders,
-    toolchain_folders,
+    prepare_git_folder,
 )
+from plexum_openai_provider._codex.readable import readable_folders, toolchain_folders
 from plexum_openai_provider._codex.sandbox_probe import choose_policy
 from plexum_openai_provider.config import HostConfig
 from plexum_openai_provider.errors import ConfigError
 
+ENV = "shell_environment_policy"
+
 
 def test_the_profile_of_a_confined_agent() -> None:
     policy = AgentPolicy(
-        "workspace", "probed", ("/opt/tools",), False, (".plexum-codex-session",), {}
+        "workspace",
+        "probed",
+        ("/opt/tools",),
+        False,
+        (".plexum-codex-session",),
+        {},
+        env=AgentEnv(("GITHUB_TOKEN",), {"FOO": "bar"}),
     )
+    roots = {".": "write", ".git": "write", GIT_GUARD: "read", ".plexum-codex-session": "read"}
     assert policy.config() == {
         "default_permissions": PROFILE,
         f"permissions.{PROFILE}.filesystem": {
             ":minimal": "read",
             "/opt/tools": "read",
-            ":workspace_roots": {".": "write", ".git": "write", ".plexum-codex-session": "read"},
+            ":workspace_roots": roots,
         },
         f"permissions.{PROFILE}.network.enabled": False,
+        f"{ENV}.inherit": "all",
+        f"{ENV}.ignore_default_excludes": True,
+        f"{ENV}.include_only": [*PROGRAMS_NEED, "PLEXUM_CODEX_OWNER", "GITHUB_TOKEN", "FOO"],
+        f"{ENV}.set": {"FOO": "bar"},
     }
+    # A .git that is not a real folder is not named: codex's own protection applies.
+    unnamed = policy.config(git_folder=False)[f"permissions.{PROFILE}.filesystem"]
+    assert unnamed[":workspace_roots"] == {".": "write", ".plexum-codex-session": "read"}
     argv = exec_argv("codex", policy=policy)
     assert "--dangerously-bypass-approvals-and-sandbox" not in argv
     assert argv[4:6] == ["-c", 'approval_policy="never"']
@@ -47,51 +65,187 @@ def test_the_profile_of_a_confined_agent() -> None:
 
 
 def test_unconfined_is_the_seeds_full_access_with_the_features_off() -> None:
-    policy = AgentPolicy("none", "configured")
+    policy = AgentPolicy("none", "configured", env=AgentEnv(("X",)))
+    # Every variable reaches the agent, as it always did: no shell_environment_policy.
     assert policy.config() == {f"features.{name}": False for name in FEATURES_OFF}
     assert {"multi_agent", "apps", "browser_use", "computer_use", "goals"} <= set(FEATURES_OFF)
     assert "--dangerously-bypass-approvals-and-sandbox" in exec_argv("codex", policy=policy)
     assert policy.describe()["network"] is True
 
 
-def test_the_toolchains_of_the_path(tmp_path: Path) -> None:
+def test_a_missing_git_folder_is_made_and_a_link_or_file_is_left_alone(tmp_path: Path) -> None:
+    fresh, linked, worktree = (tmp_path / n for n in ("fresh", "linked", "worktree"))
+    for folder in (fresh, linked, worktree):
+        folder.mkdir()
+    assert prepare_git_folder(fresh) is True
+    assert (fresh / ".git").is_dir() and not any((fresh / ".git").iterdir())
+    assert prepare_git_folder(fresh) is True  # again: unchanged
+    (linked / ".git").symlink_to("/")
+    assert prepare_git_folder(linked) is False
+    assert (linked / ".git").readlink() == Path("/")
+    (worktree / ".git").write_text("gitdir: /elsewhere\n")
+    assert prepare_git_folder(worktree) is False
+    assert (worktree / ".git").read_text() == "gitdir: /elsewhere\n"
+
+
+def _exe(path: Path, text: str = "#!/bin/sh\n") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def _link(path: Path, target: Path | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
+def _toolchains(tmp_path: Path) -> tuple[Path, str]:
+    """A home with pyenv, pipx, nvm, rustup's cargo and credentials; the PATH that uses them."""
     home = tmp_path / "home"
-    folders = {
-        "pyenv": home / ".pyenv" / "shims",
-        "nvm": home / ".nvm" / "versions" / "node" / "v22" / "bin",
-        "local": home / ".local" / "bin",
-        "opt": tmp_path / "opt" / "tool" / "bin",
-        "plain": tmp_path / "scripts",
-    }
-    for folder in folders.values():
-        folder.mkdir(parents=True)
-    path = ":".join([*(str(f) for f in folders.values()), str(tmp_path / "missing"), "relative"])
-    assert toolchain_folders(path) == [
-        str(home / ".pyenv"),
-        str(home / ".nvm"),
-        str(home / ".local"),
-        str(tmp_path / "opt" / "tool"),
-        str(tmp_path / "scripts"),
+    pyenv = home / ".pyenv"
+    _exe(pyenv / "libexec" / "pyenv")
+    _link(pyenv / "bin" / "pyenv", "../libexec/pyenv")
+    _exe(pyenv / "shims" / "python3", '#!/usr/bin/env bash\nexec pyenv exec "$@"\n')
+    python = _exe(pyenv / "versions" / "3.11.7" / "bin" / "python3.11", "ELF")
+    (pyenv / "version").write_text("3.11.7\n")
+    venv = home / ".local" / "share" / "pipx" / "venvs" / "black"
+    _link(venv / "bin" / "python", python)
+    _exe(venv / "bin" / "black", f"#!{venv}/bin/python\nimport black\n")
+    _link(home / ".local" / "bin" / "black", venv / "bin" / "black")
+    (home / ".local" / "share" / "other-agent").mkdir(parents=True)  # beside pipx's venvs
+    node = home / ".nvm" / "versions" / "node" / "v22"
+    _exe(node / "bin" / "node", "ELF")
+    _exe(node / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js", "#!/usr/bin/env node\n")
+    _link(node / "bin" / "npm", "../lib/node_modules/npm/bin/npm-cli.js")
+    _exe(home / ".cargo" / "bin" / "rustup", "ELF")
+    _link(home / ".cargo" / "bin" / "cargo", "rustup")
+    (home / ".cargo" / "credentials.toml").write_text("token = 'x'\n")
+    (home / ".rustup" / "toolchains").mkdir(parents=True)
+    _exe(tmp_path / "opt" / "tool" / "bin" / "tool", "ELF")
+    (home / "notes").mkdir()
+    entries = [
+        pyenv / "shims",
+        pyenv / "bin",
+        home / ".local" / "bin",
+        node / "bin",
+        home / ".cargo" / "bin",
+        tmp_path / "opt" / "tool" / "bin",
+        tmp_path / "missing",
     ]
+    return home, ":".join([*(str(e) for e in entries), "relative", "/usr/bin"])
 
 
-def test_readable_folders_never_expose_codex_home_or_the_whole_home(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    codex_home = home / ".local" / "codex"  # inside a toolchain folder
-    for folder in (home / ".local" / "bin", codex_home, home / "bin", home / ".cargo" / "bin"):
-        folder.mkdir(parents=True)
+def test_the_toolchains_of_the_path_are_what_their_programs_resolve_into(tmp_path: Path) -> None:
+    home, path = _toolchains(tmp_path)
+    pyenv, node = home / ".pyenv", home / ".nvm" / "versions" / "node" / "v22"
+    venv = home / ".local" / "share" / "pipx" / "venvs" / "black"
+    folders = toolchain_folders(path, str(home))
+    assert folders == [
+        str(pyenv / "shims"),
+        str(pyenv / "libexec"),
+        str(pyenv / "versions"),
+        str(pyenv / "version"),
+        str(pyenv / "bin"),
+        str(home / ".local" / "bin"),
+        str(venv),  # the link's target's installation
+        str(pyenv / "versions" / "3.11.7"),  # its script's interpreter's
+        str(node / "bin"),
+        str(node / "lib" / "node_modules" / "npm"),
+        str(home / ".cargo" / "bin"),
+        str(home / ".rustup"),
+        str(tmp_path / "opt" / "tool" / "bin"),
+        "/usr/bin",
+    ]
+    # Never a PATH folder's parent: not ~/.local (another agent's files), not ~/.cargo (its
+    # credentials), not ~/.pyenv whole.
+    for parent in (home / ".local", home / ".cargo", pyenv, home / ".nvm", home):
+        assert str(parent) not in folders
+
+
+def test_readable_folders_never_expose_what_no_agent_may_see(tmp_path: Path) -> None:
+    home, path = _toolchains(tmp_path)
+    codex_home = home / ".pyenv" / "versions" / "codex-home"  # inside a toolchain folder
+    codex_home.mkdir()
+    _link(tmp_path / "bin" / "x", home / "x")  # resolves into the home itself
+    _exe(home / "x")
+    (home / ".aws" / "bin").mkdir(parents=True)  # a PATH folder inside a credential folder
+    _exe(home / ".aws" / "bin" / "aws")
     package = tmp_path / "pkg"
     (package / "bin").mkdir(parents=True)
     readable, left_out = readable_folders(
         codex_package=str(package),
-        path_env=f"{home}/.local/bin:{home}/bin:{home}/.cargo/bin:/usr/bin:/bin",
+        path_env=f"{path}:{tmp_path / 'bin'}:{home / '.aws' / 'bin'}",
         operator=["/srv/extra"],
         never=[str(codex_home)],
         home=str(home),
     )
-    assert readable == [str(package), str(home / ".cargo"), "/srv/extra"]
-    assert any("holds" in why and str(codex_home) in why for why in left_out)
-    assert any("whole home" in why for why in left_out)
+    pyenv = home / ".pyenv"
+    assert readable == [
+        str(package),
+        str(pyenv / "shims"),
+        str(pyenv / "libexec"),
+        str(pyenv / "version"),
+        str(pyenv / "bin"),
+        str(home / ".local" / "bin"),
+        str(home / ".local" / "share" / "pipx" / "venvs" / "black"),
+        str(pyenv / "versions" / "3.11.7"),
+        str(home / ".nvm" / "versions" / "node" / "v22" / "bin"),
+        str(home / ".nvm" / "versions" / "node" / "v22" / "lib" / "node_modules" / "npm"),
+        str(home / ".cargo" / "bin"),
+        str(home / ".rustup"),
+        str(tmp_path / "opt" / "tool" / "bin"),
+        str(tmp_path / "bin"),
+        "/srv/extra",
+    ]
+    assert left_out == [
+        f"{pyenv / 'versions'} (it holds {codex_home})",
+        f"{home} (the whole home or root)",
+        f"{home / '.aws' / 'bin'} (it holds {home / '.aws'})",
+    ]
+
+
+def test_a_turn_does_not_read_a_folder_that_holds_a_workspace(tmp_path: Path) -> None:
+    shared, tools = tmp_path / "shared", tmp_path / "tools"
+    policy = AgentPolicy("workspace", "probed", (str(shared), str(tools)))
+    assert policy.for_workspace(str(tmp_path / "ws")) is policy
+    assert policy.for_workspace(str(shared / "cx")).readable == (str(tools),)
+    assert policy.for_workspace(str(tmp_path / "ws"), [str(shared / "b")]).readable == (str(tools),)
+    unconfined = AgentPolicy("none", "configured", (str(shared),))
+    assert unconfined.for_workspace(str(shared / "cx")) is unconfined
+
+
+@pytest.mark.parametrize(
+    ("agent_env", "why"),
+    [
+        ({"pass": ["1X"]}, "'pass' entry '1X' is not a variable name"),
+        ({"pass": ["A-B"]}, "'pass' entry 'A-B' is not a variable name"),
+        ({"pass": ["*"]}, "'pass' entry '*' is not a variable name"),
+        ({"pass": "X"}, "agent_env.pass"),
+        ({"set": {"A B": "x"}}, "'set' name 'A B' is not a variable name"),
+        ({"set": {"X": 1}}, "agent_env.set.X"),
+        ({"set": {"X": "a\0b"}}, "'set' value of 'X' holds a NUL byte"),
+        ({"pass": ["X"], "set": {"X": "1"}}, "'X' is both passed and set"),
+        ({"pass": ["PLEXUM_CODEX_OWNER"]}, "the plugin's or codex's own"),
+        ({"set": {"CODEX_THREAD_ID": "t"}}, "the plugin's or codex's own"),
+        ({"other": []}, "'agent_env.other' is not known"),
+        (["X"], "agent_env"),
+    ],
+)
+def test_agent_env_is_checked(agent_env: object, why: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        HostConfig.parse({"agent_env": agent_env})
+    assert err.value.key == "agent_env" and why in err.value.message
+
+
+def test_agent_env_names_and_values() -> None:
+    config = HostConfig.parse(
+        {"agent_env": {"pass": ["GITHUB_TOKEN", "MYAPP_*"], "set": {"A": "1"}}}
+    )
+    env = AgentEnv.from_config(config.agent_env)
+    assert env.names()[-3:] == ["GITHUB_TOKEN", "MYAPP_*", "A"]
+    assert env.config()[f"{ENV}.set"] == {"A": "1"}
+    assert HostConfig().agent_env.pass_ == () and HostConfig().agent_env.set == {}
 
 
 async def test_sandbox_readable_that_would_expose_codex_home_is_refused(tmp_path: Path) -> None:
@@ -101,6 +255,24 @@ async def test_sandbox_readable_that_would_expose_codex_home_is_refused(tmp_path
     with pytest.raises(ConfigError) as err:
         await choose_policy(config, _fake(tmp_path, "exit 0"), {}, never=[str(home)], protected=())
     assert err.value.key == "sandbox_readable" and str(home) in err.value.message
+
+
+@pytest.mark.parametrize("entry", [".config", ".cargo", "", ".ssh/keys"])
+async def test_sandbox_readable_that_would_expose_a_credential_file_is_refused(
+    tmp_path: Path, entry: str
+) -> None:
+    home = tmp_path / "home"
+    folder = home / entry
+    folder.mkdir(parents=True)
+    (tmp_path / "ok").mkdir()
+    config = HostConfig.parse({"sandbox_readable": [str(tmp_path / "ok"), str(folder)]})
+    with pytest.raises(ConfigError) as err:
+        await choose_policy(
+            config, _fake(tmp_path, "exit 0"), {"HOME": str(home)}, never=[], protected=()
+        )
+    assert err.value.key == "sandbox_readable"
+    assert f"invalid value {str(folder)!r}" in err.value.message
+    assert "a credential file" in err.value.message
 
 
 def _fake(tmp_path: Path, sandbox: str) -> CodexBinary:

@@ -102,6 +102,7 @@ def exec_argv(
     images: Sequence[str] = (),
     extra_args: Sequence[str] = (),
     skip_project_docs: bool = False,
+    git_folder: bool = True,
 ) -> list[str]:
     """``codex exec [options] [resume ID] -``: the prompt itself goes to stdin.
 
@@ -112,6 +113,7 @@ def exec_argv(
     codex's own features). ``instructions``: a new thread's developer instructions (codex 0.163+
     ignores them on ``resume``). ``images``: image files given with the prompt.
     ``skip_project_docs``: there are none to find (:mod:`.project_docs`): codex does not look.
+    ``git_folder``: the workspace's ``.git`` is a real folder (:func:`.policy.prepare_git_folder`).
     """
     argv = [binary, "exec", *EXEC_FLAGS]
     if policy is not None and policy.confined:
@@ -121,7 +123,7 @@ def exec_argv(
     if model is not None:
         argv += ["--model", model]
     argv += mcp_server.overrides() if mcp_server else []
-    argv += config_overrides(policy.config()) if policy else []
+    argv += config_overrides(policy.config(git_folder=git_folder)) if policy else []
     if instructions:
         argv += config_overrides({"developer_instructions": instructions})
     for image in images:

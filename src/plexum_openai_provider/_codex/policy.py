@@ -6,20 +6,54 @@ with every run (``-c`` on exec, the thread's ``config`` and ``permissions`` on a
 it, what codex runs for the agent (shell commands, apply_patch, code mode's tools; not the MCP
 relay, which codex starts itself):
 
-* writes only its workspace (and ``.git`` in it) and a private ``/tmp`` (a tmpfs of its own);
+* writes only its workspace (``.git`` in it included, see below) and a private ``/tmp`` (a tmpfs
+  of its own);
 * reads its workspace, what codex calls ``:minimal`` (``/bin /etc /lib* /sbin /usr /dev`` and its
-  own ``/proc``), codex's own package folder (bubblewrap runs codex's binary as its helper), the
-  toolchains of the daemon's ``PATH`` (pyenv, nvm, cargo, ``~/.local``) and what the operator
-  adds (``sandbox_readable``); nothing else: not another agent's workspace, not ``CODEX_HOME``
-  (credentials, every agent's sessions), not the plugin's socket and lock folders, not the rest
-  of the user's home;
+  own ``/proc``), codex's own package folder (bubblewrap runs codex's binary as its helper), what
+  the daemon's ``PATH`` needs (:mod:`.readable`: the PATH's folders and what their programs
+  resolve into, never a credential file) and what the operator adds (``sandbox_readable``);
+  nothing else: not another agent's workspace, not ``CODEX_HOME`` (credentials, every agent's
+  sessions), not the plugin's socket and lock folders, not the rest of the user's home;
+* gets an environment of what programs need and what the operator names (:mod:`.agent_env`),
+  none of the daemon's secrets;
 * sees only its own processes, and has no network (``socket()`` fails with EPERM) unless the
-  operator allows it (``sandbox_network``);
+  operator allows it (``sandbox_network``, which gives it the host's network namespace: its
+  abstract unix sockets too);
 * cannot rewrite the plugin's records in the workspace (the thread id, the owner), which would
   point its next turn at another agent's thread.
 
-Measured on this machine with codex 0.163 and 0.171 (``codex sandbox`` with such a profile).
-Approvals stay off: a refused operation fails inside the turn and the model reads the error.
+**The workspace's ``.git``**, and why it is named as it is. codex keeps a writable root's
+top-level ``.git``, ``.codex`` and ``.agents`` read-only (codex-rs ``protocol/src/
+permissions.rs``, ``PROTECTED_METADATA_PATH_NAMES``, 0.163-0.171): a ``.git`` that exists (a
+folder, or a file and the ``gitdir:`` it points to) is bound read-only, a missing one is covered
+by an empty read-only placeholder, so ``git init`` and ``git commit`` fail. Naming ``.git``
+writable lifts that, but codex then binds whatever ``.git`` resolves to: with ``ln -s / .git``
+in one command, the next one had the whole disk writable (codex 0.163, 0.169, 0.171; bubblewrap
+follows the link for the bind). And codex refuses a read-only or deny entry that crosses a
+writable symlink ("cannot enforce sandbox read-only path … because it crosses writable
+symlink", checked as each command's sandbox is built), because binding a link's target only
+protects a snapshot. So the profile names, for a workspace whose ``.git`` is a real folder when
+the run starts:
+
+* ``.git`` writable, so that git works, and
+* a read-only entry beneath it, :data:`GIT_GUARD`, that exists only to make codex refuse the
+  command when ``.git`` is a symlink at the moment that command's sandbox is built: a link in
+  its place is never followed into a bind (the agent reads codex's error);
+
+and before a confined run the plugin makes a missing ``.git`` an empty folder
+(:func:`prepare_git_folder`; git treats an empty one as no repository, and ``git init`` fills
+it): with the guard, a missing ``.git`` would get codex's read-only placeholder. Inside every
+command's sandbox ``.git`` is then a mount point (a bind of itself, or the placeholder), which
+no process of the agent can rename, remove or replace (EBUSY), so it cannot be swapped between
+two commands or while one is being set up (measured: a swap raced from outside the sandbox
+reached 1 of 30 setups; from inside it cannot start). A ``.git`` that is a file (a worktree's
+``gitdir:`` pointer) or a link when the run starts is not named: codex's own protection applies
+(the file and its gitdir read-only; a link refused). A repository the agent clones or creates
+below the top has its ``.git`` as a plain folder of the workspace, bound by nothing.
+
+Measured on this machine with codex 0.163, 0.169 and 0.171 (``codex sandbox`` with such a
+profile). Approvals stay off: a refused operation fails inside the turn and the model reads the
+error.
 
 **Features**: codex 0.163 turns on, among others, sub-agents (``multi_agent``: a spawned agent is
 a thread of its own that calls the model by itself and, on app-server, outlives the turn), the
@@ -30,22 +64,29 @@ are off (:data:`FEATURES_OFF`) unless the operator turns one on (``codex_feature
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .agent_env import AgentEnv
+from .readable import exposed
+
 __all__ = [
     "FEATURES_OFF",
+    "GIT_GUARD",
     "PROFILE",
     "UNCONFINED",
     "AgentPolicy",
-    "readable_folders",
-    "toolchain_folders",
+    "prepare_git_folder",
 ]
 
 PROFILE = "plexum-agent"
+GIT_GUARD = ".git/.plexum-no-link"
 FEATURES_OFF: Mapping[str, bool] = {
     "multi_agent": False,
     "multi_agent_v2": False,
@@ -71,18 +112,22 @@ class AgentPolicy:
     features: Mapping[str, bool] = field(default_factory=lambda: dict(FEATURES_OFF))
     # Unconfined because codex's sandbox does not work here (not because the operator said so).
     unavailable: bool = False
+    env: AgentEnv = field(default_factory=AgentEnv)
 
     @property
     def confined(self) -> bool:
         return self.mode == "workspace"
 
-    def config(self) -> dict[str, Any]:
+    def config(self, *, git_folder: bool = True) -> dict[str, Any]:
         """codex config keys and values (the same as ``-c key=value`` on exec, and as a thread's
-        ``config`` on app-server)."""
+        ``config`` on app-server). ``git_folder``: the workspace's ``.git`` is a real folder
+        (:func:`prepare_git_folder`): it is named writable, with its guard."""
         out: dict[str, Any] = {f"features.{name}": on for name, on in self.features.items()}
         if not self.confined:
             return out
-        roots: dict[str, str] = {".": "write", ".git": "write"}
+        roots: dict[str, str] = {".": "write"}
+        if git_folder:
+            roots.update({".git": "write", GIT_GUARD: "read"})
         roots.update({name: "read" for name in self.protected})
         filesystem: dict[str, Any] = {":minimal": "read"}
         filesystem.update({folder: "read" for folder in self.readable})
@@ -90,7 +135,18 @@ class AgentPolicy:
         out["default_permissions"] = PROFILE
         out[f"permissions.{PROFILE}.filesystem"] = filesystem
         out[f"permissions.{PROFILE}.network.enabled"] = self.network
+        out.update(self.env.config())
         return out
+
+    def for_workspace(self, workspace: str, others: Iterable[str] = ()) -> AgentPolicy:
+        """The policy for a turn in ``workspace``: without a readable folder that holds it or
+        ``others`` (other agents' workspaces), which would let the agent read what lies beside
+        it there."""
+        if not self.confined:
+            return self
+        spaces = [os.path.realpath(w) for w in (workspace, *others)]
+        kept = tuple(f for f in self.readable if exposed(os.path.realpath(f), spaces) is None)
+        return self if kept == self.readable else dataclasses.replace(self, readable=kept)
 
     def describe(self) -> dict[str, Any]:
         """What ``initialize`` reports."""
@@ -107,69 +163,13 @@ class AgentPolicy:
 UNCONFINED = AgentPolicy("none", 'sandbox is "none"')
 
 
-def _within(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-def toolchain_folders(path_env: str) -> list[str]:
-    """The folders the daemon's ``PATH`` needs readable for its programs to run: for an entry
-    in a hidden folder (``~/.pyenv/shims``, ``~/.nvm/versions/node/v22/bin``, ``~/.cargo/bin``,
-    ``~/.local/bin``) that folder, whole (pyenv's shims run ``~/.pyenv/libexec``; pipx's links
-    point into ``~/.local/share``); for ``…/bin`` its parent; else the entry itself."""
-    out: list[str] = []
-    for entry in path_env.split(os.pathsep):
-        if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
-            continue
-        for real in dict.fromkeys((os.path.normpath(entry), os.path.realpath(entry))):
-            parts = Path(real).parts
-            hidden = next((i for i, part in enumerate(parts) if part.startswith(".")), None)
-            if hidden is not None:
-                folder = str(Path(*parts[: hidden + 1]))
-            elif parts[-1] in ("bin", "sbin", "shims") and len(parts) > 2:
-                folder = str(Path(*parts[:-1]))
-            else:
-                folder = real
-            out.append(folder)
-    return list(dict.fromkeys(out))
-
-
-def readable_folders(
-    *,
-    codex_package: str,
-    path_env: str,
-    operator: Sequence[str],
-    never: Iterable[str],
-    home: str | None,
-) -> tuple[list[str], list[str]]:
-    """(the folders an agent may read besides its workspace, what was left out and why).
-
-    codex's package (its native binary: bubblewrap runs it as its helper; its
-    ``codex-resources`` hold the bubblewrap it ships) and the PATH's toolchains are added, unless
-    one would expose a folder in ``never`` (CODEX_HOME, the plugin's socket and lock folders) or
-    is the user's home or ``/``; ``operator`` folders are the operator's ``sandbox_readable``,
-    checked by the caller."""
-    package = codex_package
-    guarded = [os.path.realpath(p) for p in never]
-    left_out: list[str] = []
-    out: list[str] = []
-    for folder in [package, *toolchain_folders(path_env)]:
-        folder = os.path.realpath(folder)
-        if folder == "/" or (home is not None and folder == os.path.realpath(home)):
-            left_out.append(f"{folder} (the whole home or root)")
-            continue
-        exposed = [g for g in guarded if _within(g, folder) or _within(folder, g)]
-        if exposed:
-            left_out.append(f"{folder} (it holds {exposed[0]})")
-            continue
-        out.append(folder)
-    out += operator
-    # What :minimal has, or another folder here holds, need not be named again.
-    minimal = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc")
-    kept = [
-        f
-        for i, f in enumerate(out)
-        if f not in out[:i]
-        and not any(_within(f, m) for m in minimal)
-        and not any(_within(f, other) for other in out if other != f)
-    ]
-    return kept, left_out
+def prepare_git_folder(workspace: str | Path) -> bool:
+    """Before a confined run: a missing ``.git`` in ``workspace`` becomes an empty folder.
+    Whether ``.git`` is now a real folder (not a link, not a file), to be named writable."""
+    path = os.path.join(workspace, ".git")
+    with contextlib.suppress(OSError):  # there already, or not ours to make: looked at below
+        os.mkdir(path, 0o755)
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False

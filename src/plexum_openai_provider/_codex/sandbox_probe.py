@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 from ..config import HostConfig
 from ..errors import ConfigError
+from .agent_env import AgentEnv
 from .binary import CodexBinary
 from .command import toml_value
 from .guard import run_briefly
-from .policy import FEATURES_OFF, AgentPolicy, readable_folders
+from .policy import FEATURES_OFF, AgentPolicy, prepare_git_folder
+from .readable import credential_paths, exposed, readable_folders
 
 __all__ = ["SANDBOX_FIX", "ProbeResult", "choose_policy", "probe_sandbox"]
 
@@ -60,12 +62,13 @@ async def probe_sandbox(
         workspace = os.path.join(root, "workspace")
         outside = os.path.join(root, "outside")
         os.mkdir(workspace)
+        git_folder = prepare_git_folder(workspace)
         os.mkdir(os.path.join(root, "codex-home"))
         with open(outside, "w") as f:
             f.write("must not be seen\n")
         script = f"test ! -e '{outside}' && echo confined > probe"
         argv = [binary.path, "sandbox"]  # in the workspace: its cwd
-        for key, value in policy.config().items():
+        for key, value in policy.config(git_folder=git_folder).items():
             argv += ["-c", f"{key}={toml_value(value)}"]
         argv += ["--", "/bin/sh", "-c", script]
         try:
@@ -113,24 +116,28 @@ async def choose_policy(
 ) -> AgentPolicy:
     """The policy agents run under (see the module docstring). ``never``: folders no agent may
     see (CODEX_HOME, the plugin's socket and lock folders); ``protected``: workspace files an
-    agent may read but not write. ConfigError if ``sandbox_readable`` would expose one of
-    ``never``, or ``sandbox: "workspace"`` cannot work here."""
+    agent may read but not write. ConfigError if a ``sandbox_readable`` entry would expose one
+    of ``never`` or a known credential file (:data:`~.readable.CREDENTIALS`), or ``sandbox:
+    "workspace"`` cannot work here."""
     never = [os.path.realpath(p) for p in never]
+    credentials = credential_paths(env.get("HOME"))
     for path in config.sandbox_readable:
         real = os.path.realpath(path)
-        for guarded in never:
-            if (
-                real == guarded
-                or guarded.startswith(real.rstrip("/") + "/")
-                or real.startswith(guarded.rstrip("/") + "/")
-            ):
-                raise ConfigError(
-                    f"config key 'sandbox_readable' has an invalid value {path!r}: it would let"
-                    f" agents see {guarded} (CODEX_HOME holds codex's credentials and every"
-                    " agent's sessions; the plugin's folders hold its sockets and locks)",
-                    key="sandbox_readable",
-                    value=list(config.sandbox_readable),
-                )
+        guarded = exposed(real, never)
+        what = (
+            "CODEX_HOME holds codex's credentials and every agent's sessions; the plugin's"
+            " folders hold its sockets and locks"
+        )
+        if guarded is None:
+            guarded = exposed(real, credentials)
+            what = "a credential file"
+        if guarded is not None:
+            raise ConfigError(
+                f"config key 'sandbox_readable' has an invalid value {path!r}: it would let"
+                f" agents see {guarded} ({what})",
+                key="sandbox_readable",
+                value=list(config.sandbox_readable),
+            )
     features = {**FEATURES_OFF, **config.codex_features}
     if config.sandbox == "none":
         return AgentPolicy("none", 'sandbox is "none" in the config', features=features)
@@ -140,6 +147,7 @@ async def choose_policy(
         operator=config.sandbox_readable,
         never=never,
         home=env.get("HOME"),
+        rustup_home=env.get("RUSTUP_HOME"),
     )
     for what in left_out:
         log.info("sandbox: not readable by agents: %s", what)
@@ -150,6 +158,7 @@ async def choose_policy(
         config.sandbox_network,
         protected,
         features,
+        env=AgentEnv.from_config(config.agent_env),
     )
     result = await probe_sandbox(binary, policy, env)
     if result.ok:

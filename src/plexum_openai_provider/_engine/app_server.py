@@ -47,7 +47,7 @@ from typing import Any, Literal
 from .._codex.command import app_server_argv
 from .._codex.guard import guard, thread_processes
 from .._codex.home import codex_home
-from .._codex.policy import PROFILE
+from .._codex.policy import PROFILE, prepare_git_folder
 from .._codex.process import CodexProcess
 from .._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, skip_project_docs
 from .._codex.records import message_item
@@ -350,9 +350,12 @@ class AppServerEngine:
     # -- turns -------------------------------------------------------------------------------
     async def start_run(self, spec: seam.RunSpec) -> AppServerRun:
         server = await self._ensure_server()
+        git_folder = spec.policy.confined and await asyncio.to_thread(
+            prepare_git_folder, spec.workspace
+        )
         config = {
             **(spec.mcp_server.config() if spec.mcp_server else {}),
-            **spec.policy.config(),
+            **spec.policy.config(git_folder=git_folder),
         }
         if await skip_project_docs(
             spec.policy.confined, spec.workspace, self.codex_home, self.extra_args

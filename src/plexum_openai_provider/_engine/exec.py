@@ -20,6 +20,7 @@ from .._codex import exec_events as ex
 from .._codex.command import exec_argv
 from .._codex.consume import append_response_items
 from .._codex.home import codex_home
+from .._codex.policy import prepare_git_folder
 from .._codex.process import CodexProcess
 from .._codex.project_docs import skip_project_docs
 from .._codex.records import message_item
@@ -235,6 +236,9 @@ class ExecEngine:
         scratch = Path(tempfile.gettempdir()) / f"plexum-images-{uuid.uuid4().hex}"
         try:
             images = await asyncio.to_thread(_image_files, spec.images, scratch)
+            git_folder = spec.policy.confined and await asyncio.to_thread(
+                prepare_git_folder, spec.workspace
+            )
             skip_docs = await skip_project_docs(
                 spec.policy.confined, spec.workspace, self.codex_home, self.extra_args
             )
@@ -248,6 +252,7 @@ class ExecEngine:
                 images=images,
                 extra_args=self.extra_args,
                 skip_project_docs=skip_docs,
+                git_folder=git_folder,
             )
             process = await CodexProcess.start(
                 argv, cwd=str(spec.workspace), env=self.env, prompt=prompt.encode("utf-8")
