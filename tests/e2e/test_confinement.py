@@ -4,10 +4,15 @@ The scripted model makes the attacker agent run a script (in its own workspace) 
 another agent (the victim) is served by the same plugin: to read the victim's workspace, codex's
 credentials and every agent's sessions; to write outside its workspace; to call the victim's host
 tool through the victim's socket, as the victim; to open a TCP connection to 127.0.0.1; to read the
-plugin's environment; to point its own thread record at the victim's thread. Under ``sandbox:
-"workspace"`` every one fails while the agent's own work succeeds (its workspace, python3 from the
-daemon's PATH, git, its own host tool). The control, ``sandbox: "none"``, shows that the same
-script does reach (so the test can fail).
+plugin's environment (its own, and any process's it can see); to point its own thread record at
+the victim's thread; to read what lies beside the daemon's toolchains in the home (another agent's
+files under ``~/.local/share``, ``~/.cargo/credentials.toml``); to hard-link the victim's file; to
+replace its ``.git`` (and the other names codex binds specially) by links between two commands,
+or to start in a workspace whose ``.git`` already is a link or a ``gitdir:`` file. Under
+``sandbox: "workspace"`` every one fails while the agent's own work succeeds (its workspace,
+python3 from the daemon's PATH, a pipx-style tool from ``~/.local/bin``, ``git init`` and commit,
+a clone and a commit in it, the variables the operator passes, its own host tool). The control,
+``sandbox: "none"``, shows that the same script does reach (so the test can fail).
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ from tests.helpers import wait_until
 
 SECRET = "VICTIM-SECRET-4242"
 CREDENTIALS = "CREDENTIALS-SK-0000"
+ENV_SECRET = "ENV-SECRET-7777"
+# The daemon's secrets, whatever their names.
+SECRET_ENV = {
+    "SLACK_BOT_TOKEN": ENV_SECRET,
+    "DATABASE_PASSWORD": ENV_SECRET,
+    "PLEXUM_TEST_SETTING": ENV_SECRET,
+}
 # Each vector prints one line: "<name> reached <what>" or "<name> refused <why>".
 ATTACK = r"""
 import json, os, socket, subprocess, sys
@@ -91,6 +103,25 @@ def redirect():
         f.write(P["victim_thread"] + "\n")
     return True, "written"
 attempt("redirect_thread", redirect)
+attempt("env_secret", lambda: (P["env_secret"] in str(os.environ), sorted(os.environ)))
+def proc_environ():
+    seen = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            seen.append((pid, P["env_secret"].encode() in read_bytes(f"/proc/{pid}/environ")))
+        except OSError:
+            pass
+    return any(hit for _, hit in seen), seen
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+attempt("proc_environ", proc_environ)
+attempt("home_credentials", lambda: ("token" in read(P["home"] + "/.cargo/credentials.toml"), "read"))
+attempt("home_neighbours", lambda: (P["secret"] in read(P["home"] + "/.local/share/other-agent/secret.txt"), "read"))
+def hard_link():
+    os.link(P["victim"] + "/secret.txt", "hl")
+    return P["secret"] in read("hl"), "linked"
+attempt("hard_link", hard_link)
 # The agent's own work.
 with open("own.txt", "w") as f:
     f.write("own work\n")
@@ -100,6 +131,12 @@ report("own_python", out.stdout.startswith("42 "), out.stdout.strip() or out.std
 git = "git init -q . && echo x > tracked && git add tracked && git -c user.name=A -c user.email=a@b commit -qm c && git log --oneline | wc -l"
 out = subprocess.run(["sh", "-c", git], capture_output=True, text=True)
 report("own_git", out.stdout.strip() == "1", out.stdout.strip() or out.stderr.strip())
+clone = "git clone -q origin clone && cd clone && echo y >> f && git -c user.name=A -c user.email=a@b commit -qam c2 && git log --oneline | wc -l"
+out = subprocess.run(["sh", "-c", clone], capture_output=True, text=True)
+report("own_clone", out.stdout.strip() == "2", out.stdout.strip() or out.stderr.strip())
+out = subprocess.run([P["home"] + "/.local/bin/hometool"], capture_output=True, text=True)
+report("own_path_tool", out.stdout.strip() == "hometool ok", out.stdout.strip() or out.stderr.strip())
+report("own_env", os.environ.get("AGENT_VISIBLE") == "visible", os.environ.get("AGENT_SET"))
 """
 VECTORS = [
     "read_other_workspace",
@@ -110,8 +147,13 @@ VECTORS = [
     "tcp_localhost",
     "plugin_environ",
     "redirect_thread",
+    "env_secret",
+    "proc_environ",
+    "home_credentials",
+    "home_neighbours",
+    "hard_link",
 ]
-OWN_WORK = ["own_files", "own_python", "own_git"]
+OWN_WORK = ["own_files", "own_python", "own_git", "own_clone", "own_path_tool", "own_env"]
 
 
 def outcomes(output: str) -> dict[str, str]:
@@ -133,21 +175,42 @@ async def test_a_confined_agent_reaches_nothing_but_its_own_work(
     codex_home: Path,
     sandbox: str,
 ) -> None:
-    victim, attacker = tmp_path / "victim", tmp_path / "attacker"
+    # The victim's workspace lies in a folder the operator made readable: left out for others.
+    shared = tmp_path / "shared"
+    victim, attacker = shared / "victim", tmp_path / "attacker"
     for folder in (victim, attacker):
-        folder.mkdir()
+        folder.mkdir(parents=True)
     (victim / "secret.txt").write_text(SECRET + "\n")
     (codex_home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": CREDENTIALS}))
+    origin = attacker / "origin"  # a repository the agent clones
+    subprocess.run(["git", "init", "-q", str(origin)], check=True)
+    (origin / "f").write_text("x\n")
+    git = ["git", "-C", str(origin), "-c", "user.name=A", "-c", "user.email=a@b"]
+    subprocess.run([*git, "add", "f"], check=True)
+    subprocess.run([*git, "commit", "-qm", "c1"], check=True)
+    home = Path(codex_env["HOME"])
+    path_tool = toolchain_home(home, SECRET)
     posted: list[dict[str, Any]] = []
     socket_dir = tmp_path / "sockets"
-    env = {**codex_env, "PLEXUM_SOCKET_DIR": str(socket_dir)}
+    env = {
+        **codex_env,
+        **SECRET_ENV,
+        "AGENT_VISIBLE": "visible",
+        "PLEXUM_SOCKET_DIR": str(socket_dir),
+        "PATH": f"{path_tool}:{home}/.cargo/bin:{codex_env['PATH']}",
+    }
     tools = {
         "post_message": lambda args: posted.append(args) or "posted",
         "own_tool": lambda args: posted.append({"own": args}) or "done",
     }
     async with await PluginClient.spawn(env=env, tools=tools) as plugin:
-        init = await plugin.initialize(host_config(sandbox=sandbox))
+        agent_env = {"pass": ["AGENT_VISIBLE"], "set": {"AGENT_SET": "set"}}
+        init = await plugin.initialize(
+            host_config(sandbox=sandbox, sandbox_readable=[str(shared)], agent_env=agent_env)
+        )
         assert init["sandbox"]["mode"] == sandbox
+        readable = init["sandbox"]["readable"]
+        print(f"{sandbox}: readable {readable}")
         # The victim's turn runs (its model answers when the attack is over) while the attacker's
         # turn tries its way out.
         release = threading.Event()
@@ -168,6 +231,8 @@ async def test_a_confined_agent_reaches_nothing_but_its_own_work(
             "plugin": plugin.process.pid,
             "session_file": str(attacker / SESSION_FILE),
             "victim_thread": victim_thread,
+            "env_secret": ENV_SECRET,
+            "home": str(home),
         }
         (attacker / "attack.py").write_text(textwrap.dedent(ATTACK))
         command = f"python3 attack.py {shlex.quote(json.dumps(params))}"
@@ -205,22 +270,173 @@ async def test_a_confined_agent_reaches_nothing_but_its_own_work(
         for name in VECTORS:
             assert seen[name].startswith("refused"), (name, seen[name])
         assert not (victim / "pwned").exists()
+        assert seen["own_env"].endswith(" set")  # agent_env's values reach it too
+        # What the PATH's programs resolve into, never the folders beside them.
+        assert str(path_tool) in readable and str(shared) in readable
+        assert not {str(home), f"{home}/.local", f"{home}/.cargo"} & set(readable)
         assert victim_posts == []
         assert (attacker / SESSION_FILE).read_text().strip() == result.thread_id
     else:
         # The control: unconfined, the same script reaches another agent's files and credentials,
         # and, reading the key file (a same-user process can), the other agent's tools.
-        for name in ("read_other_workspace", "read_credentials", "write_outside"):
+        reach = ["read_other_workspace", "read_credentials", "write_outside", "env_secret"]
+        reach += ["home_credentials", "home_neighbours", "hard_link", "proc_environ"]
+        for name in reach:
             assert seen[name].startswith("reached"), (name, seen[name])
         assert (victim / "pwned").exists()
         assert seen["other_agents_tool"].startswith("reached")
         assert victim_posts == [{"text": "posted by the attacker"}]
 
 
+def toolchain_home(home: Path, secret: str) -> Path:
+    """A home as the daemon's toolchains leave it: a pipx-style tool linked from ``~/.local/bin``
+    into its venv under ``~/.local/share`` (where another agent's files lie too), rustup's
+    ``~/.cargo/bin`` beside ``~/.cargo/credentials.toml``. The folder to put on the PATH."""
+    venv = home / ".local" / "share" / "pipx" / "venvs" / "hometool"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "hometool").write_text("#!/bin/sh\necho hometool ok\n")
+    (venv / "bin" / "hometool").chmod(0o755)
+    (home / ".local" / "bin").mkdir(parents=True)
+    (home / ".local" / "bin" / "hometool").symlink_to(venv / "bin" / "hometool")
+    (home / ".local" / "share" / "other-agent").mkdir()
+    (home / ".local" / "share" / "other-agent" / "secret.txt").write_text(secret + "\n")
+    (home / ".cargo" / "bin").mkdir(parents=True)
+    (home / ".cargo" / "credentials.toml").write_text('[registry]\ntoken = "cio-0000"\n')
+    return home / ".local" / "bin"
+
+
 def output_text(output: Any) -> str:
     if isinstance(output, str):
         return output
     return "\n".join(part.get("text", "") for part in output if isinstance(part, dict))
+
+
+# Run twice in one turn: "setup" swaps the workspace's specially bound names for links, "probe"
+# (the next command, in a sandbox built anew) goes through them.
+LINKS = r"""
+import json, os, shutil, sys
+P = json.loads(sys.argv[2])
+def report(name, reached, detail):
+    print(name, "reached" if reached else "refused", str(detail).replace("\n", " ")[:120])
+def attempt(name, fn):
+    try:
+        reached, detail = fn()
+    except Exception as exc:
+        reached, detail = False, f"{type(exc).__name__}: {exc}"
+    report(name, reached, detail)
+def read(path):
+    with open(path) as f:
+        return f.read()
+def swap(name, target):
+    if os.path.lexists(name):
+        try:
+            os.rename(name, name + "-aside")
+        except OSError:
+            shutil.rmtree(name)  # its content, at least
+    os.symlink(target, name)
+    return os.path.islink(name), os.readlink(name)
+def write(path):
+    with open(path, "w") as f:
+        f.write("pwned")
+    return True, "written"
+print("LINKS-" + sys.argv[1])
+if sys.argv[1] == "setup":
+    attempt("git_to_root", lambda: swap(".git", "/"))
+    attempt("codex_to_victim", lambda: swap(".codex", P["victim"]))
+    attempt("agents_to_codex_home", lambda: swap(".agents", P["codex_home"]))
+elif sys.argv[1] == "probe":
+    attempt("git_to_root", lambda: (P["secret"] in read(".git" + P["victim"] + "/secret.txt"), "read"))
+    attempt("git_to_root_write", lambda: write(".git" + P["victim"] + "/pwned-root"))
+    attempt("codex_to_victim", lambda: (P["secret"] in read(".codex/secret.txt"), "read"))
+    attempt("agents_to_codex_home", lambda: (P["credentials"] in read(".agents/auth.json"), "read"))
+else:  # a workspace whose .git is a link to, or a gitdir: file naming, the victim's
+    attempt(sys.argv[1], lambda: (P["secret"] in read(P["victim"] + "/secret.txt"), "read"))
+    attempt(sys.argv[1] + "_write", lambda: write(P["victim"] + "/pwned-" + sys.argv[1]))
+    attempt(sys.argv[1] + "_via_git", lambda: (P["secret"] in read(".git/secret.txt"), "read"))
+"""
+# What each agent's workspace is before its turn, and the commands of that turn.
+LINK_AGENTS = {
+    "linker": (None, ["setup", "probe"]),
+    "pointed": ("link", ["pointed"]),
+    "worktree": ("gitdir", ["worktree"]),
+}
+LINK_VECTORS = [
+    "git_to_root",
+    "git_to_root_write",
+    "codex_to_victim",
+    "agents_to_codex_home",
+    "pointed",
+    "pointed_write",
+    "pointed_via_git",
+    "worktree",
+    "worktree_write",
+]
+
+
+@pytest.mark.parametrize("sandbox", ["workspace", "none"])
+async def test_links_in_a_workspace_widen_nothing(
+    codex_env: dict[str, str],
+    tmp_path: Path,
+    model_server: ScriptedModelServer,
+    codex_home: Path,
+    sandbox: str,
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "secret.txt").write_text(SECRET + "\n")
+    (codex_home / "auth.json").write_text(json.dumps({"OPENAI_API_KEY": CREDENTIALS}))
+    params = json.dumps(
+        {
+            "victim": str(victim),
+            "codex_home": str(codex_home),
+            "secret": SECRET,
+            "credentials": CREDENTIALS,
+        }
+    )
+    outputs: dict[str, str] = {}
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        await plugin.initialize(host_config(sandbox=sandbox))
+        for agent, (before, phases) in LINK_AGENTS.items():
+            workspace = tmp_path / agent
+            workspace.mkdir()
+            (workspace / "links.py").write_text(textwrap.dedent(LINKS))
+            if before == "link":
+                (workspace / ".git").symlink_to(victim)
+            elif before == "gitdir":
+                (workspace / ".git").write_text(f"gitdir: {victim}\n")
+            calls = [
+                FunctionCall(
+                    "exec_command",
+                    json.dumps({"cmd": f"python3 links.py {phase} {shlex.quote(params)}"}),
+                    call_id=f"{agent}-{phase}",
+                )
+                for phase in phases
+            ]
+            model_server.enqueue(*calls, Message("done"))
+            turn = plugin.start_turn(f"t-{agent}", AgentContext(agent, workspace), "go")
+            assert (await turn.result()).status == "completed"
+    for request in model_server.requests:
+        for item in request.items_of_type("function_call_output"):
+            outputs[item["call_id"]] = output_text(item["output"])
+    seen: dict[str, str] = {}
+    for call, output in outputs.items():
+        for line in output.splitlines():
+            name, _, rest = line.partition(" ")
+            if name in LINK_VECTORS and (call.endswith("probe") or not call.endswith("setup")):
+                seen[name] = rest
+    print("\n".join(f"{sandbox}: {call}: {output[-300:]!r}" for call, output in outputs.items()))
+    if sandbox == "workspace":
+        # Nothing replaced .git, nothing was followed; a link or file already there is not bound.
+        assert (tmp_path / "linker" / ".git").is_dir()
+        assert not (tmp_path / "linker" / ".git").is_symlink()
+        assert "Device or resource busy" in outputs["linker-setup"]
+        assert "crosses writable symlink" in outputs["pointed-pointed"]
+        for name in LINK_VECTORS:
+            assert not seen.get(name, "refused").startswith("reached"), (name, seen[name])
+        assert {p.name for p in victim.iterdir()} == {"secret.txt"}
+    else:  # the control: unconfined, each link reaches
+        for name in LINK_VECTORS:
+            assert seen[name].startswith("reached"), (name, seen.get(name), outputs)
 
 
 async def test_a_thread_started_unconfined_is_confined_on_its_next_turn(

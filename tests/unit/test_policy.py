@@ -140,7 +140,7 @@ def test_the_toolchains_of_the_path_are_what_their_programs_resolve_into(tmp_pat
     home, path = _toolchains(tmp_path)
     pyenv, node = home / ".pyenv", home / ".nvm" / "versions" / "node" / "v22"
     venv = home / ".local" / "share" / "pipx" / "venvs" / "black"
-    folders = toolchain_folders(path, str(home))
+    folders = toolchain_folders(path)
     assert folders == [
         str(pyenv / "shims"),
         str(pyenv / "libexec"),

@@ -14,8 +14,8 @@ agents' workspaces under ``~/.local/share`` included; ``~/.cargo/bin`` all of ``
   was made from);
 * pyenv's shims (scripts that run ``$PYENV_ROOT/libexec/pyenv``, which picks a version from
   ``$PYENV_ROOT/version``): ``libexec``, ``versions`` and the ``version`` file;
-* rustup's proxies (``cargo``, ``rustc`` are links to ``rustup``): ``RUSTUP_HOME``
-  (``~/.rustup``), where the toolchains are.
+* rustup's proxies (``cargo``, ``rustc`` are links to ``rustup``): ``RUSTUP_HOME``, else the
+  ``.rustup`` beside the ``.cargo`` they are in, where the toolchains are.
 
 Never readable: a folder that holds, or lies in, CODEX_HOME, the plugin's socket or lock folder
 or a known credential file (:data:`CREDENTIALS`, in the user's home); the whole home; ``/``.
@@ -108,18 +108,18 @@ def _interpreter(path: str) -> str | None:
     return os.fsdecode(words[0])
 
 
-def toolchain_folders(
-    path_env: str, home: str | None = None, rustup_home: str | None = None
-) -> list[str]:
+def toolchain_folders(path_env: str, rustup_home: str | None = None) -> list[str]:
     """The folders the daemon's ``PATH`` needs readable (see the module docstring), real paths,
     in PATH order, each once."""
     out: list[str] = []
-    rustup = rustup_home or (os.path.join(home, ".rustup") if home else None)
     for entry in path_env.split(os.pathsep):
         if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
             continue
         folder = os.path.realpath(entry)
         out.append(folder)
+        rustup = rustup_home
+        if rustup is None and folder.endswith("/.cargo/bin"):  # rustup's own default beside it
+            rustup = os.path.join(os.path.dirname(os.path.dirname(folder)), ".rustup")
         root = os.path.dirname(folder)
         if os.path.basename(folder) == "shims" and os.path.isfile(
             os.path.join(root, "libexec", "pyenv")
@@ -169,7 +169,7 @@ def readable_folders(
     real_home = os.path.realpath(home) if home else None
     left_out: list[str] = []
     out: list[str] = []
-    for folder in [codex_package, *toolchain_folders(path_env, home, rustup_home)]:
+    for folder in [codex_package, *toolchain_folders(path_env, rustup_home)]:
         folder = os.path.realpath(folder)
         if any(within(folder, m) for m in MINIMAL):
             continue
