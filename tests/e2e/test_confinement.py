@@ -439,6 +439,30 @@ async def test_links_in_a_workspace_widen_nothing(
             assert seen[name].startswith("reached"), (name, seen.get(name), outputs)
 
 
+@pytest.mark.one_engine
+@pytest.mark.parametrize(
+    ("config", "field", "why"),
+    [
+        ({"sandbox_readable": ["{home}/.cargo"]}, "sandbox_readable", "a credential file"),
+        ({"sandbox_readable": ["{home}"]}, "sandbox_readable", "a credential file"),
+        ({"agent_env": {"pass": ["NOT A NAME"]}}, "agent_env", "is not a variable name"),
+    ],
+    ids=["cargo", "home", "agent_env"],
+)
+async def test_initialize_refuses_what_would_expose_a_secret(
+    codex_env: dict[str, str], config: dict[str, Any], field: str, why: str
+) -> None:
+    home = Path(codex_env["HOME"])
+    (home / ".cargo").mkdir()
+    config = json.loads(json.dumps(config).replace("{home}", str(home)))
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        with pytest.raises(JsonRpcError) as refused:
+            await plugin.initialize(host_config(**config))
+    assert refused.value.code == -32602
+    assert refused.value.data == {"field": f"config.{field}"}
+    assert why in refused.value.message
+
+
 async def test_a_thread_started_unconfined_is_confined_on_its_next_turn(
     codex_env: dict[str, str], workspace: Path, tmp_path: Path, model_server: ScriptedModelServer
 ) -> None:

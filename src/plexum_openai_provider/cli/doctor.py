@@ -197,7 +197,8 @@ async def _sandbox(config: HostConfig, binary: CodexBinary, report: Report) -> N
         readable = ", ".join(policy.readable) or "nothing else"
         report.ok(
             f"sandbox: agents are confined to their workspaces ({network}; they may also read"
-            f" {readable})"
+            f" {readable}; their commands get only these variables of the environment:"
+            f" {', '.join(policy.env.names())})"
         )
     elif policy.unavailable:
         report.problem(f"sandbox: {policy.reason.split(' ' + SANDBOX_FIX)[0]}", SANDBOX_FIX)
