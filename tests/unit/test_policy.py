@@ -46,6 +46,7 @@ def test_the_profile_of_a_confined_agent() -> None:
             ":workspace_roots": roots,
         },
         f"permissions.{PROFILE}.network.enabled": False,
+        "allow_login_shell": False,
         f"{ENV}.inherit": "all",
         f"{ENV}.ignore_default_excludes": True,
         f"{ENV}.include_only": [*PROGRAMS_NEED, "PLEXUM_CODEX_OWNER", "GITHUB_TOKEN", "FOO"],
@@ -245,6 +246,7 @@ def test_agent_env_names_and_values() -> None:
     env = AgentEnv.from_config(config.agent_env)
     assert env.names()[-3:] == ["GITHUB_TOKEN", "MYAPP_*", "A"]
     assert env.config()[f"{ENV}.set"] == {"A": "1"}
+    assert env.config()["allow_login_shell"] is False  # a login profile would reset PATH
     assert HostConfig().agent_env.pass_ == () and HostConfig().agent_env.set == {}
 
 

@@ -27,6 +27,13 @@ all) from a setting, so the plugin gives an allowlist, ``include_only``:
   config: on the exec engine they are on codex's command line, which local users can read, so a
   secret belongs in ``pass``).
 
+Commands run in a plain shell, not a login shell (``allow_login_shell = false``, codex
+0.163+): a login shell reads the daemon user's profile, which may reset ``PATH`` (Debian's
+``/etc/profile`` does, for root: an agent's ``python3`` was ``/usr/bin/python3`` on some turns and
+pyenv's on others, depending on whether codex's snapshot of the login shell was ready), and codex
+would source that snapshot, taken outside the sandbox, in every command. The readable folders are
+computed from the plugin's ``PATH``, and that is the ``PATH`` commands get.
+
 ``ignore_default_excludes`` is on: what is allowed is named, and a name the operator passes
 (``GITHUB_TOKEN``) must not be dropped for its spelling. Unconfined (``sandbox: "none"``) codex
 keeps its default: every variable reaches the agent's commands, as it always did. The MCP relay
@@ -86,9 +93,10 @@ class AgentEnv:
         return list(dict.fromkeys(names))
 
     def config(self) -> dict[str, Any]:
-        """codex's ``shell_environment_policy`` for it."""
+        """codex's ``shell_environment_policy`` for it, and no login shell."""
         prefix = "shell_environment_policy"
         return {
+            "allow_login_shell": False,
             f"{prefix}.inherit": "all",
             f"{prefix}.ignore_default_excludes": True,
             f"{prefix}.include_only": self.names(),
