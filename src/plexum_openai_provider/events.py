@@ -2,6 +2,11 @@
 
 Frozen dataclasses; :func:`event_to_dict` gives the wire form and :func:`event_from_dict` reads it
 back (the host client uses it), tolerating fields it does not know.
+
+Two kinds: what every host gets (:data:`BASE_TYPES`: the turn's text, its tool blocks, usage,
+notices, errors) and what the agent is doing meanwhile (:data:`ACTIVITY_TYPES`: a call that
+started, a running command's output, reasoning summaries, the plan, file changes, the context
+window), which a host asks for (protocol.md, ``initialize`` ``events``).
 """
 
 from __future__ import annotations
@@ -13,15 +18,25 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeAlias
 
 __all__ = [
+    "ACTIVITY_TYPES",
+    "BASE_TYPES",
+    "ContextWindow",
     "ErrorCode",
     "ErrorEvent",
     "Event",
     "EventStream",
+    "FileChange",
+    "FileChanged",
     "Notice",
     "Phase",
+    "Plan",
+    "PlanStep",
+    "ReasoningDelta",
     "TextDelta",
     "ToolCall",
+    "ToolOutputDelta",
     "ToolResult",
+    "ToolStarted",
     "Usage",
     "event_from_dict",
     "event_to_dict",
@@ -138,11 +153,114 @@ class ErrorEvent:
     retry_after_s: float | None = None
 
 
-Event: TypeAlias = TextDelta | ToolCall | ToolResult | Usage | Notice | ErrorEvent
+# -- what the agent is doing (activity) ---------------------------------------------------------
 
-_BY_TYPE: dict[str, type[Event]] = {
-    cls.type: cls for cls in (TextDelta, ToolCall, ToolResult, Usage, Notice, ErrorEvent)
-}
+
+@dataclass(frozen=True)
+class ToolStarted:
+    """codex started a call (a command, a host tool, a patch, code mode's ``exec``): the same
+    ``block_id``, name, arguments and namespace as the ``tool_call`` that follows when it ends."""
+
+    type: ClassVar[str] = "tool_started"
+    block_id: str
+    name: str
+    arguments: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolOutputDelta:
+    """A piece of a running command's output, as it comes (bounded per call: the whole output is
+    in the call's ``tool_result``)."""
+
+    type: ClassVar[str] = "tool_output_delta"
+    block_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of one of the model's reasoning summaries; ``reasoning_id`` is stable per
+    summary within the turn."""
+
+    type: ClassVar[str] = "reasoning_delta"
+    reasoning_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    step: str
+    status: Literal["pending", "in_progress", "completed"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The agent's plan as it now stands (each event replaces the last)."""
+
+    type: ClassVar[str] = "plan"
+    steps: tuple[PlanStep, ...]
+    explanation: str | None = None
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file of a change: ``added``/``removed`` lines where codex gives the diff, else None."""
+
+    path: str
+    kind: Literal["add", "delete", "update"]
+    added: int | None = None
+    removed: int | None = None
+    move_to: str | None = None
+
+
+@dataclass(frozen=True)
+class FileChanged:
+    """codex changed files (a patch applied): one entry per file."""
+
+    type: ClassVar[str] = "file_change"
+    block_id: str
+    changes: tuple[FileChange, ...]
+
+
+@dataclass(frozen=True)
+class ContextWindow:
+    """How full the thread's context is after the turn: ``tokens`` in the thread, the model's
+    ``window`` (None where codex does not say) and the share used (0..1, or None)."""
+
+    type: ClassVar[str] = "context"
+    tokens: int
+    window: int | None = None
+    used: float | None = None
+
+
+Event: TypeAlias = (
+    TextDelta
+    | ToolCall
+    | ToolResult
+    | Usage
+    | Notice
+    | ErrorEvent
+    | ToolStarted
+    | ToolOutputDelta
+    | ReasoningDelta
+    | Plan
+    | FileChanged
+    | ContextWindow
+)
+
+_BASE: tuple[type[Event], ...] = (TextDelta, ToolCall, ToolResult, Usage, Notice, ErrorEvent)
+_ACTIVITY: tuple[type[Event], ...] = (
+    ToolStarted,
+    ToolOutputDelta,
+    ReasoningDelta,
+    Plan,
+    FileChanged,
+    ContextWindow,
+)
+BASE_TYPES: frozenset[str] = frozenset(cls.type for cls in _BASE)
+ACTIVITY_TYPES: frozenset[str] = frozenset(cls.type for cls in _ACTIVITY)
+_BY_TYPE: dict[str, type[Event]] = {cls.type: cls for cls in _BASE + _ACTIVITY}
 
 
 class EventStream:
@@ -175,4 +293,14 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     if cls is None:
         raise ValueError(f"unknown event type {data.get('type')!r}")
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    fields = {k: v for k, v in data.items() if k in names}
+    if cls is Plan:
+        fields["steps"] = tuple(_known(PlanStep, s) for s in fields.get("steps") or ())
+    elif cls is FileChanged:
+        fields["changes"] = tuple(_known(FileChange, c) for c in fields.get("changes") or ())
+    return cls(**fields)
+
+
+def _known(cls: Any, data: Any) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in (data if isinstance(data, dict) else {}).items() if k in names})

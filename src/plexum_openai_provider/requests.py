@@ -17,18 +17,20 @@ from typing import Any, Literal
 from ._io.text import lone_surrogate
 from .conversation import MAX_IMAGES, ChatMessage, ImagePart, TextPart
 from .errors import InvalidRequestError
-from .events import Usage, event_to_dict
+from .events import ACTIVITY_TYPES, BASE_TYPES, Usage, event_to_dict
 
 __all__ = [
     "MAX_AGENT_ID",
     "MAX_INSTRUCTIONS_CHARS",
     "MAX_PROMPT_CHARS",
     "MAX_TURN_ID",
+    "TRACEPARENT",
     "WHEN_BUSY",
     "AgentContext",
     "ChatMessage",
     "ConsumeResult",
     "ImagePart",
+    "Timing",
     "ToolCallRequest",
     "ToolHandler",
     "ToolImage",
@@ -194,6 +196,11 @@ class TurnRequest:
     turn_id: str | None = None
     tools: tuple[ToolSpec, ...] = ()
     messages: tuple[ChatMessage, ...] = ()
+    # The event types the caller wants: today's (BASE_TYPES) unless it asks for more, such as
+    # ACTIVITY_TYPES (a host does so in `initialize`).
+    events: frozenset[str] = BASE_TYPES
+    # A W3C trace context: the turn is a child of the caller's span (telemetry, and codex's own).
+    traceparent: str | None = None
 
     @property
     def conversation(self) -> tuple[ChatMessage, ...]:
@@ -234,6 +241,14 @@ class TurnRequest:
         if self.model is not None:
             check_text(self.model, "model")
         validate_tools(self.tools)
+        unknown = sorted(set(self.events) - BASE_TYPES - ACTIVITY_TYPES)
+        if unknown:
+            raise InvalidRequestError(f"unknown event type {unknown[0]!r}", field="events")
+        if self.traceparent is not None and not TRACEPARENT.fullmatch(self.traceparent):
+            raise InvalidRequestError(
+                "traceparent is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
+                field="traceparent",
+            )
 
     def check_images(self, *, readable: Sequence[str] | None, urls: bool) -> None:
         """What a confined agent and the engine add to the images' own checks: ``readable``
@@ -263,6 +278,28 @@ class TurnRequest:
                     )
 
 
+# W3C Trace Context, version 00: trace id and parent id not all zeros (checked by telemetry).
+TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a turn's time went: ``total_ms`` from the request to the result (in the plugin),
+    ``first_token_ms`` to the first thing the model said (text, reasoning, a call), ``codex_ms``
+    codex's own measure of the turn (app-server; None on exec)."""
+
+    total_ms: int
+    first_token_ms: int | None = None
+    codex_ms: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "total_ms": self.total_ms,
+            "first_token_ms": self.first_token_ms,
+            "codex_ms": self.codex_ms,
+        }
+
+
 @dataclass(frozen=True)
 class TurnError:
     code: str
@@ -289,6 +326,7 @@ class TurnResult:
     usage: Usage | None = None
     error: TurnError | None = None
     into: str | None = None  # steered: the running turn the message joined
+    timing: Timing | None = field(default=None, compare=False)  # a measure, not an outcome
 
     def to_wire(self) -> dict[str, Any]:
         """The ``turn/start`` result of the protocol."""
@@ -304,6 +342,8 @@ class TurnResult:
         }
         if self.into is not None:
             wire["into"] = self.into
+        if self.timing is not None:
+            wire["timing"] = self.timing.to_wire()
         return wire
 
     @classmethod
@@ -327,7 +367,19 @@ class TurnResult:
             if isinstance(error, dict)
             else None,
             into=data.get("into") if isinstance(data.get("into"), str) else None,
+            timing=_timing(data.get("timing")),
         )
+
+
+def _timing(data: Any) -> Timing | None:
+    if not isinstance(data, dict) or not isinstance(data.get("total_ms"), int):
+        return None
+
+    def ms(key: str) -> int | None:
+        value = data.get(key)
+        return value if isinstance(value, int) else None
+
+    return Timing(data["total_ms"], ms("first_token_ms"), ms("codex_ms"))
 
 
 @dataclass(frozen=True)

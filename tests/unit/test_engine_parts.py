@@ -48,19 +48,19 @@ def recorded() -> list[tuple[str, dict[str, object]]]:
 def test_a_recorded_app_server_turn_maps_to_seam_events() -> None:
     turn = AppServerTurn(THREAD, TURN)
     events = [e for method, params in recorded() for e in turn.feed(method, params)]
-    meaningful = [e for e in events if not isinstance(e, seam.Other)]
+    meaningful = [e for e in events if not isinstance(e, (seam.Other, seam.ContextUsage))]
     assert meaningful == [
         seam.CodexWarning(
             "Model metadata for `scripted-model` not found. Defaulting to fallback metadata;"
             " this can degrade performance and cause issues."
         ),
-        seam.ItemStarted("call_sh", "commandExecution"),
+        seam.ItemStarted("call_sh", "commandExecution", "call_sh"),
         seam.ItemDone("call_sh", "commandExecution"),
         seam.Text("Here ", "msg_4"),
         seam.Text("it is: ", "msg_4"),
         seam.Text("hi", "msg_4"),
         # Two model responses: the turn's usage is the sum of their `last` figures.
-        seam.TurnDone(Usage(200, 0, 20, 0), "turn"),
+        seam.TurnDone(Usage(200, 0, 20, 0), "turn", 259),  # codex's own durationMs
     ]
     assert turn.ended
 

@@ -12,13 +12,15 @@ from plexum_openai_provider._codex.exec_events import (
     ItemStarted,
     Malformed,
     Other,
+    Reasoning,
     ThreadStarted,
+    TodoList,
     TurnCompleted,
     TurnFailed,
     TurnStarted,
     parse_exec_line,
 )
-from plexum_openai_provider.events import Usage
+from plexum_openai_provider.events import PlanStep, Usage
 
 DATA = Path(__file__).parent.parent / "data"
 
@@ -39,13 +41,18 @@ def test_recorded_lines() -> None:
 
 def test_items_of_other_kinds_and_versions_are_tolerated() -> None:
     for line in [
-        b'{"type":"item.started","item":{"id":"item_6","type":"todo_list","items":[]}}',
+        b'{"type":"item.started","item":{"id":"item_6","type":"reasoning","text":""}}',
         b'{"type":"item.started","item":"not an object"}',
-        b'{"type":"item.updated","item":{"id":"item_5","type":"todo_list","items":[]}}',
+        b'{"type":"item.updated","item":{"id":"item_5","type":"command_execution"}}',
         b'{"type":"item.completed","item":"not an object"}',
         b'{"type":"some.future.event","x":1}',
     ]:
         assert isinstance(parse_exec_line(line), Other)
+    # A plan's items that are not steps are left out (exec prints `{text, completed}`).
+    assert parse_exec_line(
+        b'{"type":"item.updated","item":{"id":"item_5","type":"todo_list",'
+        b'"items":[{"text":"a","completed":true},{"x":1},"no"]}}'
+    ) == TodoList((PlanStep("a", "completed"),))
 
 
 def test_a_command_that_starts_says_so() -> None:
@@ -64,7 +71,7 @@ def test_completed_items_say_what_completed() -> None:
     ) == ItemCompleted("item_4", "mcp_tool_call")
     assert parse_exec_line(
         b'{"type":"item.completed","item":{"id":"item_3","type":"reasoning","text":"hmm"}}'
-    ) == ItemCompleted("item_3", "reasoning")
+    ) == Reasoning("item_3", "hmm")
 
 
 def test_malformed_lines_are_values_not_exceptions() -> None:

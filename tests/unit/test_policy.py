@@ -51,6 +51,7 @@ def test_the_profile_of_a_confined_agent() -> None:
         f"{ENV}.ignore_default_excludes": True,
         f"{ENV}.include_only": [*PROGRAMS_NEED, "PLEXUM_CODEX_OWNER", "GITHUB_TOKEN", "FOO"],
         f"{ENV}.set": {"FOO": "bar"},
+        "tools.update_plan.enabled": True,
     }
     # A .git that is not a real folder is not named: codex's own protection applies.
     unnamed = policy.config(git_folder=False)[f"permissions.{PROFILE}.filesystem"]
@@ -68,7 +69,10 @@ def test_the_profile_of_a_confined_agent() -> None:
 def test_unconfined_is_the_seeds_full_access_with_the_features_off() -> None:
     policy = AgentPolicy("none", "configured", env=AgentEnv(("X",)))
     # Every variable reaches the agent, as it always did: no shell_environment_policy.
-    assert policy.config() == {f"features.{name}": False for name in FEATURES_OFF}
+    assert policy.config() == {
+        **{f"features.{name}": False for name in FEATURES_OFF},
+        "tools.update_plan.enabled": True,  # the plan reaches the host
+    }
     assert {"multi_agent", "apps", "browser_use", "computer_use", "goals"} <= set(FEATURES_OFF)
     assert "--dangerously-bypass-approvals-and-sandbox" in exec_argv("codex", policy=policy)
     assert policy.describe()["network"] is True

@@ -15,6 +15,18 @@ Shapes as printed by codex 0.135-0.169::
                                       "reasoning_output_tokens":…}}
     {"type":"turn.failed","error":{"message":"…"}}
     {"type":"error","message":"Reconnecting... 1/5"}
+
+What the agent does meanwhile (0.163; recorded in ``tests/data/exec-0.163-activity.jsonl``)::
+
+    {"type":"item.completed","item":{"id":"item_1","type":"reasoning","text":"Counting…"}}
+    {"type":"item.started","item":{"id":"item_2","type":"todo_list",
+                                   "items":[{"text":"count","completed":false},…]}}
+    (item.updated and item.completed of the same todo_list as the plan changes)
+    {"type":"item.completed","item":{"id":"item_5","type":"file_change","status":"completed",
+                                     "changes":[{"path":"/ws/a.txt","kind":"add"}]}}
+
+exec prints no output of a running command (only the whole, in the item's completion), no
+model context window, and a plan step as done or not (no "in progress").
 """
 
 from __future__ import annotations
@@ -23,18 +35,21 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from ..events import Usage
+from ..events import FileChange, PlanStep, Usage
 
 __all__ = [
     "AgentMessage",
     "ErrorLine",
     "ExecEvent",
+    "FilesChanged",
     "ItemCompleted",
     "ItemError",
     "ItemStarted",
     "Malformed",
     "Other",
+    "Reasoning",
     "ThreadStarted",
+    "TodoList",
     "TurnCompleted",
     "TurnFailed",
     "TurnStarted",
@@ -84,6 +99,29 @@ class ItemCompleted:
 
 
 @dataclass(frozen=True)
+class Reasoning:
+    """A reasoning summary, whole (exec prints it when the model has written it)."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TodoList:
+    """The agent's plan (its ``update_plan`` tool), as it now stands."""
+
+    steps: tuple[PlanStep, ...]
+
+
+@dataclass(frozen=True)
+class FilesChanged:
+    """A patch codex applied: the files (exec gives no diff, so no line counts)."""
+
+    item_id: str
+    changes: tuple[FileChange, ...]
+
+
+@dataclass(frozen=True)
 class TurnCompleted:
     """``usage`` is the thread's running total (codex 0.163/0.169), not this turn's."""
 
@@ -121,6 +159,9 @@ ExecEvent: TypeAlias = (
     | ItemError
     | ItemStarted
     | ItemCompleted
+    | Reasoning
+    | TodoList
+    | FilesChanged
     | TurnCompleted
     | TurnFailed
     | ErrorLine
@@ -143,6 +184,24 @@ def _message(obj: Any) -> str:
     return json.dumps(obj) if obj is not None else ""
 
 
+def _steps(items: Any) -> tuple[PlanStep, ...]:
+    out = []
+    for entry in items if isinstance(items, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("text"), str):
+            out.append(
+                PlanStep(entry["text"], "completed" if entry.get("completed") else "pending")
+            )
+    return tuple(out)
+
+
+def _changes(changes: Any) -> tuple[FileChange, ...]:
+    out = []
+    for change in changes if isinstance(changes, list) else ():
+        if isinstance(change, dict) and change.get("kind") in ("add", "delete", "update"):
+            out.append(FileChange(str(change.get("path", "")), change["kind"]))
+    return tuple(out)
+
+
 def parse_exec_line(line: bytes) -> ExecEvent:
     try:
         data = json.loads(line)
@@ -160,8 +219,17 @@ def parse_exec_line(line: bytes) -> ExecEvent:
         return Malformed(line, "thread.started without thread_id")
     if kind == "turn.started":
         return TurnStarted()
+    item = data.get("item")
+    if kind in ("item.started", "item.updated", "item.completed") and isinstance(item, dict):
+        if item.get("type") == "todo_list":
+            return TodoList(_steps(item.get("items")))
+        if kind == "item.completed" and item.get("type") == "reasoning":
+            text = item.get("text")
+            return Reasoning(str(item.get("id", "")), text if isinstance(text, str) else "")
+        completed = item.get("status") == "completed"
+        if kind == "item.completed" and item.get("type") == "file_change" and completed:
+            return FilesChanged(str(item.get("id", "")), _changes(item.get("changes")))
     if kind == "item.started":
-        item = data.get("item")
         item_type = item.get("type") if isinstance(item, dict) else None
         if isinstance(item, dict) and isinstance(item_type, str) and item_type not in _TALK:
             return ItemStarted(str(item.get("id", "")), item_type)

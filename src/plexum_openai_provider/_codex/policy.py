@@ -123,6 +123,9 @@ class AgentPolicy:
         ``config`` on app-server). ``git_folder``: the workspace's ``.git`` is a real folder
         (:func:`prepare_git_folder`): it is named writable, with its guard."""
         out: dict[str, Any] = {f"features.{name}": on for name, on in self.features.items()}
+        # The plan tool: the agent's plan reaches the host (a `plan` event); codex 0.169 offers
+        # it to no model unless asked, 0.163 only to some.
+        out["tools.update_plan.enabled"] = True
         if not self.confined:
             return out
         roots: dict[str, str] = {".": "write"}

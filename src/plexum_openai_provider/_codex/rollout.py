@@ -245,6 +245,7 @@ class BlockCollector:
         self._outputs: dict[str, Any] = {}
         self._failed: set[str] = set()
         self._taken: set[str] = set()
+        self._started: set[str] = set()
         self.turn_ended = False  # codex recorded the end of the turn (complete or aborted)
 
     def add(self, record: RolloutRecord) -> None:
@@ -284,6 +285,17 @@ class BlockCollector:
         """Calls recorded without an output yet."""
         return sum(1 for c in self._calls if c not in self._outputs and c not in self._taken)
 
+    def take_started(self) -> list[Block]:
+        """The calls recorded since the last time (codex records a call as it starts it), once
+        each, in call order, without their output."""
+        out = []
+        for call_id, payload in self._calls.items():
+            if call_id in self._started:
+                continue
+            self._started.add(call_id)
+            out.append(self._block(call_id, payload, with_output=False))
+        return out
+
     def take_completed(self) -> list[Block]:
         """The calls that have their output now and were not handed out yet, in call order."""
         return self._take(lambda call_id: call_id in self._outputs)
@@ -298,21 +310,22 @@ class BlockCollector:
             if call_id in self._taken or not ready(call_id):
                 continue
             self._taken.add(call_id)
-            args = payload.get(CALL_FIELDS[str(payload.get("type"))])
-            namespace = payload.get("namespace")
-            out.append(
-                Block(
-                    call_id=call_id,
-                    name=str(payload.get("name", "")),
-                    arguments=args if isinstance(args, str) else json.dumps(args),
-                    namespace=namespace if isinstance(namespace, str) else None,
-                    output=output_text(self._outputs[call_id])
-                    if call_id in self._outputs
-                    else None,
-                    is_error=call_id in self._failed,
-                )
-            )
+            out.append(self._block(call_id, payload, with_output=True))
         return out
+
+    def _block(self, call_id: str, payload: dict[str, Any], *, with_output: bool) -> Block:
+        args = payload.get(CALL_FIELDS[str(payload.get("type"))])
+        namespace = payload.get("namespace")
+        return Block(
+            call_id=call_id,
+            name=str(payload.get("name", "")),
+            arguments=args if isinstance(args, str) else json.dumps(args),
+            namespace=namespace if isinstance(namespace, str) else None,
+            output=output_text(self._outputs[call_id])
+            if with_output and call_id in self._outputs
+            else None,
+            is_error=call_id in self._failed,
+        )
 
 
 def tool_blocks(records: Iterable[RolloutRecord]) -> list[Block]:
@@ -333,6 +346,9 @@ class UsageTally:
     def __init__(self) -> None:
         self._recorded: Usage | None = None
         self._summed: Usage | None = None
+        # The thread's tokens after the last model response and the model's window:
+        # token_count's last_token_usage.total_tokens and model_context_window (0.136-0.171).
+        self.context: tuple[int, int | None] | None = None
 
     def add(self, record: RolloutRecord) -> None:
         payload = record.payload
@@ -343,6 +359,12 @@ class UsageTally:
             if isinstance(info, dict) and isinstance(info.get("last_token_usage"), dict):
                 last = Usage.from_wire(info["last_token_usage"])
                 self._summed = last if self._summed is None else self._summed.plus(last)
+                total = info["last_token_usage"].get("total_tokens")
+                window = info.get("model_context_window")
+                self.context = (
+                    total if isinstance(total, int) else last.input_tokens + last.output_tokens,
+                    window if isinstance(window, int) else None,
+                )
 
     def total(self) -> Usage | None:
         return self._recorded if self._recorded is not None else self._summed

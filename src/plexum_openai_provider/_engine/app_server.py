@@ -130,9 +130,11 @@ class _Server:
             queue.append((method, params))
         return None
 
-    async def request(self, method: str, params: Any, timeout: float) -> Any:
+    async def request(
+        self, method: str, params: Any, timeout: float, extra: dict[str, Any] | None = None
+    ) -> Any:
         try:
-            return await self.connection.request(method, params, timeout=timeout)
+            return await self.connection.request(method, params, timeout=timeout, extra=extra)
         except TimeoutError:
             log.error("codex app-server did not answer %s within %g s: ending it", method, timeout)
             self.process.abort()
@@ -466,8 +468,10 @@ class AppServerEngine:
             # Only when it changes: a model given with every turn makes codex redo its model
             # set-up each turn (codex 0.163: ~10 ms, and the metadata warning again).
             params["model"] = model
+        # codex takes a W3C trace context on every request (0.163-0.171: JSONRPCRequest.trace).
+        trace = {"trace": {"traceparent": spec.traceparent}} if spec.traceparent else None
         try:
-            answer = await self._call(server, "turn/start", params)
+            answer = await server.request("turn/start", params, self.request_timeout_s, trace)
         except BaseException:
             server.runs.pop(thread_id, None)
             raise

@@ -18,7 +18,29 @@ as sent by codex 0.163 and 0.169 (``generate-json-schema --experimental``; recor
     {"method":"error","params":{…,"error":{"message":…,"codexErrorInfo":…},"willRetry":true}}
     {"method":"turn/completed","params":{"threadId":…,"turn":{"id":…,
                                          "status":"completed"|"failed"|"interrupted",
-                                         "error":{"message":…}|null}}}
+                                         "error":{"message":…}|null,"durationMs":5337}}}
+
+What the agent is doing meanwhile (the same fields on 0.163 and 0.171, ``generate-json-schema
+--experimental``; recorded in ``tests/data/app-server-0.163-activity.jsonl``)::
+
+    {"method":"item/started","params":{…,"item":{"type":"commandExecution","id":"call_cmd",
+                                        "command":"/bin/bash -lc '…'","status":"inProgress",…}}}
+    {"method":"item/commandExecution/outputDelta","params":{…,"itemId":"call_cmd",
+                                                            "delta":"line 2\n"}}
+    {"method":"item/reasoning/summaryTextDelta","params":{…,"itemId":"rs_2","summaryIndex":0,
+                                                          "delta":"Counting lines first."}}
+    {"method":"turn/plan/updated","params":{…,"explanation":"two steps"|null,
+                                  "plan":[{"step":"count","status":"inProgress"},…]}}
+    {"method":"item/completed","params":{…,"item":{"type":"fileChange","id":"call_p",
+        "status":"completed","changes":[{"path":"/ws/a.txt","diff":"…",
+                                         "kind":{"type":"add"|"delete"|"update",
+                                                 "move_path":null}}]}}}
+    thread/tokenUsage/updated's tokenUsage also has "modelContextWindow": 258400
+
+A command item's id is its call id (``call_cmd`` above): the same id the rollout records, so a
+running command's output carries the block id of the call's later ``tool_call``. codex 0.163 may
+send a command's first output only with the item's completion (it did not stream the first line
+of a command in one run of two): the full output is always in the call's result.
 
 A turn's usage is the sum of the ``last`` figures of its ``tokenUsage`` notifications (one per
 model response); a resumed thread first repeats the previous turn's, which carries that turn's id.
@@ -28,10 +50,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Phase, Usage
+from ..events import FileChange, Phase, PlanStep, Usage
 from . import seam
 
-__all__ = ["AppServerTurn"]
+__all__ = ["AppServerTurn", "diff_counts"]
 
 # Items whose completion may mean a tool call's block can be read from the rollout.
 _MESSAGE = "agentMessage"
@@ -66,12 +88,27 @@ class AppServerTurn:
             return self._item_started(params.get("item"))
         if method == "item/completed":
             return self._item_completed(params.get("item"))
+        if method == "item/commandExecution/outputDelta":
+            delta = _str(params.get("delta"))
+            return [seam.OutputDelta(_str(params.get("itemId")), delta)] if delta else []
+        if method == "item/reasoning/summaryTextDelta":
+            delta = _str(params.get("delta"))
+            index = params.get("summaryIndex")
+            summary = f"{_str(params.get('itemId'))}/{index if isinstance(index, int) else 0}"
+            return [seam.Reasoning(summary, delta)] if delta else []
+        if method == "turn/plan/updated":
+            return [_plan(params)]
         if method == "thread/tokenUsage/updated":
             usage = params.get("tokenUsage")
             last = usage.get("last") if isinstance(usage, dict) else None
             if isinstance(last, dict):
                 figure = Usage.from_wire(last)
                 self._usage = figure if self._usage is None else self._usage.plus(figure)
+                window = usage.get("modelContextWindow") if isinstance(usage, dict) else None
+                tokens = last.get("totalTokens")
+                if not isinstance(tokens, int):
+                    tokens = figure.input_tokens + figure.output_tokens
+                return [seam.ContextUsage(tokens, window if isinstance(window, int) else None)]
             return []
         if method == "warning":
             return [seam.CodexWarning(_str(params.get("message")))]
@@ -98,6 +135,9 @@ class AppServerTurn:
             return [seam.Text(rest, item_id, phase)] if rest else []
         if kind in _NOT_TOOLS:
             return [seam.Other(f"item/completed {kind}")]
+        if kind == "fileChange" and item.get("status") == "completed":
+            changes = _changes(item.get("changes"))
+            return [seam.FilesChanged(item_id, changes, item_id), seam.ItemDone(item_id, kind)]
         return [seam.ItemDone(item_id, kind)]
 
     def _item_started(self, item: Any) -> list[seam.CodexEvent]:
@@ -108,7 +148,8 @@ class AppServerTurn:
             self._note_phase(item)
         if kind == _MESSAGE or kind in _NOT_TOOLS:
             return [seam.Other(f"item/started {kind}")]
-        return [seam.ItemStarted(_str(item.get("id")), kind)]
+        item_id = _str(item.get("id"))
+        return [seam.ItemStarted(item_id, kind, item_id)]
 
     def _note_phase(self, item: Any) -> None:
         if isinstance(item, dict) and item.get("type") == _MESSAGE:
@@ -125,12 +166,63 @@ class AppServerTurn:
         status = turn.get("status")
         error = turn.get("error")
         message = _error_text(error)
+        duration = turn.get("durationMs")
         if status == "completed":
-            return [seam.TurnDone(self._usage or Usage(), "turn")]
+            ms = duration if isinstance(duration, int) and not isinstance(duration, bool) else None
+            return [seam.TurnDone(self._usage or Usage(), "turn", ms)]
         if status == "interrupted":
             return [seam.TurnInterrupted(message or "interrupted")]
         info = error.get("codexErrorInfo") if isinstance(error, dict) else None
         return [seam.TurnFailed(message or f"the turn ended {status}", info)]
+
+
+_STEP_STATUS = {"pending": "pending", "inProgress": "in_progress", "completed": "completed"}
+
+
+def _plan(params: dict[str, Any]) -> seam.PlanUpdated:
+    steps = []
+    for entry in params.get("plan") or ():
+        if isinstance(entry, dict):
+            status = _STEP_STATUS.get(_str(entry.get("status")), "pending")
+            steps.append(PlanStep(_str(entry.get("step")), status))  # type: ignore[arg-type]
+    explanation = params.get("explanation")
+    return seam.PlanUpdated(tuple(steps), explanation if isinstance(explanation, str) else None)
+
+
+def _changes(changes: Any) -> tuple[FileChange, ...]:
+    out = []
+    for change in changes if isinstance(changes, list) else ():
+        if not isinstance(change, dict):
+            continue
+        kind_info = change.get("kind")
+        kind = _str(kind_info.get("type")) if isinstance(kind_info, dict) else ""
+        if kind not in ("add", "delete", "update"):
+            continue
+        move = kind_info.get("move_path") if isinstance(kind_info, dict) else None
+        added, removed = diff_counts(kind, _str(change.get("diff")))
+        out.append(
+            FileChange(
+                _str(change.get("path")),
+                kind,  # type: ignore[arg-type]
+                added,
+                removed,
+                move if isinstance(move, str) else None,
+            )
+        )
+    return tuple(out)
+
+
+def diff_counts(kind: str, diff: str) -> tuple[int, int]:
+    """Lines added and removed: codex 0.163-0.171 give an added or deleted file's content as its
+    ``diff``, and an updated file's unified diff."""
+    lines = diff.splitlines()
+    if kind == "add":
+        return len(lines), 0
+    if kind == "delete":
+        return 0, len(lines)
+    added = sum(1 for line in lines if line.startswith("+") and not line.startswith("+++"))
+    removed = sum(1 for line in lines if line.startswith("-") and not line.startswith("---"))
+    return added, removed
 
 
 def _error_text(error: Any) -> str:

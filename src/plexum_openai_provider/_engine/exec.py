@@ -33,10 +33,13 @@ from .seam import (
     CodexError,
     CodexEvent,
     CodexWarning,
+    FilesChanged,
     HistoryEntry,
     ItemDone,
     ItemStarted,
     Other,
+    PlanUpdated,
+    Reasoning,
     ResumeFailed,
     RunExit,
     RunSpec,
@@ -48,7 +51,15 @@ from .seam import (
     Unparsed,
 )
 
-__all__ = ["ExecEngine", "ExecRun", "LineSource", "exec_event", "recap", "stderr_summary"]
+__all__ = [
+    "ExecEngine",
+    "ExecRun",
+    "LineSource",
+    "exec_event",
+    "exec_events",
+    "recap",
+    "stderr_summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +77,15 @@ class LineSource(Protocol):
     def stderr_tail(self, limit: int = 2000) -> str: ...
 
 
+def exec_events(event: ex.ExecEvent) -> list[CodexEvent]:
+    """One parsed exec JSONL line as seam events."""
+    if isinstance(event, ex.FilesChanged):
+        return [FilesChanged(event.item_id, event.changes), ItemDone(event.item_id, "file_change")]
+    return [exec_event(event)]
+
+
 def exec_event(event: ex.ExecEvent) -> CodexEvent:
-    """One parsed exec JSONL line as a seam event."""
+    """One parsed exec JSONL line as a seam event (see :func:`exec_events`)."""
     if isinstance(event, ex.ThreadStarted):
         return ThreadStarted(event.thread_id)
     if isinstance(event, ex.TurnStarted):
@@ -80,6 +98,10 @@ def exec_event(event: ex.ExecEvent) -> CodexEvent:
         return ItemStarted(event.item_id, event.item_type)
     if isinstance(event, ex.ItemCompleted):
         return ItemDone(event.item_id, event.item_type)
+    if isinstance(event, ex.Reasoning):
+        return Reasoning(event.item_id, event.text)
+    if isinstance(event, ex.TodoList):
+        return PlanUpdated(event.steps)
     if isinstance(event, ex.TurnCompleted):
         # codex exec prints the thread's running total, not the turn's (0.163/0.169).
         return TurnDone(event.usage, "thread")
@@ -89,6 +111,8 @@ def exec_event(event: ex.ExecEvent) -> CodexEvent:
         return CodexError(event.message)
     if isinstance(event, ex.Malformed):
         return Unparsed(event.reason)
+    if isinstance(event, ex.FilesChanged):
+        return FilesChanged(event.item_id, event.changes)
     return Other(event.kind)
 
 
@@ -144,7 +168,8 @@ class ExecRun:
             if line is not None:
                 if isinstance(line, OversizeLine):
                     return Unparsed(f"a {line.size}-byte codex line was skipped")
-                event = exec_event(ex.parse_exec_line(line))
+                event, *more = exec_events(ex.parse_exec_line(line))
+                self._first.extend(more)
                 if isinstance(event, ThreadStarted):
                     self._thread_seen = True
                 return event
@@ -254,8 +279,13 @@ class ExecEngine:
                 skip_project_docs=skip_docs,
                 git_folder=git_folder,
             )
+            env = self.env
+            if spec.traceparent:
+                # codex reads a W3C trace context from its environment (0.163-0.171:
+                # "TRACEPARENT detected; continuing trace from parent context").
+                env = {**env, "TRACEPARENT": spec.traceparent}
             process = await CodexProcess.start(
-                argv, cwd=str(spec.workspace), env=self.env, prompt=prompt.encode("utf-8")
+                argv, cwd=str(spec.workspace), env=env, prompt=prompt.encode("utf-8")
             )
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)

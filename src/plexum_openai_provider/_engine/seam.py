@@ -18,18 +18,23 @@ from typing import Any, Literal, Protocol, TypeAlias
 from .._codex.command import McpServerSpec
 from .._codex.policy import UNCONFINED, AgentPolicy
 from ..conversation import ImagePart
-from ..events import Phase, Usage
+from ..events import FileChange, Phase, PlanStep, Usage
 
 __all__ = [
     "CodexError",
     "CodexEvent",
     "CodexRun",
     "CodexWarning",
+    "ContextUsage",
     "Engine",
+    "FilesChanged",
     "HistoryEntry",
     "ItemDone",
     "ItemStarted",
     "Other",
+    "OutputDelta",
+    "PlanUpdated",
+    "Reasoning",
     "ResumeFailed",
     "RunExit",
     "RunSpec",
@@ -64,6 +69,7 @@ class RunSpec:
     # A resumed thread whose instructions changed: a developer message to give it before the turn.
     instructions_update: str | None = None
     history: tuple[HistoryEntry, ...] = ()  # a new thread's conversation so far
+    traceparent: str | None = None  # a W3C trace context codex's own spans join
 
 
 # -- what a run reports -------------------------------------------------------------------------
@@ -113,6 +119,9 @@ class ItemStarted:
 
     item_id: str
     item_type: str
+    # The item's call id where the engine's item ids are codex's call ids (app-server); None
+    # where they are ids of their own (exec's `item_N`), which the turn pairs with its call.
+    call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,12 +133,56 @@ class ItemDone:
 
 
 @dataclass(frozen=True)
+class OutputDelta:
+    """A piece of a running command's output (app-server, whose command item id is the call's
+    id; ``codex exec`` prints none)."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """A piece of a reasoning summary (app-server streams them; exec prints each whole)."""
+
+    reasoning_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PlanUpdated:
+    steps: tuple[PlanStep, ...]
+    explanation: str | None = None
+
+
+@dataclass(frozen=True)
+class FilesChanged:
+    """A file change codex applied (its item; the files, with line counts where codex gives the
+    diff)."""
+
+    item_id: str
+    changes: tuple[FileChange, ...]
+    call_id: str | None = None  # as ItemStarted's
+
+
+@dataclass(frozen=True)
+class ContextUsage:
+    """Tokens in the thread now (the last model request's input and output) and the model's
+    context window, as codex reports them after each model response."""
+
+    tokens: int
+    window: int | None
+
+
+@dataclass(frozen=True)
 class TurnDone:
     """The turn completed. ``usage`` is the turn's own tokens (``scope="turn"``) or the thread's
-    running total (``scope="thread"``, what ``codex exec`` prints)."""
+    running total (``scope="thread"``, what ``codex exec`` prints); ``duration_ms`` codex's own
+    measure of the turn, where it gives one (app-server)."""
 
     usage: Usage | None
     scope: Literal["turn", "thread"]
+    duration_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +227,11 @@ CodexEvent: TypeAlias = (
     | CodexError
     | ItemStarted
     | ItemDone
+    | OutputDelta
+    | Reasoning
+    | PlanUpdated
+    | FilesChanged
+    | ContextUsage
     | TurnDone
     | TurnFailed
     | TurnInterrupted

@@ -90,15 +90,23 @@ class Connection:
 
     # -- sending -------------------------------------------------------------------------------
     async def request(
-        self, method: str, params: Any = None, *, timeout: float | None = None
+        self,
+        method: str,
+        params: Any = None,
+        *,
+        timeout: float | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Any:
-        """Send a request and wait for its answer: the result, or JsonRpcError from the peer."""
+        """Send a request and wait for its answer: the result, or JsonRpcError from the peer.
+        ``extra``: members of the request beside its params (a peer's extension, such as codex
+        app-server's ``trace``)."""
         if self._eof.is_set() or self._write_closed:
             raise ConnectionClosed(f"{self._name} is gone")
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        message: dict[str, Any] = {**(extra or {}), "jsonrpc": "2.0", "id": request_id}
+        message["method"] = method
         if params is not None:
             message["params"] = params
         try:

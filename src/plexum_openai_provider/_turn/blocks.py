@@ -6,6 +6,11 @@ written since it began (:class:`~.._codex.rollout.RolloutTail`, one ``stat`` whe
 whenever codex reports progress and on a short tick while a call is open, and hands each
 call/output pair out once, as soon as both are there. What is left at the end (a call cut off
 without output) is handed out then. The cost follows the turn, not the session.
+
+A call is also handed out as it starts (``tool_started``): codex records the call before it runs
+it (0.163: the exec engine's ``item.started`` of a command came 180 ms after the call's record),
+so an engine's word that an item started is the moment to read, and the block id is the call's
+own on both engines (exec's items have ids of their own, ``item_N``).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from .._codex.rollout import (
     UsageTally,
     end_offset,
 )
-from ..events import Event, ToolCall, ToolResult, Usage
+from ..events import Event, ToolCall, ToolResult, ToolStarted, Usage
 
 __all__ = ["BlockWatcher", "rollout_start"]
 
@@ -40,6 +45,10 @@ def rollout_start(locator: RolloutLocator, thread_id: str) -> tuple[Path | None,
     """Where a resumed thread's rollout is and where the next turn's records will start."""
     path = locator.find(thread_id)
     return (path, _end(path)) if path is not None else (None, 0)
+
+
+def started_events(blocks: list[Block]) -> list[Event]:
+    return [ToolStarted(b.call_id, b.name, b.arguments, b.namespace) for b in blocks]
 
 
 def block_events(blocks: list[Block]) -> list[Event]:
@@ -76,6 +85,9 @@ class BlockWatcher:
     def item_done(self) -> None:
         self._expect = True
 
+    def item_started(self) -> None:
+        self._expect = True
+
     @property
     def wants_tick(self) -> bool:
         """Should the turn poll again soon even if codex says nothing?"""
@@ -86,9 +98,10 @@ class BlockWatcher:
         return self._collector.turn_ended
 
     def poll(self) -> list[Event]:
-        """Blocks that completed since the last poll."""
+        """Calls that started, and blocks that completed, since the last poll."""
         self._read()
-        return block_events(self._collector.take_completed())
+        started = started_events(self._collector.take_started())
+        return started + block_events(self._collector.take_completed())
 
     def close(self) -> None:
         if self._tail is not None:
@@ -98,10 +111,15 @@ class BlockWatcher:
         """Everything not handed out yet (the run is over)."""
         self._read()
         self.close()
-        return block_events(self._collector.take_rest())
+        started = started_events(self._collector.take_started())
+        return started + block_events(self._collector.take_rest())
 
     def usage(self) -> Usage | None:
         return self._usage.total()
+
+    def context(self) -> tuple[int, int | None] | None:
+        """The thread's tokens and the model's window, as the rollout last recorded them."""
+        return self._usage.context
 
     def _read(self) -> bool:
         if self._tail is None:

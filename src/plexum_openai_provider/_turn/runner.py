@@ -30,8 +30,20 @@ from .._codex.policy import UNCONFINED, AgentPolicy
 from .._codex.rollout import RolloutLocator
 from .._engine import seam
 from ..errors import ProviderError
-from ..events import ErrorEvent, Event, EventStream, Notice, Usage
-from ..requests import TurnError, TurnRequest, TurnResult, TurnStatus
+from ..events import (
+    ContextWindow,
+    ErrorEvent,
+    Event,
+    EventStream,
+    Notice,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolOutputDelta,
+    ToolStarted,
+    Usage,
+)
+from ..requests import Timing, TurnError, TurnRequest, TurnResult, TurnStatus
 from .blocks import BlockWatcher, rollout_start
 from .delivery import Delivery, save_delivery
 from .mapping import AttemptMapper, AttemptState
@@ -101,6 +113,7 @@ class _Attempt:
     error: TurnError | None = None
     exit: seam.RunExit | None = None
     watcher: BlockWatcher | None = None
+    mapper: AttemptMapper | None = None
 
 
 class Turn:
@@ -118,6 +131,13 @@ class Turn:
         self.record: Delivery | None = setup.claim.delivery
         self._run_now: seam.CodexRun | None = None  # the codex run going on, and what it said
         self._state: AttemptState | None = None
+        # What the turn is doing, for whoever asks (status): since when, and now.
+        self.started_at = time.time()
+        self._started = time.monotonic()
+        self._first_token: float | None = None
+        self.activity = "starting"
+        self.last_output = ""  # the last line a running command printed
+        self._wanted = setup.request.events
 
     def _start(self) -> asyncio.Task[TurnResult]:
         self._task = asyncio.create_task(self._run(), name=f"turn {self.turn_id}")
@@ -166,10 +186,31 @@ class Turn:
     # -- the run -----------------------------------------------------------------------------
     def _emit(self, events: list[Event] | tuple[Event, ...]) -> None:
         for event in events:
-            self._stream.put(event)
+            self._note(event)
+            if event.type in self._wanted:
+                self._stream.put(event)
+
+    def _note(self, event: Event) -> None:
+        """What the turn is doing now, from what it is about to say."""
+        said = isinstance(event, (TextDelta, ReasoningDelta, ToolStarted))
+        if said and self._first_token is None:
+            self._first_token = time.monotonic()
+        if isinstance(event, ToolStarted):
+            self.activity = f"{event.name} {event.arguments}"[:200]
+            self.last_output = ""
+        elif isinstance(event, ToolOutputDelta):
+            lines = [line for line in event.text.splitlines() if line.strip()]
+            if lines:
+                self.last_output = lines[-1][:200]
+        elif isinstance(event, ToolCall):
+            self.activity = "thinking"
+        elif isinstance(event, TextDelta):
+            self.activity = "writing"
+        elif isinstance(event, ReasoningDelta):
+            self.activity = "reasoning"
 
     async def _run(self) -> TurnResult:
-        started = time.monotonic()
+        started = self._started
         setup = self._setup
         try:
             result = await self._drive()
@@ -189,6 +230,7 @@ class Turn:
             if setup.on_end is not None:
                 setup.on_end()
             self._stream.end()
+        result = dataclasses.replace(result, timing=self._timing())
         log.info(
             "turn %s of agent %s: %s in %.2f s (thread %s)",
             self.turn_id,
@@ -198,6 +240,17 @@ class Turn:
             result.thread_id,
         )
         return result
+
+    def _timing(self) -> Timing:
+        def ms(since: float, until: float | None) -> int | None:
+            return None if until is None else round((until - since) * 1000)
+
+        done = self._state.done if self._state is not None else None
+        return Timing(
+            ms(self._started, time.monotonic()) or 0,
+            ms(self._started, self._first_token),
+            done.duration_ms if done is not None else None,
+        )
 
     def _failed(self, code: str, message: str, thread_id: str | None = None) -> TurnResult:
         error = TurnError(code, message, code in RETRYABLE)
@@ -219,7 +272,9 @@ class Turn:
                 ]
             )
         await setup.bridge.start()
+        self.activity = "waiting for the agent's lock" if setup.agent_lock.locked() else "starting"
         async with setup.agent_lock:  # waits for a consume of this agent
+            self.activity = "starting codex"
             try:
                 attempt = await self._attempt(stored.thread_id)
                 resume = stored.thread_id
@@ -276,9 +331,10 @@ class Turn:
             instructions=plan.instructions,
             instructions_update=plan.instructions_update if resume is not None else None,
             history=history,
+            traceparent=setup.request.traceparent,
         )
         run = await setup.engine.start_run(spec)
-        mapper = AttemptMapper(resume)
+        mapper = attempt.mapper = AttemptMapper(resume)
         self._run_now, self._state = run, mapper.state
         deadline = time.monotonic() + setup.turn_timeout_s
         idle_since = time.monotonic()
@@ -304,7 +360,7 @@ class Turn:
                 await run.stop()
                 continue
             if kind == "timeout":
-                self._emit(watcher.poll())
+                self._emit(mapper.blocks(watcher.poll()))
                 if time.monotonic() < limit:
                     continue  # only the block tick
                 if stop_started is not None:
@@ -327,10 +383,15 @@ class Turn:
             if event is None:
                 break
             idle_since = time.monotonic()
-            if watcher.wants_tick:
+            if isinstance(event, seam.ItemStarted):
+                # codex recorded the call before it started it: its tool_started, now.
+                watcher.item_started()
+                self._emit(mapper.blocks(watcher.poll()))
+                mapper.item_started(event)
+            elif watcher.wants_tick:
                 # Blocks codex recorded before this event come first: a call's output is in the
                 # rollout before the model's next words are.
-                self._emit(watcher.poll())
+                self._emit(mapper.blocks(watcher.poll()))
             self._emit(mapper.feed(event))
             if isinstance(event, seam.ThreadStarted):
                 await self._thread_started(event, mapper.state, watcher)
@@ -354,7 +415,7 @@ class Turn:
             and attempt.status is None
             and mapper.state.thread_id is not None
         ):
-            await self._await_turn_record(watcher)
+            await self._await_turn_record(watcher, mapper)
         return attempt
 
     async def _next(
@@ -414,10 +475,10 @@ class Turn:
         except OSError as exc:
             log.warning("turn %s: the delivery record was not written: %s", self.turn_id, exc)
 
-    async def _await_turn_record(self, watcher: BlockWatcher) -> None:
+    async def _await_turn_record(self, watcher: BlockWatcher, mapper: AttemptMapper) -> None:
         deadline = time.monotonic() + ROLLOUT_LAG_S
         while True:
-            self._emit(watcher.poll())
+            self._emit(mapper.blocks(watcher.poll()))
             if watcher.turn_ended or time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.02)
@@ -426,13 +487,14 @@ class Turn:
         state = attempt.state
         thread_id = state.thread_id
         if attempt.watcher is not None:
-            self._emit(await asyncio.to_thread(attempt.watcher.finish))
+            rest = await asyncio.to_thread(attempt.watcher.finish)
+            self._emit(attempt.mapper.blocks(rest) if attempt.mapper is not None else rest)
         if attempt.status is None:
             if state.done is not None:
                 usage = self._usage(state.done, attempt.watcher)
                 if state.input_taken:
                     await self._record(state, open_=False)
-                self._emit([usage])
+                self._emit([*self._context(state, attempt.watcher), usage])
                 return TurnResult(self.turn_id, "completed", thread_id, usage)
             if state.failed is not None:
                 attempt.status = "failed"
@@ -463,6 +525,18 @@ class Turn:
             )
             self._emit([error_event(error)])
         return TurnResult(self.turn_id, attempt.status, thread_id, None, error)
+
+    def _context(self, state: AttemptState, watcher: BlockWatcher | None) -> list[Event]:
+        """How full the thread is now: the engine's word (app-server), else the rollout's."""
+        if state.context is not None:
+            tokens, window = state.context.tokens, state.context.window
+        else:
+            recorded = watcher.context() if watcher is not None else None
+            if recorded is None:
+                return []
+            tokens, window = recorded
+        used = round(tokens / window, 4) if window else None
+        return [ContextWindow(tokens, window, used)]
 
     def _usage(self, done: seam.TurnDone, watcher: BlockWatcher | None) -> Usage:
         """This turn's tokens: the engine's own per-turn figure, else the rollout's; codex exec

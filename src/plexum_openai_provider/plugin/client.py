@@ -105,14 +105,21 @@ class PluginClient:
 
     # -- requests ------------------------------------------------------------------------------
     async def initialize(
-        self, config: Mapping[str, Any] | None = None, *, timeout: float = 60.0
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        timeout: float = 60.0,
+        events: Sequence[str] | None = None,
     ) -> dict[str, Any]:
+        """``events``: event types wanted beyond today's (``ACTIVITY_TYPES`` for all)."""
         params: dict[str, Any] = {
             "protocol_version": 1,
             "host_info": {"name": "plexum-openai-provider host client", "version": "1"},
         }
         if config is not None:
             params["config"] = dict(config)
+        if events is not None:
+            params["events"] = list(events)
         result = await self.connection.request("initialize", params, timeout=timeout)
         self.initialize_result = result
         return dict(result)
@@ -129,6 +136,7 @@ class PluginClient:
         system: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
         when_busy: str | None = None,
+        traceparent: str | None = None,
     ) -> ClientTurn:
         """``message`` (with ``images``: absolute paths or data: URLs, and the agent's ``system``
         instructions), or the whole conversation as protocol ``messages``. ``when_busy``:
@@ -154,6 +162,8 @@ class PluginClient:
             params["model"] = model
         if when_busy is not None:
             params["when_busy"] = when_busy
+        if traceparent is not None:
+            params["traceparent"] = traceparent
         if tools:
             params["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.input_schema}

@@ -40,6 +40,7 @@ class InitializeParams(_Params):
     protocol_version: int
     host_info: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
+    events: list[str] | None = None  # event types wanted beyond today's (checked by the server)
 
 
 class TurnStartParams(_Params):
@@ -49,6 +50,7 @@ class TurnStartParams(_Params):
     messages: list[Any]
     tools: list[ToolParams] | None = None
     when_busy: str | None = None  # checked by the provider (refuse, steer, queue)
+    traceparent: str | None = None  # W3C trace context (checked by the provider)
 
 
 class TurnCancelParams(_Params):

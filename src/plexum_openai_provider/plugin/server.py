@@ -30,7 +30,7 @@ from .._jsonrpc import (
 from .._version import __version__
 from ..config import HostConfig
 from ..conversation import parse_messages
-from ..events import event_to_dict
+from ..events import ACTIVITY_TYPES, BASE_TYPES, event_to_dict
 from ..provider import CodexProvider
 from ..requests import (
     AgentContext,
@@ -68,6 +68,7 @@ class PluginServer:
         self.connection: Connection | None = None
         self._initializing: asyncio.Task[CodexProvider] | None = None
         self._turns: dict[str, Any] = {}
+        self._events: frozenset[str] = BASE_TYPES  # what the host asked for (initialize)
         # Ids of turns that have ended, so that a cancel racing with the end is not an error.
         self._ended: deque[str] = deque(maxlen=4096)
         self.shutdown_requested = asyncio.Event()
@@ -105,6 +106,15 @@ class PluginServer:
     async def _initialize(self, params: InitializeParams) -> dict[str, Any]:
         if self.provider is not None or self._initializing is not None:
             raise JsonRpcError(INVALID_REQUEST, "initialize was already received")
+        events = BASE_TYPES
+        for i, name in enumerate(params.events or ()):
+            if name not in BASE_TYPES | ACTIVITY_TYPES:
+                raise JsonRpcError(
+                    INVALID_PARAMS,
+                    f"unknown event type {name!r} (known: {', '.join(sorted(ACTIVITY_TYPES))})",
+                    {"field": f"events[{i}]"},
+                )
+            events = events | {name}
         if params.protocol_version != PROTOCOL_VERSION:
             raise JsonRpcError(
                 INVALID_PARAMS,
@@ -119,6 +129,7 @@ class PluginServer:
             self._initializing = None
             raise
         self.provider = provider
+        self._events = events
         host = params.host_info or {}
         binary = provider.binary
         log.info(
@@ -153,6 +164,7 @@ class PluginServer:
                 "requested": engine.requested,
                 "fallback_reason": engine.fallback_reason,
             },
+            "events": sorted(events),
             "sandbox": provider.policy.describe(),
             # How codex authenticates (never a secret): a host can say "log in" before a turn fails.
             "login": provider.login.describe(),
@@ -194,6 +206,8 @@ class PluginServer:
             tools=tuple(
                 ToolSpec(t.name, t.description, dict(t.input_schema)) for t in params.tools or ()
             ),
+            events=self._events,
+            traceparent=params.traceparent,
         )
         turn = await provider.start_turn(request, cast(Any, params.when_busy or "refuse"))
         self._turns[turn.turn_id] = turn

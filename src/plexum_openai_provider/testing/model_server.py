@@ -15,6 +15,8 @@ Replies:
   the pieces given, with a pause between them if asked) and then ``response.output_item.done``.
 * :class:`FunctionCall` - a ``function_call`` item, with ``namespace`` for MCP tools.
 * :class:`CustomToolCall` - a ``custom_tool_call`` (code mode's ``exec``).
+* :class:`Reasoning` - a ``reasoning`` item whose summaries stream as
+  ``response.reasoning_summary_text.delta`` events.
 * :class:`Failed` - a ``response.failed`` event.
 * :class:`HttpError` - a plain HTTP error status.
 * :class:`Hang` - accept the request and never answer.
@@ -47,6 +49,7 @@ __all__ = [
     "Hang",
     "HttpError",
     "Message",
+    "Reasoning",
     "Reply",
     "ResponsesRequest",
     "ScriptedModelServer",
@@ -145,6 +148,20 @@ class CustomToolCall:
 
 
 @dataclass(frozen=True)
+class Reasoning:
+    """A reasoning item with these summaries (each streamed as one delta)."""
+
+    summaries: tuple[str, ...]
+
+    def item(self, ids: Iterator[int]) -> dict[str, Any]:
+        return {
+            "type": "reasoning",
+            "id": f"rs_{next(ids)}",
+            "summary": [{"type": "summary_text", "text": text} for text in self.summaries],
+        }
+
+
+@dataclass(frozen=True)
 class Failed:
     message: str = "the scripted model failed"
     code: str = "server_error"
@@ -170,7 +187,7 @@ class Wait:
     timeout_s: float = 60.0
 
 
-OutputItem: TypeAlias = Message | FunctionCall | CustomToolCall
+OutputItem: TypeAlias = Message | FunctionCall | CustomToolCall | Reasoning
 Reply: TypeAlias = OutputItem | Sequence[OutputItem] | Failed | HttpError | Hang | Wait
 
 
@@ -413,6 +430,15 @@ class ScriptedModelServer:
                             await asyncio.sleep(item.delay_s)
                         send("response.output_text.delta", {**where, "delta": piece})
                     send("response.output_text.done", {**where, "text": item.text})
+                elif isinstance(item, Reasoning):
+                    added = {**wire, "summary": []}
+                    send("response.output_item.added", {"output_index": index, "item": added})
+                    for n, text in enumerate(item.summaries):
+                        where = {"item_id": wire["id"], "output_index": index, "summary_index": n}
+                        part = {"type": "summary_text", "text": ""}
+                        send("response.reasoning_summary_part.added", {**where, "part": part})
+                        send("response.reasoning_summary_text.delta", {**where, "delta": text})
+                        send("response.reasoning_summary_text.done", {**where, "text": text})
                 send("response.output_item.done", {"output_index": index, "item": wire})
             usage = _wire_usage(self.usage)
             send("response.completed", {"response": {"id": response_id, "usage": usage}})
