@@ -23,8 +23,9 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._bridge.manager import BridgeManager
 from ._bridge.names import default_socket_dir
@@ -125,6 +126,8 @@ class CodexProvider:
         # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
         self._turn_ids: dict[str, None] = {}
         self._closed = False
+        # The account's admission (concurrent model streams), for `status`, once it exists.
+        self.admission_status: Callable[[], dict[str, Any]] | None = None
 
     @classmethod
     async def create(
@@ -177,6 +180,19 @@ class CodexProvider:
     @property
     def models(self) -> list[str]:
         return list(self.config.supported_models)
+
+    def status(self) -> dict[str, Any]:
+        """What runs now (the ``status`` request): each agent with a running or waiting turn,
+        the engine (its codex process, its loaded threads), the account's admission."""
+        agents = []
+        for agent_id, slot in sorted(self._agents.items()):
+            if slot.running is None and not slot.queue:
+                continue
+            running = slot.running.describe() if slot.running is not None else None
+            queued = [q.turn_id for q in slot.queue if q.waiting]
+            agents.append({"agent": agent_id, "turn": running, "queued": queued})
+        admission = self.admission_status() if self.admission_status is not None else None
+        return {"agents": agents, "engine": self._engine.status(), "admission": admission}
 
     def busy(self, agent_id: str) -> bool:
         """Does the agent have a running turn here (or requests waiting for one)?"""

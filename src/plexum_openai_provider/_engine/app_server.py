@@ -51,6 +51,7 @@ from .._codex.policy import PROFILE, prepare_git_folder
 from .._codex.process import CodexProcess
 from .._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, skip_project_docs
 from .._codex.records import message_item
+from .._io.procinfo import process_tree_rss, process_uptime_s
 from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from .._jsonrpc.errors import METHOD_NOT_FOUND
 from .._version import __version__
@@ -206,6 +207,18 @@ class AppServerEngine:
     @property
     def pid(self) -> int | None:
         return self._server.process.pid if self._server is not None else None
+
+    def status(self) -> dict[str, Any]:
+        process = None
+        pid = self.pid
+        if pid is not None and self._server is not None and not self._server.gone.is_set():
+            process = {
+                "pid": pid,
+                "rss_bytes": process_tree_rss(pid),
+                "uptime_s": process_uptime_s(pid),
+                "starts": self.starts,
+            }
+        return {"engine": self.name, "process": process, "loaded_threads": list(self._loaded)}
 
     async def start(self) -> None:
         """Start the app-server now (a turn would otherwise start it); AppServerError if it

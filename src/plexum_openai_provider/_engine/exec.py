@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from .._codex import exec_events as ex
 from .._codex.command import exec_argv
@@ -303,6 +303,9 @@ class ExecEngine:
 
     def holds_thread(self, thread_id: str) -> bool:
         return False  # a codex exec holds its thread only while its turn runs
+
+    def status(self) -> dict[str, Any]:
+        return {"engine": self.name, "process": None, "loaded_threads": []}
 
     async def release_thread(self, thread_id: str) -> None:
         return None

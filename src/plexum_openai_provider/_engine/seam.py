@@ -296,4 +296,9 @@ class Engine(Protocol):
         """Let go of the thread (unload it) so that its rollout may be rewritten."""
         ...
 
+    def status(self) -> dict[str, Any]:
+        """What the engine holds now, for the operator: its codex process (pid, resident bytes,
+        uptime) where it keeps one, and the threads it has loaded."""
+        ...
+
     async def close(self) -> None: ...

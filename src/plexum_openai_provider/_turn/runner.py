@@ -155,6 +155,17 @@ class Turn:
             self._cancel_reason = reason
             self._cancel.set()
 
+    def describe(self) -> dict[str, Any]:
+        """What the turn is doing now (for ``status``)."""
+        return {
+            "turn_id": self.turn_id,
+            "thread_id": self.thread_id,
+            "since": self.started_at,
+            "running_s": round(time.monotonic() - self._started, 1),
+            "activity": self.activity,
+            "last_output": self.last_output or None,
+        }
+
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()

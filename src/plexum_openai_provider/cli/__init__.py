@@ -2,7 +2,7 @@
 
 * no argument or ``serve``: the plugin protocol on stdio (what the Plexum host starts);
 * ``mcp-host``: the MCP bridge that codex starts during a turn;
-* ``run``, ``chat``, ``doctor``, ``login``, ``logout``: the commands people use.
+* ``run``, ``chat``, ``doctor``, ``login``, ``logout``, ``status``: the commands people use.
 """
 
 from __future__ import annotations
@@ -75,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="the agent's instructions (a system message); @FILE reads them from FILE",
     )
+    status = sub.add_parser("status", help="what the running plugins of this user are doing")
+    status.add_argument("--json", action="store_true", help="the answers as JSON, for scripts")
     doctor = sub.add_parser("doctor", help="check the codex install, login and registrations")
     doctor.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     from .login import add_parsers  # stdlib and this package's light modules only
@@ -106,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .chat import chat_command
 
         return chat_command(ns)
+    if ns.command == "status":
+        from .status import status_command
+
+        return status_command(ns)
     if ns.command == "doctor":
         from .doctor import doctor_command
 

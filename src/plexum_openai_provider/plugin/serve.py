@@ -20,6 +20,8 @@ from typing import NoReturn
 
 from .._codex.guard import guard
 from .._jsonrpc import Connection
+from ..errors import ProviderError
+from .control import ControlSocket
 from .server import PluginServer
 from .stdio import open_streams, protect_stdout
 
@@ -43,6 +45,11 @@ async def serve(in_fd: int, out_fd: int) -> None:
     # A host/call_tool the plugin no longer waits for is called off (protocol.md).
     connection = Connection(reader, writer, server.router, name="host", call_off=True)
     server.attach(connection)
+    control = ControlSocket(server.status)
+    try:
+        await control.start()
+    except (OSError, ProviderError) as exc:  # the protocol works without it
+        log.warning("no control socket (status from a shell): %s", exc)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         # A host that stops its child with terminate() (or a Ctrl-C) gets a clean end, not a
@@ -61,10 +68,12 @@ async def serve(in_fd: int, out_fd: int) -> None:
             "shutdown took over %g s: exiting now; the watchdog ends what codex still runs",
             SHUTDOWN_BOUND_S,
         )
+        await control.close()
         connection.close()
         _exit_soon(1)
     # The answers to the cancelled turns, and the call-offs of their host tools.
     await connection.wait_handlers(max(deadline - time.monotonic(), 0.1))
+    await control.close()
     connection.close()
     for task in (serving, shutdown):
         task.cancel()

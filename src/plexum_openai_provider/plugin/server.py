@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -80,6 +82,8 @@ class PluginServer:
             "turn/cancel", self._ready(self._turn_cancel), self._typed(TurnCancelParams)
         )
         self.router.add("session/consume", self._ready(self._consume), self._typed(ConsumeParams))
+        self.router.add("status", self._status)
+        self._started_at = time.time()
 
     def attach(self, connection: Connection) -> None:
         self.connection = connection
@@ -241,6 +245,26 @@ class PluginServer:
         agent = AgentContext(params.agent.id, Path(params.agent.workspace))
         result = await self.provider.consume(agent, params.block_ids, params.marker)
         return {"consumed": result.consumed, "not_found": result.not_found}
+
+    async def _status(self, params: Any) -> dict[str, Any]:
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        """What the plugin is doing now (the ``status`` request, and its control socket)."""
+        out: dict[str, Any] = {
+            "plugin": {
+                "pid": os.getpid(),
+                "version": __version__,
+                "since": self._started_at,
+                "uptime_s": round(time.time() - self._started_at, 1),
+            },
+            "initialized": self.provider is not None,
+        }
+        if self.provider is not None:
+            out.update(self.provider.status())
+            binary = self.provider.binary
+            out["codex"] = {"version": binary.version if binary else None}
+        return out
 
     async def _shutdown(self, params: Any) -> dict[str, Any]:
         self.shutdown_requested.set()

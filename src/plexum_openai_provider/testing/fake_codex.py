@@ -18,7 +18,7 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .._engine.exec import ExecRun
 from .._engine.seam import RunSpec
@@ -149,6 +149,9 @@ class FakeEngine:
 
     def holds_thread(self, thread_id: str) -> bool:
         return thread_id in self.held
+
+    def status(self) -> dict[str, Any]:
+        return {"engine": self.name, "process": None, "loaded_threads": sorted(self.held)}
 
     async def release_thread(self, thread_id: str) -> None:
         self.released.append(thread_id)

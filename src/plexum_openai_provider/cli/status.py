@@ -1,0 +1,103 @@
+"""``plexum-openai-provider-plugin status``: what the user's running plugins are doing.
+
+Asks each plugin of this user through its control socket (see ``plugin/control.py``) and prints
+a table: per plugin its codex process, then each agent with a turn running or waiting (the turn,
+how long it runs, what it does now, the last line its command printed). ``--json`` prints the
+answers as they are, one JSON document, for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from ..plugin.control import PluginAnswer, ask_all
+
+__all__ = ["format_status", "status_command"]
+
+
+def _age(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "?"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def _mib(value: Any) -> str:
+    return f"{value / 2**20:.0f} MiB" if isinstance(value, int) else "?"
+
+
+def _plugin_line(status: dict[str, Any]) -> str:
+    plugin = status.get("plugin") or {}
+    line = f"plugin pid {plugin.get('pid')} (v{plugin.get('version')}, up {_age(plugin.get('uptime_s'))})"
+    if not status.get("initialized"):
+        return line + ": not initialized yet"
+    engine = status.get("engine") or {}
+    codex = (status.get("codex") or {}).get("version")
+    line += f", codex {codex}, engine {engine.get('engine')}"
+    process = engine.get("process")
+    if isinstance(process, dict):
+        line += (
+            f": app-server pid {process.get('pid')}, {_mib(process.get('rss_bytes'))},"
+            f" up {_age(process.get('uptime_s'))}"
+        )
+    loaded = engine.get("loaded_threads")
+    if isinstance(loaded, list):
+        line += f", {len(loaded)} loaded thread{'s' if len(loaded) != 1 else ''}"
+    admission = status.get("admission")
+    if isinstance(admission, dict):
+        line += f", admission {json.dumps(admission, separators=(',', ':'))}"
+    return line
+
+
+def format_status(answers: list[PluginAnswer]) -> str:
+    if not answers:
+        return "no running plugin of this user (no control socket)\n"
+    out: list[str] = []
+    for answer in answers:
+        if answer.status is None:
+            out.append(f"{answer.path.name}: {answer.problem}")
+            continue
+        out.append(_plugin_line(answer.status))
+        rows = [("AGENT", "TURN", "FOR", "DOING", "LAST OUTPUT", "QUEUED")]
+        for agent in answer.status.get("agents") or []:
+            turn = agent.get("turn") or {}
+            rows.append(
+                (
+                    str(agent.get("agent")),
+                    str(turn.get("turn_id") or "-"),
+                    _age(turn.get("running_s")) if turn else "-",
+                    str(turn.get("activity") or "-")[:60],
+                    str(turn.get("last_output") or "")[:40],
+                    str(len(agent.get("queued") or [])),
+                )
+            )
+        if len(rows) == 1:
+            out.append("  no agent is working")
+            continue
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            out.append(
+                "  "
+                + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            )
+    return "\n".join(out) + "\n"
+
+
+def status_command(ns: argparse.Namespace) -> int:
+    answers = asyncio.run(ask_all())
+    if ns.json:
+        document = [
+            {"socket": str(a.path), "status": a.status, "problem": a.problem} for a in answers
+        ]
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_status(answers))
+    return 0 if answers and all(a.status is not None for a in answers) else 1
