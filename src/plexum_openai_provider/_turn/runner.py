@@ -29,6 +29,7 @@ from .._codex.failures import classify
 from .._codex.policy import UNCONFINED, AgentPolicy
 from .._codex.rollout import RolloutLocator
 from .._engine import seam
+from .._io.logs import log_context
 from ..errors import ProviderError
 from ..events import (
     ContextWindow,
@@ -223,6 +224,7 @@ class Turn:
     async def _run(self) -> TurnResult:
         started = self._started
         setup = self._setup
+        log_context(agent=setup.request.agent.id, turn=self.turn_id)
         try:
             result = await self._drive()
         except ProviderError as exc:

@@ -26,7 +26,12 @@ EXIT_USAGE = 2
 def _setup_logging(level: int) -> None:
     # stdout is the protocol (serve, mcp-host) or the answer (run): logs always go to stderr.
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if os.environ.get("PLEXUM_LOG_FORMAT", "").lower() == "json":
+        from .._io.logs import JsonFormatter  # stdlib only
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
