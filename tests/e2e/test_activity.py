@@ -5,6 +5,8 @@ codex, both engines, through the plugin's protocol."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -149,3 +151,29 @@ async def test_a_host_that_asks_for_nothing_gets_todays_events_and_an_unknown_ty
     await raw.close()
     assert answer["error"]["code"] == -32602
     assert answer["error"]["data"] == {"field": "events[1]"}
+
+
+def test_run_json_prints_the_agent_at_work(tmp_path: Path, engine: str) -> None:
+    """``run --json --demo work``: the demo model thinks, plans and runs a command."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(host_config()))
+    command = ["run", "--json", "--demo", "--config", str(config), "work"]
+    done = subprocess.run(
+        [sys.executable, "-m", "plexum_openai_provider", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    kinds = [line["type"] for line in lines]
+    assert kinds.index("reasoning_delta") < kinds.index("plan") < kinds.index("tool_started")
+    started = [line for line in lines if line["type"] == "tool_started"]
+    assert [s["name"] for s in started] == ["update_plan", "exec_command"]
+    output = "".join(line["text"] for line in lines if line["type"] == "tool_output_delta")
+    if engine == "app-server":
+        assert "step 3" in output
+    else:
+        assert output == ""
+    assert kinds[-3:] == ["context", "usage", "result"]
+    assert lines[-1]["timing"]["total_ms"] > 1000

@@ -29,6 +29,33 @@ PNG = base64.b64decode(
 pytestmark = pytest.mark.one_engine
 
 
+def test_chat_shows_an_agent_at_work(tmp_path: Path) -> None:
+    """Its reasoning (dimmed), its plan, the running command with a spinner and the last line it
+    printed, as it prints (chat runs on app-server, the default engine)."""
+    workspace = tmp_path / "agent"
+    workspace.mkdir()
+    chat = pexpect.spawn(
+        PLUGIN,
+        ["chat", "--demo", "--workspace", str(workspace), "--agent", "demo"],
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
+    )
+    try:
+        chat.expect("you> ")
+        chat.sendline("work")
+        chat.expect(r"\x1b\[2mthinking: Counting first, then a report\.")
+        chat.expect(r"\[>\] count to three")
+        chat.expect(r"running: for i in 1 2 3; do echo step \$i; sleep 0\.7; done  \| step 2")
+        chat.expect(r"\[tool result \S+\] Chunk ID")
+        chat.expect("you> ")
+        chat.sendline("/quit")
+        chat.expect(pexpect.EOF)
+    finally:
+        chat.close()
+    assert chat.exitstatus == 0
+
+
 def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
     workspace = tmp_path / "agent"
     workspace.mkdir()

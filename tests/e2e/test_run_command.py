@@ -34,7 +34,14 @@ def test_run_streams_the_answer_and_resumes(
     second = run(["run", "--json", "--workspace", str(workspace), "--", "-dash first"], codex_env)
     assert second.returncode == 0, second.stderr
     lines = [json.loads(line) for line in second.stdout.splitlines()]
-    assert [line["type"] for line in lines] == ["notice", "text_delta", "usage", "result"]
+    # --json prints every event there is: the context window comes before the usage.
+    assert [line["type"] for line in lines] == [
+        "notice",
+        "text_delta",
+        "context",
+        "usage",
+        "result",
+    ]
     delta = lines[1]
     assert (delta["text"], delta["phase"]) == ("echo: -dash first", None) and delta["message_id"]
     result = lines[-1]

@@ -25,9 +25,10 @@ from .._jsonrpc import JsonRpcError
 from .._turn.thread_store import clear_thread_id
 from ..config import load_config_file
 from ..errors import ProviderError
-from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage
+from ..events import ACTIVITY_TYPES, ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage
 from ..plugin.client import PluginClient
 from ..requests import AgentContext, ToolSpec
+from .activity_view import ActivityView
 from .notes import NOTES_TOOLS, NotesTools
 from .run import instructions_arg
 
@@ -35,8 +36,8 @@ __all__ = ["chat_command"]
 
 HELP = """commands: /blocks (tool-call blocks so far)  /consume ID…  /image PATH (with the next message)
           /reset (forget the thread)  /quit
-try: "note buy milk", "notes", "remember", "slowly count" (type while it answers: your line joins
-its turn); Ctrl-C stops a running turn"""
+try: "note buy milk", "notes", "remember", "work" (an agent at work), "slowly count" (type while it
+answers: your line joins its turn); Ctrl-C stops a running turn"""
 
 
 class BlockLog:
@@ -92,6 +93,7 @@ class Chat:
         self.log = log
         self.turns = 0
         self.streaming = False
+        self.view = ActivityView()  # the running command, the plan, reasoning (dimmed)
         self.tools = [ToolSpec(t["name"], t["description"], t["input_schema"]) for t in NOTES_TOOLS]
 
     async def turn(self, message: str, *, busy: bool = False) -> None:
@@ -146,6 +148,10 @@ class Chat:
             _say("")
 
     def show(self, event: object, turn_id: str) -> None:
+        if not isinstance(event, TextDelta):
+            self.end_text()
+        if self.view.show(event):
+            return
         if isinstance(event, TextDelta):
             if not self.streaming:
                 sys.stdout.write("codex> ")
@@ -301,7 +307,7 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
     plugin = await PluginClient.spawn(env=env, tools=notes.functions())
     try:
         try:
-            init = await plugin.initialize(config)
+            init = await plugin.initialize(config, events=sorted(ACTIVITY_TYPES))
         except JsonRpcError as exc:
             print(f"error: {exc.message}", file=sys.stderr)
             return 2

@@ -16,7 +16,17 @@ from .._codex.guard import guard
 from ..config import HostConfig, load_config_file
 from ..conversation import ChatMessage, ImagePart, TextPart
 from ..errors import ConfigError, ProviderError
-from ..events import ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage, event_to_dict
+from ..events import (
+    ACTIVITY_TYPES,
+    BASE_TYPES,
+    ErrorEvent,
+    Notice,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+    event_to_dict,
+)
 from ..provider import CodexProvider
 from ..requests import AgentContext, TurnRequest
 
@@ -74,6 +84,8 @@ def run_command(ns: argparse.Namespace) -> int:
             AgentContext(ns.agent, workspace),
             model=ns.model,
             messages=conversation(message, ns.image, system),
+            # --json prints every event there is (a script ignores types it does not know).
+            events=BASE_TYPES | ACTIVITY_TYPES if ns.json else BASE_TYPES,
         )
         return asyncio.run(_run_turn(config, request, as_json=ns.json, env=env))
     return EXIT_USAGE

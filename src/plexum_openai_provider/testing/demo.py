@@ -10,6 +10,8 @@ no network. The demo model is deterministic:
   shows up as the consume marker;
 * "slowly <text>": it answers in pieces over two seconds (time to type a message that joins the
   running turn);
+* "work": it thinks (a reasoning summary), makes a plan and runs a command that prints a line
+  every 0.7 s (what ``chat`` shows of an agent at work);
 * anything else: it answers with what it heard, the images that came with it, and how many
   messages the thread holds.
 """
@@ -28,6 +30,7 @@ from .._codex.records import output_text
 from .model_server import (
     FunctionCall,
     Message,
+    Reasoning,
     Reply,
     ResponsesRequest,
     ScriptedModelServer,
@@ -85,6 +88,20 @@ def demo_script(request: ResponsesRequest) -> Reply:
         namespace = _host_namespace(request, "read_notes")
         if namespace:
             return FunctionCall("read_notes", "{}", namespace=namespace)
+    if lowered == "work":
+        plan = {
+            "explanation": "count, then report",
+            "plan": [
+                {"step": "count to three", "status": "in_progress"},
+                {"step": "report", "status": "pending"},
+            ],
+        }
+        command = "for i in 1 2 3; do echo step $i; sleep 0.7; done"
+        return [
+            Reasoning(("Counting first, then a report.",)),
+            FunctionCall("update_plan", json.dumps(plan)),
+            FunctionCall("exec_command", json.dumps({"cmd": command})),
+        ]
     if lowered.startswith("slowly "):
         pieces = ("(demo model) Slowly, ", "one, ", "two, ", "three.")
         return Message("".join(pieces), deltas=pieces, delay_s=0.6)
