@@ -9,7 +9,8 @@ Layers, lowest first; a module may import its own layer's modules and lower laye
     0  _io                                    generic: framing, files, text
     1  _jsonrpc                               generic: JSON-RPC
     2  errors events config requests          the package's types
-       conversation _version
+       conversation _version                  (and telemetry, the edges' reporting)
+       telemetry _otel
     3  _codex                                 codex knowledge
     4  _engine                                the seam and its engines
     5  _bridge | _turn                        host tools | one turn (never each other)
@@ -43,6 +44,8 @@ LAYERS: dict[str, int] = {
     "requests": 2,
     "conversation": 2,
     "_version": 2,
+    "telemetry": 2,
+    "_otel": 2,
     "_codex": 3,
     "_engine": 4,
     "_bridge": 5,

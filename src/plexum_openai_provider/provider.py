@@ -64,6 +64,7 @@ from .requests import (
     WhenBusy,
     check_text,
 )
+from .telemetry import telemetry_from_env, traced
 
 __all__ = ["CodexProvider", "EngineInfo", "choose_agent_policy"]
 
@@ -115,8 +116,12 @@ class CodexProvider:
         self._env: dict[str, str] = dict(os.environ if env is None else env)
         self.codex_home: Path = default_codex_home(self._env)
         self._locator = RolloutLocator(self.codex_home)
+        self._telemetry = telemetry_from_env(self._env)
         self._bridge = BridgeManager(
-            self.codex_home, config.tool_timeout_s, tool_handler, socket_dir=socket_dir
+            self.codex_home,
+            config.tool_timeout_s,
+            traced(self._telemetry, tool_handler),
+            socket_dir=socket_dir,
         )
         self._locks = WorkspaceLocks(lock_dir or default_lock_dir())
         self._agents: dict[str, AgentSlot] = {}
@@ -316,6 +321,13 @@ class CodexProvider:
                 [w for a, w in self._owners if a != agent_id],
             ),
             notices=self._notices_for(agent_id),
+            trace=self._telemetry.turn(
+                agent=agent_id,
+                turn_id=turn_id,
+                model=request.model or self.config.supported_models[0],
+                engine=self._engine.name,
+                traceparent=request.traceparent,
+            ),
             on_end=lambda: self._turn_ended(agent_id, turn_id),
         )
         turn, task = start_turn(setup)
@@ -403,20 +415,10 @@ class CodexProvider:
         marker = marker or self.config.consume_marker
         ids = list(block_ids)
         async with self._agent_lock(agent.id):
-            claim = await asyncio.to_thread(lock_workspace, self._locks, agent.id, agent.workspace)
-            try:
-                thread_id = claim.stored.thread_id
-                path = None
-                if thread_id is not None and is_thread_id(thread_id):
-                    path = await asyncio.to_thread(self._locator.find, thread_id)
-                if thread_id is None or path is None:
-                    return ConsumeResult([], ids)
-                # A loaded thread's history is in codex's memory, and its later records would go
-                # to the replaced file: the engine lets go of it first.
-                await self._engine.release_thread(thread_id)
-                outcome = await asyncio.to_thread(self._rewrite, path, thread_id, ids, marker)
-            finally:
-                claim.release()
+            with self._telemetry.consume(agent.id):
+                outcome = await self._consume(agent, ids, marker)
+        if outcome is None:
+            return ConsumeResult([], ids)
         log.info(
             "consume for agent %r: %d consumed, %d not found%s",
             agent.id,
@@ -425,6 +427,24 @@ class CodexProvider:
             "" if outcome.rewritten else " (nothing to rewrite)",
         )
         return ConsumeResult(outcome.consumed, outcome.not_found)
+
+    async def _consume(
+        self, agent: AgentContext, ids: list[str], marker: str
+    ) -> ConsumeOutcome | None:
+        claim = await asyncio.to_thread(lock_workspace, self._locks, agent.id, agent.workspace)
+        try:
+            thread_id = claim.stored.thread_id
+            path = None
+            if thread_id is not None and is_thread_id(thread_id):
+                path = await asyncio.to_thread(self._locator.find, thread_id)
+            if thread_id is None or path is None:
+                return None
+            # A loaded thread's history is in codex's memory, and its later records would go
+            # to the replaced file: the engine lets go of it first.
+            await self._engine.release_thread(thread_id)
+            return await asyncio.to_thread(self._rewrite, path, thread_id, ids, marker)
+        finally:
+            claim.release()
 
     def _rewrite(self, path: Path, thread_id: str, ids: list[str], marker: str) -> ConsumeOutcome:
         with thread_writer_lock(self.codex_home, thread_id):
@@ -463,3 +483,4 @@ class CodexProvider:
         await self._engine.close()
         await self._bridge.close()
         await guard().settle()
+        await asyncio.to_thread(self._telemetry.close)

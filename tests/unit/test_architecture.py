@@ -17,9 +17,11 @@ SRC = Path(package.__file__).parent
 
 # What a host author imports (the README's example among it); changing it is an API change.
 PUBLIC = [
+    "ACTIVITY_TYPES",
     "AgentBusyError",
     "AgentContext",
     "AppServerError",
+    "BASE_TYPES",
     "BridgeError",
     "ChatMessage",
     "CodexHomeError",
@@ -28,25 +30,34 @@ PUBLIC = [
     "CodexProvider",
     "ConfigError",
     "ConsumeResult",
+    "ContextWindow",
     "EngineInfo",
     "ErrorEvent",
     "Event",
+    "FileChange",
+    "FileChanged",
     "HostConfig",
     "ImagePart",
     "InvalidRequestError",
     "Notice",
+    "Plan",
+    "PlanStep",
     "ProviderError",
+    "ReasoningDelta",
     "SessionFormatError",
     "TextDelta",
     "TextPart",
     "ThreadBusyError",
+    "Timing",
     "ToolCall",
     "ToolCallRequest",
     "ToolHandler",
     "ToolImage",
     "ToolOutput",
+    "ToolOutputDelta",
     "ToolResult",
     "ToolSpec",
+    "ToolStarted",
     "Turn",
     "TurnError",
     "TurnRequest",
@@ -71,7 +82,16 @@ def test_the_public_surface_is_pinned() -> None:
         p.name for p in SRC.iterdir() if p.is_dir()
     }
     private = {m for m in public_modules if m.startswith("_") and not m.startswith("__")}
-    assert private == {"_bridge", "_codex", "_engine", "_io", "_jsonrpc", "_turn", "_version"}
+    assert private == {
+        "_bridge",
+        "_codex",
+        "_engine",
+        "_io",
+        "_jsonrpc",
+        "_otel",
+        "_turn",
+        "_version",
+    }
     assert public_modules - private - {"__init__", "__main__", "__pycache__", "py"} == {
         "cli",
         "config",
@@ -81,6 +101,7 @@ def test_the_public_surface_is_pinned() -> None:
         "plugin",
         "provider",
         "requests",
+        "telemetry",
         "testing",
     }
 

@@ -114,3 +114,15 @@ async def test_an_answered_request_is_not_called_off() -> None:
     # A call-off of a request already answered, or never made, changes nothing.
     assert not peers.callee.cancel_handling(1) and not peers.callee.cancel_handling("nope")
     await peers.close()
+
+
+async def test_a_request_carries_members_beside_its_params() -> None:
+    """codex app-server takes a W3C trace context as the request's own `trace` member."""
+    peers = Peers(asyncio.Event())
+    peers.slow.set()
+    trace = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    assert await peers.caller.request("turn/start", {"x": 1}, extra={"trace": trace}) == "late"
+    [request] = peers.to_callee.sent
+    assert request["trace"] == trace and request["method"] == "turn/start"
+    assert request["params"] == {"x": 1}
+    await peers.close()

@@ -17,6 +17,7 @@ in all) or a cancel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -45,6 +46,7 @@ from ..events import (
     Usage,
 )
 from ..requests import Timing, TurnError, TurnRequest, TurnResult, TurnStatus
+from ..telemetry import TurnTrace
 from .blocks import BlockWatcher, rollout_start
 from .delivery import Delivery, save_delivery
 from .mapping import AttemptMapper, AttemptState
@@ -100,6 +102,8 @@ class TurnSetup:
     plan: TurnPlan  # what of the host's conversation reaches codex (see .messages)
     policy: AgentPolicy = UNCONFINED  # the agent's sandbox and codex features
     notices: tuple[Notice, ...] = ()  # sent first (e.g. the engine fell back)
+    # Its span and figures (telemetry; a no-op unless OpenTelemetry is configured).
+    trace: TurnTrace = field(default_factory=TurnTrace)
     # Called once the turn is over, before its result is delivered (whoever registered the turn
     # as running unregisters it here, so that a caller who has the result finds the agent free).
     on_end: Callable[[], None] | None = None
@@ -199,6 +203,7 @@ class Turn:
     def _emit(self, events: list[Event] | tuple[Event, ...]) -> None:
         for event in events:
             self._note(event)
+            self._setup.trace.event(event)
             if event.type in self._wanted:
                 self._stream.put(event)
 
@@ -244,6 +249,8 @@ class Turn:
                 setup.on_end()
             self._stream.end()
         result = dataclasses.replace(result, timing=self._timing())
+        error = result.error.code if result.error is not None else None
+        setup.trace.end(result.status, result.usage, error)
         log.info(
             "turn %s of agent %s: %s in %.2f s (thread %s)",
             self.turn_id,
@@ -285,8 +292,11 @@ class Turn:
                 ]
             )
         await setup.bridge.start()
-        self.activity = "waiting for the agent's lock" if setup.agent_lock.locked() else "starting"
-        async with setup.agent_lock:  # waits for a consume of this agent
+        waiting = setup.agent_lock.locked()  # a consume of this agent runs
+        self.activity = "waiting for the agent's lock" if waiting else "starting"
+        with setup.trace.span("waiting") if waiting else contextlib.nullcontext():
+            await setup.agent_lock.acquire()
+        try:
             self.activity = "starting codex"
             try:
                 attempt = await self._attempt(stored.thread_id)
@@ -308,6 +318,8 @@ class Turn:
             finally:
                 # Inside the lock: a consume waiting for it finds the workspace free.
                 setup.claim.release()
+        finally:
+            setup.agent_lock.release()
 
     async def _attempt(self, resume: str | None) -> _Attempt:
         setup = self._setup
@@ -344,7 +356,7 @@ class Turn:
             instructions=plan.instructions,
             instructions_update=plan.instructions_update if resume is not None else None,
             history=history,
-            traceparent=setup.request.traceparent,
+            traceparent=setup.trace.traceparent,
         )
         run = await setup.engine.start_run(spec)
         mapper = attempt.mapper = AttemptMapper(resume)
