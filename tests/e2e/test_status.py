@@ -40,7 +40,7 @@ async def test_status_shows_three_busy_agents_to_the_host_and_the_operator(
         for _ in range(600):
             status = await plugin.connection.request("status", {})
             doing = [a["turn"]["activity"] for a in status["agents"] if a["turn"]]
-            if len(doing) == 3 and all(d.startswith("exec_command") for d in doing):
+            if len(doing) == 3 and all(d == f"$ {COMMAND}" for d in doing):
                 break
             await asyncio.sleep(0.1)
         status = await plugin.connection.request("status", {})

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -213,7 +214,7 @@ class Turn:
         if said and self._first_token is None:
             self._first_token = time.monotonic()
         if isinstance(event, ToolStarted):
-            self.activity = f"{event.name} {event.arguments}"[:200]
+            self.activity = _doing(event)
             self.last_output = ""
         elif isinstance(event, ToolOutputDelta):
             lines = [line for line in event.text.splitlines() if line.strip()]
@@ -573,6 +574,17 @@ class Turn:
             return recorded
         log.warning("turn %s: no per-turn usage in the rollout; using codex's total", self.turn_id)
         return done.usage or Usage()
+
+
+def _doing(call: ToolStarted) -> str:
+    """A call as ``status`` shows it: a shell command as ``$ command``, else name and arguments."""
+    try:
+        args = json.loads(call.arguments)
+    except ValueError:
+        args = None
+    if isinstance(args, dict) and isinstance(args.get("cmd"), str):
+        return ("$ " + " ".join(args["cmd"].split()))[:200]
+    return f"{call.name} {call.arguments}"[:200]
 
 
 def error_event(error: TurnError) -> ErrorEvent:
