@@ -1,35 +1,6 @@
-"""The app-server engine: one persistent ``codex app-server`` serving every agent's thread.
-
-codex's app-server speaks JSON-RPC on its stdio (codex 0.163/0.169; ``codex app-server
-generate-json-schema --experimental`` prints the schema). One process runs many threads' turns in
-parallel; a thread, once loaded, answers its next turn in tens of milliseconds instead of the
-quarter second a ``codex exec resume`` takes, and the answer streams as deltas.
-
-What this module does, and why:
-
-* **Start**: ``codex app-server -c thread_unload_delay_secs=0`` in its own process group
-  (killing npm's node wrapper alone leaves the native server running), ``initialize`` with
-  ``experimentalApi``, then ``initialized``. A handshake that fails or hangs is an
-  :class:`AppServerError` (the provider then falls back to the exec engine).
-* **Threads**: ``thread/start`` or ``thread/resume`` with the agent's workspace as ``cwd``,
-  ``approvalPolicy: never``, the agent's sandbox (its permission profile, defined in ``config``
-  and named by ``permissions``; or ``sandbox: danger-full-access`` when unconfined, like exec's
-  ``--dangerously-bypass-approvals-and-sandbox``), its codex features and the host-tool MCP server
-  inline in ``config``. A loaded thread ignores new config, so when a turn's MCP server (the
-  tools) or policy differs the thread is unloaded and resumed with the new one; otherwise it stays
-  loaded and the next turn goes straight to ``turn/start``.
-* **Unload**: ``thread/unsubscribe``, then the ``thread/closed`` that follows (only with an unload
-  delay of 0 does it follow at once). A loaded thread holds codex's writer lock and its history in
-  memory, so a consume unloads it first (:meth:`release_thread`). Idle threads are unloaded after
-  a while and the least recently used beyond a count, so memory stays bounded.
-* **Turns**: notifications are routed to the run of their thread and mapped by
-  :class:`~.app_server_events.AppServerTurn`. A stop is ``turn/interrupt`` (codex ends the turn
-  in about 10 ms) followed by ``thread/backgroundTerminals/clean``: a shell child survives the
-  interrupt otherwise.
-* **Failure**: the app-server dying ends every running turn (``codex_exited``, with its exit code
-  and stderr); the next turn starts a new one and resumes. A request unanswered within its bound
-  means the server is wedged: it is killed, and replaced on the next turn.
-"""
+"""The engine: the app-server it keeps (started on the first turn, replaced when it dies), the
+table of the threads it has loaded (what each was loaded with, when it was last used; unloaded
+when idle, beyond a count, or for a consume) and a turn's start on one of them."""
 
 from __future__ import annotations
 
@@ -38,31 +9,29 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._codex.command import app_server_argv
-from .._codex.guard import guard, thread_processes
-from .._codex.home import codex_home
-from .._codex.policy import PROFILE, prepare_git_folder
-from .._codex.process import CodexProcess
-from .._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, skip_project_docs
-from .._codex.records import message_item
-from .._io.procinfo import process_tree_rss, process_uptime_s
-from .._jsonrpc import Connection, ConnectionClosed, JsonRpcError
-from .._jsonrpc.errors import METHOD_NOT_FOUND
-from .._version import __version__
-from ..conversation import ImagePart
-from ..errors import AppServerError
-from . import seam
-from .app_server_events import AppServerTurn
-from .app_server_probe import probe_live
-from .exec import stderr_summary
+from ..._codex.command import app_server_argv
+from ..._codex.guard import guard, thread_processes
+from ..._codex.home import codex_home
+from ..._codex.policy import PROFILE, prepare_git_folder
+from ..._codex.process import CodexProcess
+from ..._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, skip_project_docs
+from ..._codex.records import message_item
+from ..._io.procinfo import process_tree_rss, process_uptime_s
+from ..._jsonrpc import ConnectionClosed, JsonRpcError
+from ..._version import __version__
+from ...errors import AppServerError
+from .. import seam
+from ..app_server_probe import probe_live
+from .run import AppServerRun, input_items
+from .server import AppServer
 
-__all__ = ["AppServerEngine", "AppServerRun"]
+__all__ = ["AppServerEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -78,92 +47,6 @@ class _Loaded:
     rollout: Path | None
     model: str | None = None  # the model its turns use now (None: not known)
     used: float = field(default_factory=time.monotonic)
-
-
-class _Server:
-    """One running app-server: its process, its connection, the runs it serves."""
-
-    def __init__(self, process: CodexProcess, engine: AppServerEngine) -> None:
-        self.process = process
-        self.engine = engine
-        self.connection = Connection(
-            process.stdout, process.stdin, self._on_message, name="codex app-server", strict=False
-        )
-        self.runs: dict[str, AppServerRun] = {}  # thread id → the run of its turn
-        # What marks every process this app-server starts (see _codex/guard.py).
-        self.mark = guard().marker(process.run) if process.run else None
-        self.early: dict[str, deque[tuple[str, Any]]] = {}  # notifications before a run took them
-        self.closed_waiters: dict[str, asyncio.Future[None]] = {}
-        self.gone = asyncio.Event()
-        self.exit_code: int | None = None
-        self._serving = asyncio.create_task(self._serve())
-
-    async def _serve(self) -> None:
-        try:
-            await self.connection.serve()
-        finally:
-            self.exit_code = await self.process.wait()
-            self.gone.set()
-            self.engine._server_gone(self)
-            detail = stderr_summary(self.process.stderr_tail()) or "no output"
-            for run in list(self.runs.values()):
-                run._server_gone(self.exit_code, detail)
-
-    async def _on_message(self, method: str, params: Any, is_notification: bool) -> Any:
-        if not is_notification:
-            # Approvals and questions: none should come (approvalPolicy never, no dynamic tools);
-            # an answer keeps codex from waiting for ever.
-            log.warning("codex app-server asked %s, which this plugin does not answer", method)
-            raise JsonRpcError(METHOD_NOT_FOUND, f"{method} is not supported by this client")
-        thread = params.get("threadId") if isinstance(params, dict) else None
-        if method == "thread/closed" and isinstance(thread, str):
-            waiter = self.closed_waiters.pop(thread, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        if not isinstance(thread, str):
-            log.debug("codex app-server: %s", method)
-            return None
-        run = self.runs.get(thread)
-        if run is not None:
-            run._notify(method, params)
-        else:
-            queue = self.early.setdefault(thread, deque(maxlen=64))
-            queue.append((method, params))
-        return None
-
-    async def request(
-        self, method: str, params: Any, timeout: float, extra: dict[str, Any] | None = None
-    ) -> Any:
-        try:
-            return await self.connection.request(method, params, timeout=timeout, extra=extra)
-        except TimeoutError:
-            log.error("codex app-server did not answer %s within %g s: ending it", method, timeout)
-            self.process.abort()
-            raise AppServerError(
-                f"codex app-server did not answer {method} within {timeout:g} s; it was stopped"
-                " and a new one starts with the next turn",
-                stderr_tail=self.process.stderr_tail(),
-            ) from None
-        except ConnectionClosed:
-            await asyncio.wait_for(self.gone.wait(), 10)
-            raise AppServerError(
-                f"codex app-server exited (code {self.exit_code}) during {method}:"
-                f" {stderr_summary(self.process.stderr_tail()) or 'no output'}",
-                exit_code=self.exit_code,
-                stderr_tail=self.process.stderr_tail(),
-            ) from None
-
-    async def close(self, grace_s: float = 5.0) -> None:
-        """EOF on stdin (the app-server then exits), bounded; then the process group."""
-        with contextlib.suppress(Exception):
-            self.process.stdin.close()
-        try:
-            await asyncio.wait_for(self.gone.wait(), grace_s)
-        except TimeoutError:
-            await self.process.stop(int_grace_s=1.0, term_grace_s=1.0)
-        await self.process.wait()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._serving, 5)
 
 
 class AppServerEngine:
@@ -196,7 +79,7 @@ class AppServerEngine:
         self.default_model: str | None = None
         self.user_agent: str | None = None
         self.starts = 0  # app-servers started so far (a replaced one counts again)
-        self._server: _Server | None = None
+        self._server: AppServer | None = None
         self._starting = asyncio.Lock()
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._thread_locks: dict[str, asyncio.Lock] = {}
@@ -225,7 +108,7 @@ class AppServerEngine:
         does not complete its handshake."""
         await self._ensure_server()
 
-    async def _ensure_server(self) -> _Server:
+    async def _ensure_server(self) -> AppServer:
         async with self._starting:
             if self._closed:
                 raise AppServerError("the app-server engine is closed")
@@ -234,7 +117,7 @@ class AppServerEngine:
             process = await CodexProcess.start(
                 app_server_argv(self.binary, self.extra_args), cwd=None, env=self.env
             )
-            server = _Server(process, self)
+            server = AppServer(process, self._server_gone)
             try:
                 result = await server.request(
                     "initialize",
@@ -275,7 +158,7 @@ class AppServerEngine:
             log.info("codex app-server pid %d ready (%s)", process.pid, self.user_agent)
             return server
 
-    def _server_gone(self, server: _Server) -> None:
+    def _server_gone(self, server: AppServer) -> None:
         if self._server is server:
             self._server = None
             self._loaded.clear()  # whatever it had loaded died with it
@@ -299,7 +182,7 @@ class AppServerEngine:
             if server is not None and thread_id in self._loaded:
                 await self._unload(server, thread_id)
 
-    async def _unload(self, server: _Server, thread_id: str) -> None:
+    async def _unload(self, server: AppServer, thread_id: str) -> None:
         # What the thread's tools left running (background terminals) goes with it, ended gently
         # first: codex 0.163 kills it outright at the unload, and a login shell among it may hold
         # pyenv's lock.
@@ -321,7 +204,7 @@ class AppServerEngine:
         server.early.pop(thread_id, None)
         log.debug("unloaded thread %s (%s)", thread_id, status)
 
-    async def _end_left_running(self, server: _Server, thread_id: str) -> None:
+    async def _end_left_running(self, server: AppServer, thread_id: str) -> None:
         """At a turn's end: what its commands left running in the background ends with it, as
         it does when ``codex exec`` exits (the app-server would keep it for the thread's later
         turns, until the thread unloads)."""
@@ -333,7 +216,7 @@ class AppServerEngine:
                 "thread/backgroundTerminals/clean", {"threadId": thread_id}, self.stop_grace_s
             )
 
-    async def _end_thread_processes(self, server: _Server, thread_id: str | None) -> None:
+    async def _end_thread_processes(self, server: AppServer, thread_id: str | None) -> None:
         """End what the thread's tools (every thread's: None) started and left running (codex
         marks them with ``CODEX_THREAD_ID``): SIGTERM, the grace, SIGKILL; bounded."""
         ending = guard().end(thread_processes(server.process.pid, thread_id, server.mark))
@@ -406,7 +289,7 @@ class AppServerEngine:
 
     async def _new_thread(
         self,
-        server: _Server,
+        server: AppServer,
         spec: seam.RunSpec,
         settings: dict[str, Any],
         key: str,
@@ -432,7 +315,7 @@ class AppServerEngine:
             return await self._turn(server, spec, thread_id, loaded, model)
 
     async def _resume(
-        self, server: _Server, thread_id: str, settings: dict[str, Any], key: str
+        self, server: AppServer, thread_id: str, settings: dict[str, Any], key: str
     ) -> _Loaded | str:
         """The loaded thread, or why codex does not know it (a stale thread id)."""
         params = {**settings, "threadId": thread_id, "excludeTurns": True}
@@ -457,7 +340,7 @@ class AppServerEngine:
 
     async def _turn(
         self,
-        server: _Server,
+        server: AppServer,
         spec: seam.RunSpec,
         thread_id: str,
         loaded: _Loaded,
@@ -497,7 +380,7 @@ class AppServerEngine:
         loaded.model = model or loaded.model
         return run
 
-    async def _call(self, server: _Server, method: str, params: Any) -> Any:
+    async def _call(self, server: AppServer, method: str, params: Any) -> Any:
         return await server.request(method, params, self.request_timeout_s)
 
     async def _interrupt(self, run: AppServerRun) -> None:
@@ -533,124 +416,9 @@ class AppServerEngine:
 
 
 def _input(spec: seam.RunSpec) -> list[dict[str, Any]]:
-    return _items(spec.prompt, spec.images)
-
-
-def _items(prompt: str, images: tuple[ImagePart, ...]) -> list[dict[str, Any]]:
-    """Input items: the text, then the images (a file as ``localImage``, a URL as ``image``), as
-    codex 0.163's ``turn/start`` and ``turn/steer`` take them."""
-    items: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
-    for image in images:
-        if image.path is not None:
-            items.append({"type": "localImage", "path": str(image.path)})
-        else:
-            items.append({"type": "image", "url": image.url})
-    return items
+    return input_items(spec.prompt, spec.images)
 
 
 def _path(thread: Any) -> Path | None:
     path = thread.get("path") if isinstance(thread, dict) else None
     return Path(path) if isinstance(path, str) and path else None
-
-
-class AppServerRun:
-    """One turn of one thread in the shared app-server, as a :class:`~.seam.CodexRun`."""
-
-    def __init__(
-        self,
-        engine: AppServerEngine | None,
-        server: _Server | None,
-        thread_id: str,
-        rollout: Path | None,
-    ) -> None:
-        self.engine = engine
-        self.server = server
-        self.thread_id = thread_id
-        self.turn_id: str | None = None
-        self.ended = asyncio.Event()
-        self._queue: asyncio.Queue[seam.CodexEvent | None] = asyncio.Queue()
-        self._pending: list[tuple[str, Any]] = []  # notifications before the turn id was known
-        self._mapper: AppServerTurn | None = None
-        self._exit = seam.RunExit(None, "")
-        self._queue.put_nowait(seam.ThreadStarted(thread_id, rollout))
-
-    @classmethod
-    def stale(cls, detail: str) -> AppServerRun:
-        """A run that only says the thread to resume is unknown."""
-        run = cls(None, None, "", None)
-        run._queue = asyncio.Queue()
-        run._queue.put_nowait(seam.ResumeFailed(detail))
-        run._queue.put_nowait(None)
-        run.ended.set()
-        return run
-
-    def _started(self, turn_id: str) -> None:
-        self.turn_id = turn_id
-        self._queue.put_nowait(seam.TurnStarted())  # codex answered turn/start: it has the input
-        self._mapper = AppServerTurn(self.thread_id, turn_id)
-        pending, self._pending = self._pending, []
-        for method, params in pending:
-            self._notify(method, params)
-
-    def _notify(self, method: str, params: Any) -> None:
-        if self.ended.is_set():
-            return
-        if self._mapper is None:
-            if method in ("warning", "error"):  # before any turn: the thread's own
-                mapper = AppServerTurn(self.thread_id, "")
-                for event in mapper.feed(method, params):
-                    self._queue.put_nowait(event)
-            else:
-                self._pending.append((method, params))
-            return
-        for event in self._mapper.feed(method, params):
-            self._queue.put_nowait(event)
-        if self._mapper.ended:
-            self._end()
-        elif self._mapper.thread_closed:
-            self._exit = seam.RunExit(None, "codex app-server closed the thread during the turn")
-            self._end()
-
-    def _end(self) -> None:
-        if not self.ended.is_set():
-            self.ended.set()
-            self._queue.put_nowait(None)
-            if self.server is not None and self.server.runs.get(self.thread_id) is self:
-                del self.server.runs[self.thread_id]
-
-    def _server_gone(self, exit_code: int | None, detail: str) -> None:
-        self._exit = seam.RunExit(exit_code, f"codex app-server exited: {detail}")
-        self._end()
-
-    async def next_event(self) -> seam.CodexEvent | None:
-        return await self._queue.get()
-
-    async def stop(self) -> None:
-        if self.engine is not None and not self.ended.is_set():
-            await self.engine._interrupt(self)
-
-    async def steer(self, prompt: str, images: tuple[ImagePart, ...]) -> bool:
-        """``turn/steer`` with the running turn's id as the precondition: codex refuses it once
-        that turn has ended (then the message waits for the next turn instead)."""
-        server = self.server
-        if server is None or self.turn_id is None or self.ended.is_set() or self.engine is None:
-            return False
-        params = {
-            "threadId": self.thread_id,
-            "expectedTurnId": self.turn_id,
-            "input": _items(prompt, images),
-        }
-        try:
-            await server.request("turn/steer", params, self.engine.request_timeout_s)
-        except (JsonRpcError, AppServerError) as exc:
-            log.info("codex did not take a steer into turn %s: %s", self.turn_id, exc)
-            return False
-        return True
-
-    async def finish(self) -> seam.RunExit:
-        if self.engine is not None and self.server is not None and not self.server.gone.is_set():
-            await self.engine._end_left_running(self.server, self.thread_id)
-        return self._exit
-
-    def stderr_tail(self) -> str:
-        return self.server.process.stderr_tail() if self.server is not None else ""
