@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "MAX_TIMEOUT_S",
     "AgentEnvConfig",
+    "AgentLimitsConfig",
     "EngineName",
     "HostConfig",
     "SandboxMode",
@@ -91,6 +92,18 @@ def _timeout(default: float) -> Any:
     return Field(default=default, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
 
+class AgentLimitsConfig(BaseModel):
+    """``agent_limits``: what one agent's commands may use (a key left out: the default, see
+    _codex/limits.py). Bounded so that a typo cannot hand an agent the machine or starve it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    processes: int | None = Field(default=None, ge=16, le=1_000_000)
+    memory_mb: int | None = Field(default=None, ge=64, le=1 << 30)
+    file_size_mb: int | None = Field(default=None, ge=1, le=1 << 30)
+    cpu_weight: int | None = Field(default=None, ge=1, le=10_000)
+
+
 class HostConfig(BaseModel):
     """See docs/protocol.md (HostConfig) for the meaning of each key."""
 
@@ -115,6 +128,8 @@ class HostConfig(BaseModel):
     agent_env: AgentEnvConfig = Field(default_factory=AgentEnvConfig)
     # codex feature flags, over the plugin's defaults (see _codex/policy.py).
     codex_features: dict[str, bool] = Field(default_factory=dict)
+    # What one agent's commands may use (see _codex/limits.py).
+    agent_limits: AgentLimitsConfig | None = None
 
     @classmethod
     def parse(cls, data: Any) -> HostConfig:
@@ -217,13 +232,16 @@ def _config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
             key=key,
             value=data.get(key),
         )
-    if err.get("type") == "extra_forbidden":
-        known = ", ".join(HostConfig.model_fields)
-        return ConfigError(
-            f"config key {key!r} is not known (known keys: {known})", key=key, value=data.get(key)
-        )
-    value = data.get(key) if key in data else err.get("input")
     where = ".".join(loc) or "config"
+    if err.get("type") == "extra_forbidden":
+        fields = AgentLimitsConfig.model_fields if len(loc) > 1 else HostConfig.model_fields
+        return ConfigError(
+            f"config key {where!r} is not known (known keys: {', '.join(fields)})",
+            key=key,
+            value=data.get(key),
+        )
+    nested = key == "agent_limits" and len(loc) > 1  # the entry itself, not the whole object
+    value = data.get(key) if key in data and not nested else err.get("input")
     msg = str(err.get("msg", "invalid")).replace("tuple", "list")
     if isinstance(value, tuple):
         value = list(value)

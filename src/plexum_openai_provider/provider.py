@@ -33,6 +33,7 @@ from ._codex.binary import CodexBinary, resolve_codex
 from ._codex.consume import ConsumeOutcome, rewrite_rollout
 from ._codex.guard import guard
 from ._codex.home import codex_home as default_codex_home
+from ._codex.limits import AgentLimits, Limiter
 from ._codex.login import LoginState, login_state
 from ._codex.policy import UNCONFINED, AgentPolicy
 from ._codex.rollout import RolloutLocator
@@ -104,12 +105,14 @@ class CodexProvider:
         lock_dir: Path | None = None,
         engine_info: EngineInfo | None = None,
         policy: AgentPolicy = UNCONFINED,
+        limiter: Limiter | None = None,
     ) -> None:
         """Most callers want :meth:`create`; this takes a ready engine (tests give a fake) and
         the agents' policy (:func:`~._codex.sandbox_probe.choose_policy`)."""
         self.config = config
         self.binary = binary
         self.policy = policy
+        self.limiter = limiter  # what bounds each agent's commands (create() makes it)
         self.login = LoginState(None, None)  # what `codex login status` said (create() asks)
         self.engine_info = engine_info or EngineInfo(engine.name, engine.name)
         self._engine = engine
@@ -155,17 +158,26 @@ class CodexProvider:
             choose_agent_policy(config, binary, environment, socket_dir, lock_dir)
         )
         asking = asyncio.ensure_future(login_state(binary.path, environment))
+        limiter = None
         try:
-            engine, info = await choose_engine(config, binary, environment)
+            if config.sandbox != "none":
+                limiter = await asyncio.to_thread(
+                    Limiter.open, AgentLimits.from_config(config), binary.native
+                )
+            engine, info = await choose_engine(config, binary, environment, limiter)
         except BaseException:
             choosing.cancel()
             asking.cancel()
+            if limiter is not None:
+                limiter.close()
             raise
         try:
             policy = await choosing
         except BaseException:
             asking.cancel()
             await engine.close()
+            if limiter is not None:
+                limiter.close()
             raise
         provider = cls(
             config,
@@ -177,6 +189,7 @@ class CodexProvider:
             lock_dir=lock_dir,
             engine_info=info,
             policy=policy,
+            limiter=limiter,
         )
         provider.login = await asking
         provider._sweep_on_start()
@@ -484,3 +497,5 @@ class CodexProvider:
         await self._bridge.close()
         await guard().settle()
         await asyncio.to_thread(self._telemetry.close)
+        if self.limiter is not None:
+            self.limiter.close()

@@ -35,6 +35,12 @@ class CodexBinary:
         since bubblewrap runs codex's binary as its helper."""
         return native_package(self.path)
 
+    @property
+    def native(self) -> str:
+        """codex's native binary (npm's ``codex`` is a node wrapper that runs it)."""
+        inside = os.path.join(self.package, "bin", "codex")
+        return inside if _is_elf(inside) else os.path.realpath(self.path)
+
 
 # npm's codex (``bin/codex.js``, a node wrapper) runs the native binary of its platform package,
 # as its codex.js finds it (0.169/0.171): node_modules/@openai/codex-linux-<arch>/vendor/<triple>.

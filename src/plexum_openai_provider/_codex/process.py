@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from .._io.framing import OversizeLine, read_lines
 from .guard import LEFTOVER_WAIT_S, descendants, guard, process_group
@@ -46,7 +46,11 @@ class CodexProcess:
     owner's to read (:attr:`stdout`)."""
 
     def __init__(
-        self, proc: asyncio.subprocess.Process, prompt: bytes | None, run: str | None = None
+        self,
+        proc: asyncio.subprocess.Process,
+        prompt: bytes | None,
+        run: str | None = None,
+        gate: Callable[[int], Awaitable[object]] | None = None,
     ) -> None:
         self._proc = proc
         self.pid = proc.pid
@@ -62,7 +66,7 @@ class CodexProcess:
         self._tasks = [asyncio.create_task(self._read_stderr())]
         if prompt is not None:
             self._tasks += [
-                asyncio.create_task(self._feed_stdin(prompt)),
+                asyncio.create_task(self._feed_stdin(prompt, gate)),
                 asyncio.create_task(self._read_stdout()),
             ]
         self._reaper = asyncio.create_task(self._reap())
@@ -76,9 +80,11 @@ class CodexProcess:
         env: Mapping[str, str] | None = None,
         prompt: bytes | None = None,
         run: str | None = None,
+        gate: Callable[[int], Awaitable[object]] | None = None,
     ) -> CodexProcess:
         """``run``: what the guard marks this codex and its children with (see
-        :mod:`.guard`); a new one when not given."""
+        :mod:`.guard`); a new one when not given. ``gate(pid)``: awaited before the prompt is
+        written (codex asks the model nothing, so runs no command, before it has it)."""
         keeper = guard()
         run = run or keeper.new_run("codex")
         keeper.sweep()
@@ -95,7 +101,7 @@ class CodexProcess:
             )
             keeper.started(proc.pid)
         log.debug("started codex pid %d (run %s): %s", proc.pid, run, list(argv))
-        return cls(proc, prompt, run)
+        return cls(proc, prompt, run, gate)
 
     @property
     def returncode(self) -> int | None:
@@ -105,9 +111,13 @@ class CodexProcess:
         text = b"".join(self._stderr).decode("utf-8", errors="replace")
         return text[-limit:].strip()
 
-    async def _feed_stdin(self, data: bytes) -> None:
+    async def _feed_stdin(
+        self, data: bytes, gate: Callable[[int], Awaitable[object]] | None = None
+    ) -> None:
         stdin = self.stdin
         try:
+            if gate is not None:
+                await gate(self.pid)
             if data:
                 stdin.write(data)
                 await stdin.drain()

@@ -20,6 +20,7 @@ from .._codex import exec_events as ex
 from .._codex.command import exec_argv
 from .._codex.consume import append_response_items
 from .._codex.home import codex_home
+from .._codex.limits import Limiter
 from .._codex.policy import prepare_git_folder
 from .._codex.process import CodexProcess
 from .._codex.project_docs import skip_project_docs
@@ -239,9 +240,16 @@ class ExecEngine:
     name: Literal["exec"] = "exec"
     rollout_lags = False
 
-    def __init__(self, binary: str, env: Mapping[str, str], extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        binary: str,
+        env: Mapping[str, str],
+        extra_args: Sequence[str] = (),
+        limiter: Limiter | None = None,
+    ) -> None:
         self.binary = binary
-        self.env = dict(env)
+        self.limiter = limiter
+        self.env = limiter.env(dict(env)) if limiter is not None else dict(env)
         self.extra_args = tuple(extra_args)
         self.codex_home = codex_home(self.env)
         self._locator = RolloutLocator(self.codex_home)
@@ -284,8 +292,26 @@ class ExecEngine:
                 # codex reads a W3C trace context from its environment (0.163-0.171:
                 # "TRACEPARENT detected; continuing trace from parent context").
                 env = {**env, "TRACEPARENT": spec.traceparent}
+            gate = None
+            limiter = self.limiter
+            if limiter is not None and spec.policy.confined:
+                try:  # the cgroup the helper moves this agent's commands into
+                    limiter.prepare(str(spec.workspace))
+                except OSError as exc:
+                    raise CodexProcessError(
+                        f"the agent's limits could not be applied: {exc}"
+                    ) from None
+                workspace, gate_env = str(spec.workspace), env
+
+                async def gate(pid: int) -> None:
+                    await limiter.gate_exec(pid, workspace, gate_env)
+
             process = await CodexProcess.start(
-                argv, cwd=str(spec.workspace), env=env, prompt=prompt.encode("utf-8")
+                argv,
+                cwd=str(spec.workspace),
+                env=env,
+                prompt=prompt.encode("utf-8"),
+                gate=gate,
             )
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)

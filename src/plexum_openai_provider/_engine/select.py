@@ -18,6 +18,7 @@ from typing import Any
 
 from .._codex.binary import CodexBinary
 from .._codex.command import split_app_server_args
+from .._codex.limits import Limiter
 from ..config import HostConfig
 from ..errors import AppServerError, ConfigError
 from .app_server import AppServerEngine
@@ -67,14 +68,17 @@ def _tuning(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 async def choose_engine(
-    config: HostConfig, binary: CodexBinary, env: Mapping[str, str]
+    config: HostConfig,
+    binary: CodexBinary,
+    env: Mapping[str, str],
+    limiter: Limiter | None = None,
 ) -> tuple[Engine, EngineInfo]:
     requested = config.engine or "app-server"
     verified = binary.version in VERIFIED_VERSIONS
     version = parse_version(binary.version)
     newest = max(parse_version(v) or OLDEST for v in VERIFIED_VERSIONS)
     newer = version is not None and version > newest
-    exec_engine = ExecEngine(binary.path, env, config.extra_args)
+    exec_engine = ExecEngine(binary.path, env, config.extra_args, limiter)
     if requested == "exec":
         return exec_engine, EngineInfo("exec", "exec", None, verified, newer)
 
@@ -112,7 +116,7 @@ async def choose_engine(
                 f"codex {binary.version}'s app-server lacks what the engine relies on:"
                 f" {', '.join(gaps)}; set engine to 'app-server' to use it anyway"
             )
-    engine = AppServerEngine(binary.path, env, usable, **tuning)
+    engine = AppServerEngine(binary.path, env, usable, limiter=limiter, **tuning)
     try:
         await engine.start()
     except AppServerError as exc:

@@ -21,6 +21,7 @@ from .._bridge.names import SERVER_PREFIX, default_socket_dir
 from .._codex.binary import CodexBinary, resolve_codex
 from .._codex.guard import run_briefly
 from .._codex.home import codex_home
+from .._codex.limits import AgentLimits, Limiter
 from .._codex.login import login_state
 from .._codex.sandbox_probe import SANDBOX_FIX
 from .._engine.app_server_probe import VERIFIED_VERSIONS
@@ -186,12 +187,13 @@ async def _engine(config: HostConfig, binary: CodexBinary, report: Report) -> No
         await engine.close()
 
 
-async def _sandbox(config: HostConfig, binary: CodexBinary, report: Report) -> None:
+async def _sandbox(config: HostConfig, binary: CodexBinary, report: Report) -> bool:
+    """Are agents confined?"""
     try:
         policy = await choose_agent_policy(config, binary, os.environ)
     except ProviderError as exc:
         report.problem(f"sandbox: {exc.message}", "fix the config key it names")
-        return
+        return False
     if policy.confined:
         network = "with network" if policy.network else "no network"
         readable = ", ".join(policy.readable) or "nothing else"
@@ -207,6 +209,36 @@ async def _sandbox(config: HostConfig, binary: CodexBinary, report: Report) -> N
             'sandbox: "none" in the config: agents run with every right of this user (any'
             " person who can talk to one can make it read and write what this user can)"
         )
+    return policy.confined
+
+
+def _limits(config: HostConfig, binary: CodexBinary, report: Report) -> None:
+    """What bounds each confined agent's commands here (see _codex/limits.py)."""
+    limiter = Limiter.open(AgentLimits.from_config(config), binary.native)
+    try:
+        limits = limiter.limits
+        what = (
+            f"limits: each agent's commands: {limits.processes} processes, {limits.memory_mb} MB"
+            f" of memory (its /tmp included), {limits.file_size_mb} MB a file, CPU weight"
+            f" {limits.cpu_weight}; by {limiter.mechanism}"
+        )
+        if limiter.tree is None:
+            report.problem(
+                f"{what}: {limiter.why}. Without a pids cgroup one agent's fork bomb can take"
+                " the machine (RLIMIT_NPROC counts every process of the user, and none of root)",
+                "run the plugin under systemd with Delegate=yes (examples/plexum.service), or"
+                " where the cgroup v1 pids hierarchy is writable",
+            )
+        elif not limiter.expects_folder(dict(os.environ)):
+            report.problem(
+                f"{what}; but CODEX_HOME is under the temporary folder, where codex makes no"
+                " helper folder: the app-server's commands without a terminal run unbounded",
+                "set CODEX_HOME to a folder outside $TMPDIR (or /tmp), e.g. ~/.codex",
+            )
+        else:
+            report.ok(what)
+    finally:
+        limiter.close()
 
 
 async def _doctor(config: HostConfig) -> int:
@@ -229,7 +261,8 @@ async def _doctor(config: HostConfig) -> int:
             " creates it), or set CODEX_HOME to the one the daemon uses",
         )
     await _engine(config, binary, report)
-    await _sandbox(config, binary, report)
+    if await _sandbox(config, binary, report):
+        _limits(config, binary, report)
     await _login(binary, report)
     _config_toml(home, report)
     _socket_dir(report)

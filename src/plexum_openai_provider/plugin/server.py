@@ -170,6 +170,12 @@ class PluginServer:
             },
             "events": sorted(events),
             "sandbox": provider.policy.describe(),
+            # What each confined agent's commands may use, and what enforces it here.
+            "limits": (
+                provider.limiter.describe()
+                if provider.limiter is not None and provider.policy.confined
+                else None
+            ),
             # How codex authenticates (never a secret): a host can say "log in" before a turn fails.
             "login": provider.login.describe(),
         }

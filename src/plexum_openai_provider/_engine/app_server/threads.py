@@ -18,6 +18,7 @@ from typing import Any, Literal
 from ..._codex.command import app_server_argv
 from ..._codex.guard import guard, thread_processes
 from ..._codex.home import codex_home
+from ..._codex.limits import Limiter
 from ..._codex.policy import PROFILE, prepare_git_folder
 from ..._codex.process import CodexProcess
 from ..._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, skip_project_docs
@@ -66,9 +67,11 @@ class AppServerEngine:
         stop_grace_s: float = 2.0,
         idle_unload_s: float = 600.0,
         max_loaded: int = 64,
+        limiter: Limiter | None = None,
     ) -> None:
         self.binary = binary
-        self.env = dict(env)
+        self.limiter = limiter
+        self.env = limiter.env(dict(env)) if limiter is not None else dict(env)
         self.codex_home = codex_home(self.env)
         self.extra_args = tuple(extra_args)
         self.request_timeout_s = request_timeout_s
@@ -147,6 +150,9 @@ class AppServerEngine:
                     raise AppServerError(
                         f"codex app-server lacks what the engine relies on: {'; '.join(gaps)}"
                     )
+            if self.limiter is not None:
+                # Before any thread: codex made its helper folder before it answered.
+                await asyncio.to_thread(self.limiter.adopt, process.pid)
             self.user_agent = result.get("userAgent") if isinstance(result, dict) else None
             settings = config.get("config") if isinstance(config, dict) else None
             model = settings.get("model") if isinstance(settings, dict) else None
@@ -248,6 +254,11 @@ class AppServerEngine:
     # -- turns -------------------------------------------------------------------------------
     async def start_run(self, spec: seam.RunSpec) -> AppServerRun:
         server = await self._ensure_server()
+        if self.limiter is not None and spec.policy.confined:
+            try:  # the cgroup the helper moves this agent's commands into
+                self.limiter.prepare(str(spec.workspace))
+            except OSError as exc:
+                raise AppServerError(f"the agent's limits could not be applied: {exc}") from None
         git_folder = spec.policy.confined and await asyncio.to_thread(
             prepare_git_folder, spec.workspace
         )
