@@ -44,8 +44,12 @@ def test_the_built_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> 
         "HOME": str(home),
         "CODEX_HOME": str(home / "codex"),
         "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        # A temporary folder that does not hold CODEX_HOME, as a daemon's /tmp does not hold its
+        # ~/.codex (codex makes its helper folder, which bounds the agents' commands, only then).
+        "TMPDIR": str(tmp_path / "tmp"),
     }
     (tmp_path / "run").mkdir(mode=0o700)
+    (tmp_path / "tmp").mkdir()
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(

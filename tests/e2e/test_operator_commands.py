@@ -178,7 +178,14 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
         rf"^problem\s+a stale pyenv lock {re.escape(str(lock))} \(10 min old", out, re.M
     )
     assert re.search(rf"^\s+fix: rm {re.escape(str(lock))}$", out, re.M)
-    assert "3 problem(s)" in out
+    # Its CODEX_HOME is under the temporary folder: codex makes no helper folder there.
+    assert re.search(
+        r"^problem\s+limits: each agent's commands: 1024 processes, .* CODEX_HOME is under the"
+        r" temporary folder",
+        out,
+        re.M,
+    )
+    assert "4 problem(s)" in out
 
     # A login shell that takes 1.5 s to start: every new thread's first command waits for it.
     lock.unlink()
@@ -188,7 +195,7 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
         r"^problem\s+login shell `/bin/bash -lc true` took 1\.\d\d s", done.stdout, re.M
     )
 
-    # With an API key login, a private socket folder and a quick login shell: all good.
+    # With an API key login, a private socket folder and a quick login shell: all good...
     (Path(codex_env["HOME"]) / ".bash_profile").unlink()
     sockets.chmod(0o700)
     secret = "sk-doctor-test-0123456789abcdef"
@@ -200,8 +207,12 @@ def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str,
         check=True,
         capture_output=True,
     )
+    # ... and a temporary folder that does not hold CODEX_HOME (as ~/.codex is not in /tmp).
+    (tmp_path / "tmpdir").mkdir()
+    env["TMPDIR"] = str(tmp_path / "tmpdir")
     done = subprocess.run([PLUGIN, "doctor"], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stdout
+    assert re.search(r"^ok\s+limits: each agent's commands: 1024 processes, ", done.stdout, re.M)
     assert "codex is logged in (using an API key)" in done.stdout
     assert secret not in done.stdout + done.stderr and "all good" in done.stdout
     assert re.search(r"^ok\s+login shell `/bin/bash -lc true` took 0\.\d\d s", done.stdout, re.M)
