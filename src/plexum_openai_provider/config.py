@@ -103,6 +103,7 @@ class HostConfig(BaseModel):
     turn_timeout_s: float = _timeout(1800.0)
     idle_timeout_s: float = _timeout(600.0)
     tool_timeout_s: float = _timeout(300.0)
+    unreachable_timeout_s: float = _timeout(120.0)
     consume_marker: str = Field(default="...(tool called)", min_length=1)
     # None: the app-server, falling back to exec (with a notice) where it cannot be used.
     engine: EngineName | None = None
