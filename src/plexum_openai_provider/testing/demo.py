@@ -149,9 +149,12 @@ def demo_state(workspace: Path) -> Path:
 
 def _model_catalog(binary: str | None) -> list[dict[str, Any]] | None:
     """codex's own model catalog (``codex debug models``) with an entry for the demo's model, so
-    that codex does not warn on every turn that it has no metadata for it (it would use fallback
-    metadata: "Model metadata for `scripted-model` not found", 0.163-0.171). The entry is a copy
-    of codex's first model's. None if codex cannot say."""
+    that codex does not warn on every turn that it has no metadata for it ("Model metadata for
+    `scripted-model` not found. Defaulting to fallback metadata", 0.163-0.171). The entry is a
+    copy of a catalog model that is offered plain tools, as the fallback is (no ``tool_mode``:
+    0.163's newer models get code mode), without tool search (the host tools are then offered as
+    a namespace, which the demo script looks for). None if codex cannot say, or has no such
+    model (then codex warns, and the demo works all the same)."""
     path = binary or bundled_codex() or shutil.which("codex")
     if path is None:
         return None
@@ -162,13 +165,17 @@ def _model_catalog(binary: str | None) -> list[dict[str, Any]] | None:
         models = json.loads(done.stdout)["models"]
     except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(models, list) or not models or not isinstance(models[0], dict):
+    if not isinstance(models, list):
+        return None
+    plain = [m for m in models if isinstance(m, dict) and "tool_mode" not in m]
+    if not plain:
         return None
     scripted = {
-        **models[0],
+        **plain[-1],
         "slug": DEMO_MODEL,
         "display_name": DEMO_MODEL,
         "description": "The demo's scripted model (plexum-openai-provider-plugin --demo).",
+        "supports_search_tool": False,
     }
     return [m for m in models if m.get("slug") != DEMO_MODEL] + [scripted]
 

@@ -366,6 +366,8 @@ class ScriptedModelServer:
             await self._stream(writer, reply)
         except (asyncio.IncompleteReadError, ConnectionError):
             return
+        except asyncio.CancelledError:  # the server stops (Python 3.11's stream callback would
+            return  # log a cancelled handler as an error)
         if not writer.is_closing():
             writer.close()
 
