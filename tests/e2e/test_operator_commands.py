@@ -267,6 +267,15 @@ def test_the_cli_in_a_terminal(tmp_path: Path) -> None:
         "warning: PLEXUM_LOG_LEVEL='verbose' is not a log level (debug, info, warning, error);"
         " using warning\n"
     )
+    # In a terminal stdout and stderr share the screen: the usage line starts a line of its own.
+    run = pexpect.spawn(PLUGIN, ["run", "--demo", "hi"], encoding="utf-8", timeout=60)
+    run.expect(pexpect.EOF)
+    run.close()
+    assert run.exitstatus == 0
+    assert run.before.replace("\r\n", "\n") == (
+        "(demo model) You said: 'hi'. Messages from you in this thread: 1.\n"
+        "[usage] input 100 (cached 0), output 10 (reasoning 0)\n"
+    )
     bare = pexpect.spawn(PLUGIN, [], encoding="utf-8", timeout=30)
     bare.expect(pexpect.EOF)
     bare.close()
