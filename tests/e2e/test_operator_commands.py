@@ -395,3 +395,20 @@ def test_login_status_logout_and_device_auth_through_the_plugin(
             return await client.initialize(host_config())
 
     assert asyncio.run(initialize())["login"] == {"logged_in": True, "method": "chatgpt"}
+
+
+def test_chat_says_up_front_that_codex_is_not_logged_in(
+    codex_env: dict[str, str], workspace: Path
+) -> None:
+    chat = pexpect.spawn(
+        PLUGIN, ["chat", "--workspace", str(workspace)], encoding="utf-8", timeout=60, env=codex_env
+    )
+    try:
+        chat.expect(r"warning: codex is not logged in: turns fail `unauthorized`")
+        chat.expect(r"Fix: plexum-openai-provider-plugin login")
+        chat.expect("you> ")
+        chat.sendline("/quit")
+        chat.expect(pexpect.EOF)
+    finally:
+        chat.close()
+    assert chat.exitstatus == 0
