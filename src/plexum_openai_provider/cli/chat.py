@@ -349,7 +349,7 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
         codex = init["codex"]
         _say(f"agent {ns.agent!r} in {workspace} — codex {codex['version']} ({codex['path']})")
         if not ns.demo:
-            login_warning(init)
+            login_warning((init.get("login") or {}).get("logged_in"))
         _say(HELP)
         chat = Chat(
             plugin,

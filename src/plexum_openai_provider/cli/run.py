@@ -59,7 +59,7 @@ def conversation(message: str, images: list[str], system: str | None) -> tuple[C
     return tuple(messages)
 
 
-def login_warning(logged_in: object) -> None:
+def login_warning(logged_in: bool | None) -> None:
     """Say up front that codex is not logged in (``initialize``'s ``login.logged_in``), and the
     fix, rather than let the turn fail ``unauthorized``."""
     if logged_in is False:
