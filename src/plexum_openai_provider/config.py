@@ -25,7 +25,9 @@ __all__ = [
     "EngineName",
     "HostConfig",
     "SandboxMode",
+    "config_object",
     "load_config_file",
+    "read_config_file",
 ]
 
 DEFAULT_MODEL = "codex"
@@ -116,6 +118,7 @@ class HostConfig(BaseModel):
     turn_timeout_s: float = _timeout(1800.0)
     idle_timeout_s: float = _timeout(600.0)
     tool_timeout_s: float = _timeout(300.0)
+    unreachable_timeout_s: float = _timeout(120.0)
     consume_marker: str = Field(default="...(tool called)", min_length=1)
     # None: the app-server, falling back to exec (with a notice) where it cannot be used.
     engine: EngineName | None = None
@@ -252,8 +255,26 @@ def _config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
     )
 
 
-def load_config_file(path: Path) -> HostConfig:
-    """Read a JSON file holding one object of HostConfig keys."""
+# A host's section for this plugin in its config.json (examples/plexum-config.json): the command
+# that starts the plugin and the config it is initialized with.
+_HOST_SECTION_KEYS = frozenset({"command", "config"})
+
+
+def config_object(data: Any) -> Any:
+    """The HostConfig object of what a config file holds: either that object itself, or a host's
+    whole section for the plugin (``{"command": [...], "config": {...}}``), whose ``config`` it
+    is."""
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("config"), dict)
+        and set(data) <= _HOST_SECTION_KEYS
+    ):
+        return data["config"]
+    return data
+
+
+def read_config_file(path: Path) -> Any:
+    """The HostConfig object (not yet validated) of a JSON file: see :func:`config_object`."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -262,4 +283,10 @@ def load_config_file(path: Path) -> HostConfig:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}", key="config") from None
-    return HostConfig.parse(data)
+    return config_object(data)
+
+
+def load_config_file(path: Path) -> HostConfig:
+    """Read a JSON file holding one object of HostConfig keys, or a host's section for the plugin
+    (``command`` and ``config``)."""
+    return HostConfig.parse(read_config_file(path))

@@ -325,6 +325,7 @@ class CodexProvider:
             model=self.config.model_arg(request.model or self.config.supported_models[0]),
             turn_timeout_s=self.config.turn_timeout_s,
             idle_timeout_s=self.config.idle_timeout_s,
+            unreachable_timeout_s=self.config.unreachable_timeout_s,
             agent_lock=slot.lock,
             bridge=bridge,
             claim=claim,

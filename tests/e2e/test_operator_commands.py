@@ -132,14 +132,156 @@ def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
     assert {r["block_id"] for r in records} == {block_id}
 
 
-def test_run_demo_needs_no_login(tmp_path: Path) -> None:
+def test_run_demo_needs_no_login_and_a_demo_workspace_keeps_its_thread(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    for n, message in enumerate(["hi there", "and again"], 1):
+        done = subprocess.run(
+            [PLUGIN, "run", "--demo", "--workspace", str(workspace), message],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == (
+            f"(demo model) You said: {message!r}. Messages from you in this thread: {n}.\n"
+        )
+        # No login warning, no codex_warning about the scripted model's metadata, no
+        # resume_failed: the usage line alone.
+        assert done.stderr == "[usage] input 100 (cached 0), output 10 (reasoning 0)\n"
+    assert list((tmp_path / "state" / "plexum-openai-provider" / "demo").glob("ws-*/codex-home"))
+
+
+def _plugin_of(pid: int) -> int:
+    """The plugin process a chat started."""
+    children = (Path(f"/proc/{pid}/task/{pid}/children")).read_text().split()
+    plugins = [
+        int(c)
+        for c in children
+        if b"plexum_openai_provider" in Path(f"/proc/{c}/cmdline").read_bytes()
+    ]
+    assert len(plugins) == 1, children
+    return plugins[0]
+
+
+def test_chat_in_a_terminal_ctrl_c_cancels_a_turn_and_the_chat_goes_on(tmp_path: Path) -> None:
+    """Ctrl-C during a turn cancels it through the protocol: the same plugin (in a process group
+    of its own, which the terminal's interrupt does not reach) serves the next message; a line
+    that starts with // sends one that starts with /; a message whose image is refused is kept;
+    Ctrl-C at the prompt ends the chat quietly."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "notes.txt").write_text("not an image")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    chat = pexpect.spawn(
+        PLUGIN,
+        ["chat", "--demo", "--workspace", str(workspace)],
+        encoding="utf-8",
+        timeout=60,
+        env=env,
+        dimensions=(50, 200),
+    )
+    try:
+        chat.expect("you> ")
+        plugin = _plugin_of(chat.pid)
+        assert os.getpgid(plugin) != os.getpgid(chat.pid)
+        chat.sendline("slowly count")
+        chat.expect(r"codex> \(demo model\) Slowly, ")
+        chat.sendintr()
+        chat.expect(r"\[cancelling the turn\]")
+        chat.expect(r"\[turn cancelled\]")
+        chat.expect("you> ")
+        chat.sendline("hello again")
+        chat.expect(r"You said: 'hello again'\. Messages from you in this thread: 2\.")
+        chat.expect("you> ")
+        assert _plugin_of(chat.pid) == plugin
+
+        chat.sendline("//etc/passwd: what is it?")
+        chat.expect(r"You said: '/etc/passwd: what is it\?'")
+        chat.expect("you> ")
+
+        chat.sendline(f"/image {workspace / 'notes.txt'}")
+        chat.expect("you> ")
+        chat.sendline("what is this?")
+        chat.expect(r"\[refused\] .*is not an image")
+        chat.expect(r"your message was not sent; /retry sends it again")
+        chat.expect("you> ")
+        chat.sendline("/retry")
+        chat.expect(r"You said: 'what is this\?'\. Messages from you in this thread: 4\.")
+        chat.expect("you> ")
+
+        chat.sendintr()
+        chat.expect(pexpect.EOF)
+    finally:
+        chat.close()
+    assert chat.exitstatus == 0
+    assert "Traceback" not in (chat.before or "")
+    assert "codex_warning" not in (chat.before or "")
+
+
+def test_chat_ends_quietly_on_ctrl_d(tmp_path: Path) -> None:
+    chat = pexpect.spawn(PLUGIN, ["chat", "--demo"], encoding="utf-8", timeout=60)
+    try:
+        chat.expect("you> ")
+        chat.sendeof()
+        chat.expect(pexpect.EOF)
+        assert chat.before.strip() == ""
+    finally:
+        chat.close()
+    assert chat.exitstatus == 0
+
+
+def test_run_in_a_terminal_ctrl_c_cancels_the_turn(tmp_path: Path) -> None:
+    run = pexpect.spawn(PLUGIN, ["run", "--demo", "slowly count"], encoding="utf-8", timeout=60)
+    try:
+        run.expect(r"\(demo model\) Slowly, ")
+        run.sendintr()
+        run.expect(pexpect.EOF)
+        out = run.before
+    finally:
+        run.close()
+    assert run.exitstatus == 130, out
+    assert "[error cancelled] interrupted (Ctrl-C)" in out and "turn cancelled" in out
+    assert "Traceback" not in out and "three." not in out
+
+
+def test_the_cli_in_a_terminal(tmp_path: Path) -> None:
+    """--version; global options after the command; an unknown PLEXUM_LOG_LEVEL is said; the
+    bare command in a terminal says what it is instead of waiting for JSON."""
+    from plexum_openai_provider import __version__
+
+    done = subprocess.run([PLUGIN, "--version"], capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (0, f"plexum-openai-provider-plugin {__version__}\n")
+    env = {**os.environ, "PLEXUM_LOG_LEVEL": "verbose"}
     done = subprocess.run(
-        [PLUGIN, "run", "--demo", "hi there"], capture_output=True, text=True, timeout=60
+        [PLUGIN, "run", "--demo", "-v", "hi"], capture_output=True, text=True, timeout=60, env=env
     )
     assert done.returncode == 0, done.stderr
-    assert (
-        done.stdout == "(demo model) You said: 'hi there'. Messages from you in this thread: 1.\n"
+    assert " DEBUG " in done.stderr  # -v after the command
+    done = subprocess.run(
+        [PLUGIN, "run", "--demo", "hi"], capture_output=True, text=True, timeout=60, env=env
     )
+    assert done.stderr.startswith(
+        "warning: PLEXUM_LOG_LEVEL='verbose' is not a log level (debug, info, warning, error);"
+        " using warning\n"
+    )
+    # In a terminal stdout and stderr share the screen: the usage line starts a line of its own.
+    run = pexpect.spawn(PLUGIN, ["run", "--demo", "hi"], encoding="utf-8", timeout=60)
+    run.expect(pexpect.EOF)
+    run.close()
+    assert run.exitstatus == 0
+    assert run.before.replace("\r\n", "\n") == (
+        "(demo model) You said: 'hi'. Messages from you in this thread: 1.\n"
+        "[usage] input 100 (cached 0), output 10 (reasoning 0)\n"
+    )
+    bare = pexpect.spawn(PLUGIN, [], encoding="utf-8", timeout=30)
+    bare.expect(pexpect.EOF)
+    bare.close()
+    assert bare.exitstatus == 2
+    assert "the Plexum provider plugin for the OpenAI Codex CLI" in bare.before
+    assert "plexum-openai-provider-plugin --help" in bare.before
 
 
 def test_doctor_reports_problems_with_fixes(tmp_path: Path, codex_env: dict[str, str]) -> None:
@@ -264,3 +406,20 @@ def test_login_status_logout_and_device_auth_through_the_plugin(
             return await client.initialize(host_config())
 
     assert asyncio.run(initialize())["login"] == {"logged_in": True, "method": "chatgpt"}
+
+
+def test_chat_says_up_front_that_codex_is_not_logged_in(
+    codex_env: dict[str, str], workspace: Path
+) -> None:
+    chat = pexpect.spawn(
+        PLUGIN, ["chat", "--workspace", str(workspace)], encoding="utf-8", timeout=60, env=codex_env
+    )
+    try:
+        chat.expect(r"warning: codex is not logged in: turns fail `unauthorized`")
+        chat.expect(r"Fix: plexum-openai-provider-plugin login")
+        chat.expect("you> ")
+        chat.sendline("/quit")
+        chat.expect(pexpect.EOF)
+    finally:
+        chat.close()
+    assert chat.exitstatus == 0

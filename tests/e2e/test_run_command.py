@@ -29,6 +29,11 @@ def test_run_streams_the_answer_and_resumes(
     first = run(["run", "--workspace", str(workspace), "hello"], codex_env)
     assert first.returncode == 0, first.stderr
     assert first.stdout == "echo: hello\n"
+    # codex is not logged in here (the scripted model needs no login): said before the turn.
+    assert first.stderr.startswith(
+        "warning: codex is not logged in: turns fail `unauthorized` unless codex's model provider"
+        " needs no login. Fix: plexum-openai-provider-plugin login"
+    )
     assert "[usage] input 100 (cached 0), output 10 (reasoning 0)" in first.stderr
 
     second = run(["run", "--json", "--workspace", str(workspace), "--", "-dash first"], codex_env)
@@ -109,3 +114,11 @@ def test_run_takes_instructions_and_images(
     assert [p["type"] for p in last["content"]].count("input_image") == 2
     missing = run([*args[:3], "--system", "@/nonexistent", "x"], codex_env)
     assert missing.returncode == 2 and "/nonexistent" in missing.stderr
+
+
+def test_an_empty_message_is_refused(codex_env: dict[str, str], workspace: Path) -> None:
+    for args, stdin, where in (([""], "", "the message argument"), (["-"], " \n", "stdin")):
+        done = run(["run", "--workspace", str(workspace), *args], codex_env, stdin=stdin)
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == f"error: the message is empty ({where}): there is nothing to send\n"
+    assert not (workspace / ".plexum-codex-session").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +34,7 @@ from plexum_openai_provider.testing import (
     HttpError,
     Message,
     ScriptedModelServer,
+    write_codex_home,
 )
 from plexum_openai_provider.testing import Usage as WireUsage
 from tests.conftest import OPEN_PROVIDERS, host_config
@@ -244,6 +246,54 @@ async def test_hanging_model_ends_by_idle_timeout_and_leaves_no_process(
     assert "idle_timeout_s=1.5" in result.error.message
     # codex had the message (it asked the model): a retry must not send it again.
     assert ErrorEvent("timeout", result.error.message, True, delivered=True) in events
+    await provider.close()
+    assert codex_processes(codex_home) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("model", ["closed port", "stalled stream"])
+async def test_a_model_that_stays_unreachable_fails_the_turn_in_bounded_time(
+    codex_env: dict[str, str],
+    workspace: Path,
+    model_server: ScriptedModelServer,
+    codex_home: Path,
+    model: str,
+) -> None:
+    """A port nothing listens on (codex: "Reconnecting... waiting for network", without end) and
+    a model that stops answering mid-stream (codex: "Reconnecting... N/100", a stalled stream
+    retried): the turn fails model_unreachable after unreachable_timeout_s, though codex still
+    speaks; idle_timeout_s and turn_timeout_s are far away."""
+    if model == "closed port":
+        write_codex_home(codex_home, f"http://127.0.0.1:{_closed_port()}/v1")
+        last = "Reconnecting... waiting for network"
+    else:
+        stall = Message("never", deltas=("", "never"), delay_s=3600)
+        model_server.enqueue(*[stall] * 100)
+        config = codex_home / "config.toml"
+        config.write_text(
+            config.read_text().replace("stream_max_retries = 0", "stream_max_retries = 100")
+            + "stream_idle_timeout_ms = 300\n"
+        )
+        last = "Reconnecting... "
+    provider = await make_provider(
+        codex_env, unreachable_timeout_s=3, idle_timeout_s=60, turn_timeout_s=120
+    )
+    started = time.monotonic()
+    events, result = await run_turn(provider, workspace, "hi")
+    took = time.monotonic() - started
+    assert result.status == "failed" and result.error is not None, result
+    assert (result.error.code, result.error.retryable) == ("model_unreachable", True)
+    assert result.error.message.startswith(
+        "codex could not reach the model; it was stopped after unreachable_timeout_s=3 s of"
+        f" reconnecting (codex's last message: {last}"
+    )
+    assert 3 <= took < 15, took
+    assert events[-1] == ErrorEvent("model_unreachable", result.error.message, True, True)
     await provider.close()
     assert codex_processes(codex_home) == []
 

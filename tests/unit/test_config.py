@@ -87,3 +87,20 @@ def test_a_config_file_with_infinity_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config_file(path)
     assert err.value.key == "turn_timeout_s"
+
+
+def test_a_config_file_may_be_the_hosts_whole_section(tmp_path: Path) -> None:
+    """`--config` takes HostConfig keys, or the host's section for the plugin (command and
+    config), as examples/plexum-config.json has it."""
+    example = json.loads(
+        (Path(__file__).parent.parent.parent / "examples" / "plexum-config.json").read_text()
+    )
+    section = example["providers"]["openai"]
+    path = tmp_path / "section.json"
+    path.write_text(json.dumps(section))
+    assert load_config_file(path) == HostConfig.parse(section["config"])
+    path.write_text(json.dumps(section["config"]))
+    assert load_config_file(path) == HostConfig.parse(section["config"])
+    path.write_text(json.dumps({**section, "env": {}}))  # not a section: its keys are checked
+    with pytest.raises(ConfigError, match="config key 'command' is not known"):
+        load_config_file(path)

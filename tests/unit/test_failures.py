@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import AgentContext, TurnRequest
-from plexum_openai_provider._codex.failures import classify
+from plexum_openai_provider._codex.exec_events import parse_exec_line
+from plexum_openai_provider._codex.failures import classify, is_reconnect
+from plexum_openai_provider._engine.app_server_events import AppServerTurn
+from plexum_openai_provider._engine.exec import exec_event
+from plexum_openai_provider._engine.seam import CodexError, CodexWarning, TurnFailed
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
 from tests.helpers import provider_on
+
+CodexMessages = (CodexError, CodexWarning, TurnFailed)
 
 DATA = json.loads((Path(__file__).parent.parent / "data" / "failures-0.163.json").read_text())
 THREAD = "01a20aa4-ab5b-7f40-9ba8-8bc39951a3e1"
@@ -109,3 +115,35 @@ async def test_the_error_says_whether_codex_already_had_the_messages(tmp_path: P
         "codex_failed",
         False,
     )
+
+
+def _reconnect_records() -> list[dict[str, Any]]:
+    lines = (
+        (Path(__file__).parent.parent / "data" / "reconnect-0.163.jsonl").read_text().splitlines()
+    )
+    return [json.loads(line) for line in lines]
+
+
+def test_reconnect_notices_are_told_apart_on_recorded_lines() -> None:
+    """What codex 0.163 said against a closed port and a stalled stream, on both engines: its
+    reconnect notices, and none of its other errors and warnings."""
+    seen = {"exec": 0, "app-server": 0}
+    for record in _reconnect_records():
+        raw = record["raw"]
+        if record["engine"] == "exec":
+            events = [exec_event(parse_exec_line(json.dumps(raw).encode()))]
+        else:
+            turn = AppServerTurn(raw["params"]["threadId"], raw["params"].get("turnId", "t"))
+            events = turn.feed(raw["method"], raw["params"])
+        messages = [e.message for e in events if isinstance(e, CodexMessages)]
+        assert messages, record
+        assert [is_reconnect(m) for m in messages] == [record["reconnect"]], record
+        seen[record["engine"]] += record["reconnect"]
+    assert seen["exec"] >= 4 and seen["app-server"] >= 4  # both kinds, on both engines
+    # codex's transport fallback (its source, core/src/responses_retry.rs; seen by an operator
+    # with no network), said between its WebSocket and its HTTPS attempts.
+    assert is_reconnect(
+        "Falling back from WebSockets to HTTPS transport. stream disconnected before completion:"
+        " failed to lookup address information: Try again"
+    )
+    assert not is_reconnect("stream disconnected before completion: idle timeout waiting for SSE")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import json
 import os
 import shutil
 from pathlib import Path
@@ -445,3 +446,60 @@ async def test_a_session_file_that_is_not_a_thread_id_is_replaced_without_echoin
     assert session.is_file() and not session.is_symlink()
     assert rig.stored() == THREAD + "\n"
     assert secret.read_text().startswith("TOP-SECRET")  # the link's target was not touched
+
+
+def _recorded_reconnects(source: str) -> list[str]:
+    """codex exec's reconnect lines, as 0.163 printed them (tests/data/reconnect-0.163.jsonl)."""
+    lines = (DATA / "reconnect-0.163.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [
+        json.dumps(r["raw"])
+        for r in records
+        if r["engine"] == "exec" and r["reconnect"] and r["source"].startswith(source)
+    ]
+
+
+async def test_a_model_codex_cannot_reach_fails_the_turn_model_unreachable(tmp_path: Path) -> None:
+    """codex's reconnect notices are not activity: a codex that says only them is stopped after
+    unreachable_timeout_s (or idle_timeout_s, the shorter), and the turn fails
+    model_unreachable, retryable, with codex's last words."""
+    waiting = _recorded_reconnects("closed port")[0]
+    talk = [exec_lines.thread_started(THREAD), exec_lines.turn_started(), *[waiting] * 200]
+    for config, which in (
+        ({"unreachable_timeout_s": 0.3, "idle_timeout_s": 30}, "unreachable_timeout_s=0.3 s"),
+        ({"unreachable_timeout_s": 30, "idle_timeout_s": 0.3}, "idle_timeout_s=0.3 s"),
+    ):
+        folder = tmp_path / which[:4]
+        rig = Rig(folder, [FakeRun(talk, delay_s=0.02)], turn_timeout_s=5, **config)
+        started = asyncio.get_running_loop().time()
+        events, result = await rig.turn()
+        took = asyncio.get_running_loop().time() - started
+        assert result.status == "failed" and result.error is not None
+        assert (result.error.code, result.error.retryable) == ("model_unreachable", True)
+        assert result.error.message == (
+            f"codex could not reach the model; it was stopped after {which}"
+            f"{' of reconnecting' if 'unreachable' in which else ' without an answer'}"
+            " (codex's last message: Reconnecting... waiting for network (Connection failed:"
+            " error sending request))"
+        )
+        assert 0.3 <= took < 2
+        assert events[-1] == ErrorEvent("model_unreachable", result.error.message, True, True, None)
+
+
+async def test_the_model_answering_again_ends_the_reconnecting(tmp_path: Path) -> None:
+    """Reconnects that the model's answer follows are not counted against the next ones."""
+    stalled = _recorded_reconnects("stalled stream")
+    assert len(stalled) == 3
+    lines = [
+        exec_lines.thread_started(THREAD),
+        exec_lines.turn_started(),
+        *stalled,
+        exec_lines.agent_message("back"),
+        *stalled,
+        exec_lines.agent_message("again"),
+        exec_lines.turn_completed(Usage(1, 0, 1, 0)),
+    ]
+    rig = Rig(tmp_path, [FakeRun(lines, delay_s=0.1)], unreachable_timeout_s=0.5)
+    events, result = await rig.turn()
+    assert result.status == "completed", result.error
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["back", "again"]

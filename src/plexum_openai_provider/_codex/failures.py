@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-__all__ = ["Failure", "classify"]
+__all__ = ["Failure", "classify", "is_reconnect"]
 
 LOGIN_ADVICE = (
     "log codex in as the daemon's user, with its CODEX_HOME: plexum-openai-provider-plugin login"
@@ -42,6 +42,21 @@ _TRY_AGAIN_IN = re.compile(
 _TRY_AGAIN_AT = re.compile(
     r"(?i:try again at) (?:([A-Z][a-z]{2}) (\d{1,2})(?:st|nd|rd|th), (\d{4}) )?(\d{1,2}):(\d{2}) ([AP]M)",
 )
+
+
+# What codex says while it cannot reach the model and tries again (0.163-0.171, recorded in
+# tests/data/reconnect-0.163.jsonl): an error that did not end the turn, "Reconnecting... 2/5" (a
+# stream that failed or went quiet for stream_idle_timeout_ms, retried stream_max_retries times);
+# "Reconnecting... waiting for network (Connection failed: …)" (a connection that failed: with
+# codex's feature unbounded_connection_retries, on by default, it is retried without end, 5 s to
+# 60 s apart); and the warning "Falling back from WebSockets to HTTPS transport. …" between the two
+# transports' attempts.
+_RECONNECT_PREFIXES = ("Reconnecting...", "Falling back from WebSockets to HTTPS transport")
+
+
+def is_reconnect(message: str) -> bool:
+    """Is this codex error or warning one of its attempts to reach the model again?"""
+    return message.startswith(_RECONNECT_PREFIXES)
 
 
 @dataclass(frozen=True)

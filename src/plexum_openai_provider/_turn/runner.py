@@ -11,7 +11,9 @@ agent's lock (a consume may be rewriting); run codex, resuming the stored thread
 longer knows that thread, say so and run again in a new one; map codex's events, keep the thread
 id, hand out tool-call blocks as they complete; end on codex's terminal event, a deadline
 (``idle_timeout_s`` without a word from codex while nothing of the turn runs, ``turn_timeout_s``
-in all) or a cancel.
+in all, ``unreachable_timeout_s`` of codex reconnecting to a model that does not answer) or a
+cancel. codex's reconnect notices are not a word for ``idle_timeout_s``: it says them without end
+while it waits for the network.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from .._codex.command import McpServerSpec
-from .._codex.failures import classify
+from .._codex.failures import classify, is_reconnect
 from .._codex.policy import UNCONFINED, AgentPolicy
 from .._codex.rollout import RolloutLocator
 from .._engine import seam
@@ -60,7 +62,7 @@ log = logging.getLogger(__name__)
 
 # Failures the same turn, sent again, can get past (codex's own failures are classified by
 # _codex/failures.py): codex died, a deadline passed, the plugin failed inside.
-RETRYABLE = frozenset({"codex_failed", "codex_exited", "timeout", "internal"})
+RETRYABLE = frozenset({"codex_failed", "codex_exited", "timeout", "model_unreachable", "internal"})
 # How often a turn reads the rollout while a tool call is open (codex says nothing meanwhile), and
 # otherwise (a call codex reports no item for, such as code mode's, is still seen while it runs).
 BLOCK_TICK_S = 0.05
@@ -102,6 +104,9 @@ class TurnSetup:
     claim: WorkspaceClaim  # the workspace's lock, stored thread and record; released here
     plan: TurnPlan  # what of the host's conversation reaches codex (see .messages)
     policy: AgentPolicy = UNCONFINED  # the agent's sandbox and codex features
+    # How long codex may go on reconnecting to the model (from its first reconnect notice since
+    # the model last answered) before the turn fails model_unreachable.
+    unreachable_timeout_s: float = 120.0
     notices: tuple[Notice, ...] = ()  # sent first (e.g. the engine fell back)
     # Its span and figures (telemetry; a no-op unless OpenTelemetry is configured).
     trace: TurnTrace = field(default_factory=TurnTrace)
@@ -368,10 +373,16 @@ class Turn:
         # Items running now (a command, a tool call): codex says nothing until one completes
         # (exec prints no output of a command), so the turn is not idle while one runs.
         running: set[str] = set()
+        # Since when codex has been reconnecting to the model (its first reconnect notice since
+        # anything else), and what it last said.
+        reconnecting_since: float | None = None
+        reconnect_said = ""
         while True:
             now = time.monotonic()
             if stop_started is None:
                 idle_limit = deadline if running else idle_since + setup.idle_timeout_s
+                if reconnecting_since is not None:
+                    idle_limit = min(idle_limit, reconnecting_since + setup.unreachable_timeout_s)
                 limit = min(idle_limit, deadline)
                 wait = max(limit - now, 0.0)
             else:
@@ -394,21 +405,27 @@ class Turn:
                         "turn %s: codex did not end %g s after a stop", self.turn_id, STOP_DRAIN_S
                     )
                     break
-                which = "turn_timeout_s" if time.monotonic() >= deadline else "idle_timeout_s"
-                value = setup.turn_timeout_s if which == "turn_timeout_s" else setup.idle_timeout_s
-                pending = mapper.state.pending_error
                 attempt.status = "failed"
-                attempt.error = TurnError(
-                    "timeout",
-                    f"codex was stopped after {which}={value:g} s"
-                    + (f" (last codex error: {pending})" if pending else ""),
+                attempt.error = self._deadline_error(
+                    deadline,
+                    None if reconnecting_since is None else (reconnecting_since, reconnect_said),
+                    mapper,
                 )
                 stop_started = time.monotonic()
                 await run.stop()
                 continue
             if event is None:
                 break
-            idle_since = time.monotonic()
+            if isinstance(event, (seam.CodexError, seam.CodexWarning)) and is_reconnect(
+                event.message
+            ):
+                reconnect_said = event.message
+                if reconnecting_since is None:
+                    reconnecting_since = time.monotonic()
+            else:
+                idle_since = time.monotonic()
+                if not isinstance(event, seam.Other):
+                    reconnecting_since = None
             if isinstance(event, seam.ItemStarted):
                 # codex recorded the call before it started it: its tool_started, now.
                 watcher.item_started()
@@ -443,6 +460,34 @@ class Turn:
         ):
             await self._await_turn_record(watcher, mapper)
         return attempt
+
+    def _deadline_error(
+        self, deadline: float, reconnecting: tuple[float, str] | None, mapper: AttemptMapper
+    ) -> TurnError:
+        """Why a deadline stopped codex: the turn ran too long, codex kept reconnecting to a model
+        it could not reach (``reconnecting``: since when, and what it last said), or nothing
+        happened."""
+        setup = self._setup
+        now = time.monotonic()
+        if now < deadline and reconnecting is not None:
+            since, said = reconnecting
+            if now >= since + setup.unreachable_timeout_s:
+                which = f"unreachable_timeout_s={setup.unreachable_timeout_s:g} s of reconnecting"
+            else:
+                which = f"idle_timeout_s={setup.idle_timeout_s:g} s without an answer"
+            return TurnError(
+                "model_unreachable",
+                f"codex could not reach the model; it was stopped after {which} (codex's last"
+                f" message: {said})",
+            )
+        which = "turn_timeout_s" if now >= deadline else "idle_timeout_s"
+        value = setup.turn_timeout_s if which == "turn_timeout_s" else setup.idle_timeout_s
+        pending = mapper.state.pending_error or (reconnecting[1] if reconnecting else None)
+        return TurnError(
+            "timeout",
+            f"codex was stopped after {which}={value:g} s"
+            + (f" (last codex error: {pending})" if pending else ""),
+        )
 
     async def _next(
         self, run: seam.CodexRun, wait: float, *, watch_cancel: bool

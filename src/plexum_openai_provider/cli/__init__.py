@@ -16,11 +16,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._version import __version__
+
 __all__ = ["main"]
 
 log = logging.getLogger("plexum_openai_provider")
 
 EXIT_USAGE = 2
+
+# The bare command with a terminal on stdin: a person, not a host (a host gives it pipes).
+BARE_TTY = f"""plexum-openai-provider-plugin {__version__}: the Plexum provider plugin for the OpenAI Codex CLI.
+Run with no command, it speaks the plugin protocol (JSON-RPC lines) on stdin and stdout, for the
+Plexum host that starts it; a terminal gives it no host, so it stops here.
+  plexum-openai-provider-plugin chat --demo     talk to an agent (a scripted model, no login)
+  plexum-openai-provider-plugin doctor          check the codex install and login
+  plexum-openai-provider-plugin --help          every command
+  plexum-openai-provider-plugin serve           speak the protocol on this terminal anyway"""
 
 
 def _setup_logging(level: int) -> None:
@@ -43,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Plexum provider plugin for the OpenAI Codex CLI.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="speak the plugin protocol on stdio (the default)")
     sub.add_parser("mcp-host", help="the MCP bridge codex starts during a turn (not for people)")
@@ -87,6 +99,16 @@ def _parser() -> argparse.ArgumentParser:
     from .login import add_parsers  # stdlib and this package's light modules only
 
     add_parsers(sub)
+    # The global options are taken after the command too (`run --demo -v "hi"`); SUPPRESS: a
+    # command that does not see one keeps what was given before it.
+    for command in sub.choices.values():
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
     return parser
 
 
@@ -97,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .._bridge.relay import relay_main
 
         return relay_main()
+    if not args and sys.stdin.isatty():
+        print(BARE_TTY, file=sys.stderr)
+        return EXIT_USAGE
     if (not args or args[0] == "serve") and not wants_help:
         from ..plugin.serve import serve_stdio
 
@@ -131,11 +156,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def _env_log_level(default: int) -> int:
-    """``PLEXUM_LOG_LEVEL`` (debug, info, warning, error) overrides the command's default."""
-    name = os.environ.get("PLEXUM_LOG_LEVEL", "").upper()
-    level = logging.getLevelName(name) if name else default
-    return level if isinstance(level, int) else default
+    """``PLEXUM_LOG_LEVEL`` (debug, info, warning, error) overrides the command's default; another
+    value is warned about and the default kept."""
+    value = os.environ.get("PLEXUM_LOG_LEVEL", "")
+    if not value:
+        return default
+    if value.strip().lower() not in LOG_LEVELS:
+        print(
+            f"warning: PLEXUM_LOG_LEVEL={value!r} is not a log level ({', '.join(LOG_LEVELS)});"
+            f" using {logging.getLevelName(default).lower()}",
+            file=sys.stderr,
+        )
+        return default
+    return int(getattr(logging, value.strip().upper()))
 
 
 if __name__ == "__main__":

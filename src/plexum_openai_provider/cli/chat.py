@@ -23,21 +23,23 @@ from typing import Any
 
 from .._jsonrpc import JsonRpcError
 from .._turn.thread_store import clear_thread_id
-from ..config import load_config_file
+from ..config import load_config_file, read_config_file
 from ..errors import ProviderError
 from ..events import ACTIVITY_TYPES, ErrorEvent, Notice, TextDelta, ToolCall, ToolResult, Usage
 from ..plugin.client import PluginClient
 from ..requests import AgentContext, ToolSpec
 from .activity_view import ActivityView
 from .notes import NOTES_TOOLS, NotesTools
-from .run import instructions_arg
+from .run import EXIT_CANCELLED, instructions_arg, login_warning
 
 __all__ = ["chat_command"]
 
 HELP = """commands: /blocks (tool-call blocks so far)  /consume ID…  /image PATH (with the next message)
-          /reset (forget the thread)  /quit
+          /retry (send again a message that was refused)  /reset (forget the thread)  /quit
+          //text sends "/text" (a message that starts with /)
 try: "note buy milk", "notes", "remember", "work" (an agent at work), "slowly count" (type while it
-answers: your line joins its turn); Ctrl-C stops a running turn"""
+answers: your line joins its turn); Ctrl-C cancels a running turn (the chat goes on); at the
+prompt Ctrl-C or Ctrl-D ends"""
 
 
 class BlockLog:
@@ -89,6 +91,9 @@ class Chat:
         self.demo = demo
         self.system = system
         self.images: list[str] = []  # attached with /image, sent with the next message
+        self.unsent: str | None = None  # a message the plugin refused (/retry sends it again)
+        self.running: str | None = None  # the turn Ctrl-C cancels (one of its own, not a steer)
+        self.cancels: set[asyncio.Task[None]] = set()
         self.agent = agent
         self.log = log
         self.turns = 0
@@ -114,16 +119,8 @@ class Chat:
         if busy:
             self.end_text()
             _say("  [sent while the agent answers: it joins the running turn, or runs next]")
-        loop = asyncio.get_running_loop()
-
-        cancels: list[asyncio.Task[None]] = []
-
-        def interrupt() -> None:
-            cancels.append(asyncio.ensure_future(self.plugin.cancel(turn_id)))
-
-        if not busy:  # Ctrl-C stops the running turn (a steer joins it)
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(signal.SIGINT, interrupt)
+        if not busy:  # Ctrl-C cancels it (a steer joins it)
+            self.running = turn_id
         try:
             async for event in turn:
                 self.show(event, turn_id)
@@ -131,15 +128,31 @@ class Chat:
             result = await turn.result()
         except JsonRpcError as exc:
             _say(f"  [refused] {exc.message}")
+            self.unsent = message
+            _say(
+                "  your message was not sent; /retry sends it again (with the images attached by then)"
+            )
             return
         finally:
-            if not busy:
-                with contextlib.suppress(NotImplementedError):
-                    loop.remove_signal_handler(signal.SIGINT)
+            if self.running == turn_id:
+                self.running = None
         if result.status == "steered":
             _say(f"  [it joined the running turn {result.into}]")
         elif result.status != "completed":
             _say(f"  [turn {result.status}]")
+
+    def interrupt(self) -> bool:
+        """Ctrl-C: cancel the running turn through the protocol (True), or False if none runs."""
+        turn_id = self.running
+        if turn_id is None:
+            return False
+        self.view.clear()
+        self.end_text()
+        _say("  [cancelling the turn]")
+        task = asyncio.ensure_future(self.plugin.cancel(turn_id))
+        self.cancels.add(task)
+        task.add_done_callback(self.cancels.discard)
+        return True
 
     def end_text(self) -> None:
         """End the answer's line, if one is open (the answer streams in pieces)."""
@@ -189,8 +202,6 @@ class Chat:
                 f" output {event.output_tokens} (reasoning {event.reasoning_output_tokens})"
             )
         elif isinstance(event, Notice):
-            if self.demo and event.code == "codex_warning" and "Model metadata" in event.message:
-                return  # the demo's scripted model is unknown to codex, which says so every turn
             _say(f"  [notice {event.code}] {event.message}")
         elif isinstance(event, ErrorEvent):
             _say(f"  [error {event.code}] {event.message}")
@@ -231,9 +242,18 @@ class Chat:
         )
 
     async def loop(self) -> None:
-        """Lines are read while the agent answers: a message typed then steers its turn."""
+        """Lines are read while the agent answers: a message typed then steers its turn. Ctrl-C
+        cancels the running turn; at the prompt it ends the chat, as Ctrl-D (end of input) does."""
         lines = _read_lines()
         answering: set[asyncio.Task[None]] = set()
+        loop = asyncio.get_running_loop()
+
+        def interrupt() -> None:
+            if not self.interrupt():
+                lines.put_nowait(None)
+
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, interrupt)
         sys.stdout.write("you> ")
         sys.stdout.flush()
         while (line := await lines.get()) is not None:
@@ -243,14 +263,26 @@ class Chat:
             if not answering:
                 sys.stdout.write("you> ")
                 sys.stdout.flush()
+        else:
+            _say("")  # Ctrl-C or Ctrl-D at the prompt: the shell's prompt on a line of its own
         if answering:
             await asyncio.gather(*answering)
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
 
     async def command(self, line: str, answering: set[asyncio.Task[None]]) -> None:
         words = line.strip().split()
         if not words:
             return
-        if words[0] == "/blocks":
+        if line.lstrip().startswith("//"):  # "//etc/passwd: what is it?" sends "/etc/passwd: …"
+            self.send(line.lstrip()[1:], answering)
+        elif words[0] == "/retry":
+            if self.unsent is None:
+                _say("  nothing to send again")
+            else:
+                message, self.unsent = self.unsent, None
+                self.send(message, answering)
+        elif words[0] == "/blocks":
             self.show_blocks()
         elif words[0] == "/consume":
             await self.consume(words[1:])
@@ -268,16 +300,19 @@ class Chat:
         elif words[0].startswith("/"):
             _say(f"  unknown command {words[0]}\n{HELP}")
         else:
-            task = asyncio.create_task(self.turn(line, busy=bool(answering)))
-            answering.add(task)
+            self.send(line, answering)
 
-            def done(finished: asyncio.Task[None]) -> None:
-                answering.discard(finished)
-                if not answering:
-                    sys.stdout.write("you> ")
-                    sys.stdout.flush()
+    def send(self, message: str, answering: set[asyncio.Task[None]]) -> None:
+        task = asyncio.create_task(self.turn(message, busy=bool(answering)))
+        answering.add(task)
 
-            task.add_done_callback(done)
+        def done(finished: asyncio.Task[None]) -> None:
+            answering.discard(finished)
+            if not answering:
+                sys.stdout.write("you> ")
+                sys.stdout.flush()
+
+        task.add_done_callback(done)
 
 
 def _read_lines() -> asyncio.Queue[str | None]:
@@ -301,7 +336,7 @@ def _read_lines() -> asyncio.Queue[str | None]:
 
 
 async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) -> int:
-    config = json.loads(ns.config.read_text()) if ns.config else {}
+    config = read_config_file(ns.config) if ns.config else {}
     state = workspace / ".plexum-chat"
     notes = NotesTools(state / "notes.json")
     plugin = await PluginClient.spawn(env=env, tools=notes.functions())
@@ -313,6 +348,8 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
             return 2
         codex = init["codex"]
         _say(f"agent {ns.agent!r} in {workspace} — codex {codex['version']} ({codex['path']})")
+        if not ns.demo:
+            login_warning((init.get("login") or {}).get("logged_in"))
         _say(HELP)
         chat = Chat(
             plugin,
@@ -333,22 +370,14 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
 
 def chat_command(ns: argparse.Namespace) -> int:
     try:
-        if ns.config:
-            load_config_file(ns.config)  # a clear message now rather than at initialize
+        # A clear message now rather than at initialize.
+        config = load_config_file(ns.config) if ns.config else None
         instructions_arg(ns.system)
     except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as stack:
         env = dict(os.environ)
-        if ns.demo:
-            from ..testing.demo import demo_environment  # the scripted model, for --demo only
-
-            demo = stack.enter_context(demo_environment(env))
-            env = demo.env
-            _say(
-                "demo: a scripted model on 127.0.0.1 and a CODEX_HOME of its own; no login, no network"
-            )
         if ns.workspace is not None:
             workspace = ns.workspace.expanduser().absolute()
         elif ns.demo:
@@ -363,5 +392,21 @@ def chat_command(ns: argparse.Namespace) -> int:
                 f"error: workspace {workspace} does not exist or is not a folder", file=sys.stderr
             )
             return 2
-        return asyncio.run(_chat(ns, env, workspace))
+        if ns.demo:
+            from ..testing.demo import demo_environment  # the scripted model, for --demo only
+
+            demo = demo_environment(
+                env,
+                workspace=workspace if ns.workspace is not None else None,
+                binary=config.binary if config is not None else None,
+            )
+            env = stack.enter_context(demo).env
+            _say(
+                "demo: a scripted model on 127.0.0.1 and a CODEX_HOME of its own; no login, no network"
+            )
+        try:
+            return asyncio.run(_chat(ns, env, workspace))
+        except KeyboardInterrupt:  # before the chat's own Ctrl-C handling, or after it
+            _say("")
+            return EXIT_CANCELLED
     return 0

@@ -59,8 +59,24 @@ def conversation(message: str, images: list[str], system: str | None) -> tuple[C
     return tuple(messages)
 
 
+def login_warning(logged_in: bool | None) -> None:
+    """Say up front that codex is not logged in (``initialize``'s ``login.logged_in``), and the
+    fix, rather than let the turn fail ``unauthorized``."""
+    if logged_in is False:
+        print(
+            "warning: codex is not logged in: turns fail `unauthorized` unless codex's model"
+            " provider needs no login. Fix: plexum-openai-provider-plugin login (--device-auth"
+            " on a machine with no browser)",
+            file=sys.stderr,
+        )
+
+
 def run_command(ns: argparse.Namespace) -> int:
     message = sys.stdin.read() if ns.message == "-" else ns.message
+    if not message.strip():
+        where = "stdin" if ns.message == "-" else "the message argument"
+        print(f"error: the message is empty ({where}): there is nothing to send", file=sys.stderr)
+        return EXIT_USAGE
     try:
         config = load_config_file(ns.config) if ns.config else HostConfig()
         system = instructions_arg(ns.system)
@@ -69,10 +85,6 @@ def run_command(ns: argparse.Namespace) -> int:
         return EXIT_USAGE
     with contextlib.ExitStack() as stack:
         env = None
-        if ns.demo:
-            from ..testing.demo import demo_environment  # the scripted model, for --demo only
-
-            env = stack.enter_context(demo_environment(dict(os.environ))).env
         if ns.workspace is not None:
             workspace = ns.workspace.expanduser().absolute()
         elif ns.demo:
@@ -80,6 +92,15 @@ def run_command(ns: argparse.Namespace) -> int:
         else:
             print("error: --workspace is required (or use --demo)", file=sys.stderr)
             return EXIT_USAGE
+        if ns.demo:
+            from ..testing.demo import demo_environment  # the scripted model, for --demo only
+
+            demo = demo_environment(
+                dict(os.environ),
+                workspace=workspace if ns.workspace is not None else None,
+                binary=config.binary,
+            )
+            env = stack.enter_context(demo).env
         request = TurnRequest(
             AgentContext(ns.agent, workspace),
             model=ns.model,
@@ -87,7 +108,10 @@ def run_command(ns: argparse.Namespace) -> int:
             # --json prints every event there is (a script ignores types it does not know).
             events=BASE_TYPES | ACTIVITY_TYPES if ns.json else BASE_TYPES,
         )
-        return asyncio.run(_run_turn(config, request, as_json=ns.json, env=env))
+        try:
+            return asyncio.run(_run_turn(config, request, as_json=ns.json, env=env))
+        except KeyboardInterrupt:  # before the turn's own Ctrl-C handling
+            return EXIT_CANCELLED
     return EXIT_USAGE
 
 
@@ -100,6 +124,8 @@ async def _run_turn(
     except ProviderError as exc:
         _print_failure(exc.code, exc.message, as_json)
         return EXIT_USAGE if exc.code == "invalid_request" else EXIT_FAILED
+    if env is None and not as_json:  # --demo's scripted model needs no login
+        login_warning(provider.login.logged_in)
     try:
         turn = await provider.start_turn(request)
     except ProviderError as exc:
@@ -119,6 +145,10 @@ async def _run_turn(
             sys.stdout.flush()
             open_line = not event.text.endswith("\n")
         else:
+            if open_line:  # what goes to stderr starts a line of its own, not the answer's end
+                sys.stdout.write("\n")
+                sys.stdout.flush()
+                open_line = False
             _print_human(event)
     if open_line:
         sys.stdout.write("\n")

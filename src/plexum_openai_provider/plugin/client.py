@@ -84,7 +84,10 @@ class PluginClient:
         tools: Mapping[str, ToolFunction] | None = None,
         cwd: str | None = None,
     ) -> PluginClient:
-        """Start the plugin (default: this package's, with this interpreter) on pipes."""
+        """Start the plugin (default: this package's, with this interpreter) on pipes, in a
+        session of its own: a Ctrl-C in the host's terminal reaches the host, which cancels a
+        turn or ends the plugin through the protocol, and never the plugin itself (it would end
+        every turn and the conversation)."""
         argv = list(argv) if argv else [sys.executable, "-m", "plexum_openai_provider", "serve"]
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -94,6 +97,7 @@ class PluginClient:
             env=dict(env) if env is not None else None,
             cwd=cwd,
             limit=1 << 20,
+            start_new_session=True,
         )
         return cls(process, tools or {})
 

@@ -19,13 +19,18 @@ no network. The demo model is deterministic:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import os
+import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._codex.binary import bundled_codex
 from .._codex.records import output_text
 from .model_server import (
     FunctionCall,
@@ -131,18 +136,77 @@ class DemoEnvironment:
     env: dict[str, str]
 
 
+DEMO_MODEL = "scripted-model"
+
+
+def demo_state(workspace: Path) -> Path:
+    """Where the demo of a workspace keeps its CODEX_HOME (its threads) between commands: under
+    the user's state folder, outside the workspace (a confined agent sees no CODEX_HOME)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    key = hashlib.sha256(str(workspace).encode()).hexdigest()[:16]
+    return Path(base) / "plexum-openai-provider" / "demo" / f"{workspace.name[:40]}-{key}"
+
+
+def _model_catalog(binary: str | None) -> list[dict[str, Any]] | None:
+    """codex's own model catalog (``codex debug models``) with an entry for the demo's model, so
+    that codex does not warn on every turn that it has no metadata for it ("Model metadata for
+    `scripted-model` not found. Defaulting to fallback metadata", 0.163-0.171). The entry is a
+    copy of a catalog model that is offered plain tools, as the fallback is (no ``tool_mode``:
+    0.163's newer models get code mode), without tool search (the host tools are then offered as
+    a namespace, which the demo script looks for). None if codex cannot say, or has no such
+    model (then codex warns, and the demo works all the same)."""
+    path = binary or bundled_codex() or shutil.which("codex")
+    if path is None:
+        return None
+    try:
+        done = subprocess.run(
+            [path, "debug", "models"], capture_output=True, timeout=20, stdin=subprocess.DEVNULL
+        )
+        models = json.loads(done.stdout)["models"]
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(models, list):
+        return None
+    plain = [m for m in models if isinstance(m, dict) and "tool_mode" not in m]
+    if not plain:
+        return None
+    scripted = {
+        **plain[-1],
+        "slug": DEMO_MODEL,
+        "display_name": DEMO_MODEL,
+        "description": "The demo's scripted model (plexum-openai-provider-plugin --demo).",
+        "supports_search_tool": False,
+    }
+    return [m for m in models if m.get("slug") != DEMO_MODEL] + [scripted]
+
+
 @contextlib.contextmanager
-def demo_environment(base_env: dict[str, str]) -> Iterator[DemoEnvironment]:
-    """A scripted model on 127.0.0.1 and a CODEX_HOME of its own, for as long as the block runs."""
-    with (
-        tempfile.TemporaryDirectory(prefix="plexum-demo-") as tmp,
-        ScriptedModelServer(demo_script) as server,
-    ):
-        home = Path(tmp) / "codex-home"
-        write_codex_home(home, server.base_url)
+def demo_environment(
+    base_env: dict[str, str], *, workspace: Path | None = None, binary: str | None = None
+) -> Iterator[DemoEnvironment]:
+    """A scripted model on 127.0.0.1 and a CODEX_HOME of its own, for as long as the block runs.
+
+    With a ``workspace``, the CODEX_HOME is the workspace's (:func:`demo_state`) and stays: the
+    next demo command in that workspace resumes its thread. ``binary``: the codex that will run
+    (its model catalog is given the demo model)."""
+    with contextlib.ExitStack() as stack:
+        if workspace is not None:
+            root = demo_state(workspace)
+        else:
+            root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plexum-demo-")))
+        server = stack.enter_context(ScriptedModelServer(demo_script))
+        home = root / "codex-home"
+        catalog = _model_catalog(binary)
+        extra = ""
+        if catalog is not None:
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "demo-models.json").write_text(json.dumps({"models": catalog}))
+            extra = f"model_catalog_json = {json.dumps(str(home / 'demo-models.json'))}\n"
+        # The server's port is new each time: the config is written anew, the sessions stay.
+        write_codex_home(home, server.base_url, top_toml=extra)
         # codex runs shell tools in a login shell; the demo needs none of the user's.
-        shell_home = Path(tmp) / "home"
-        shell_home.mkdir()
+        shell_home = root / "home"
+        shell_home.mkdir(exist_ok=True)
         env = {**base_env, "CODEX_HOME": str(home), "HOME": str(shell_home)}
         env.pop("OPENAI_API_KEY", None)
         yield DemoEnvironment(server, home, env)

@@ -301,6 +301,12 @@ class ScriptedModelServer:
             server.close()
             for writer in self._hung:
                 writer.close()
+            # Replies still being written (a paced one whose client went away): ended here, not
+            # left for the loop's close to report as destroyed while pending.
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
             await server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(close(), loop).result(10)
@@ -360,6 +366,8 @@ class ScriptedModelServer:
             await self._stream(writer, reply)
         except (asyncio.IncompleteReadError, ConnectionError):
             return
+        except asyncio.CancelledError:  # the server stops (Python 3.11's stream callback would
+            return  # log a cancelled handler as an error)
         if not writer.is_closing():
             writer.close()
 
@@ -448,16 +456,19 @@ class ScriptedModelServer:
             await self._send(writer, 200, "text/event-stream", b"".join(chunks))
 
 
-def write_codex_home(codex_home: Path, base_url: str, *, extra_toml: str = "") -> Path:
+def write_codex_home(
+    codex_home: Path, base_url: str, *, extra_toml: str = "", top_toml: str = ""
+) -> Path:
     """Write a ``config.toml`` that points codex at a scripted server, with no retries.
 
     codex retries a failing model five times with backoff (6 s for ``response.failed``, 25 s for
     HTTP 500) unless the provider sets ``request_max_retries`` and ``stream_max_retries`` to 0.
+    ``extra_toml`` goes into the provider's table, ``top_toml`` before it (top-level keys).
     """
     codex_home.mkdir(parents=True, exist_ok=True)
     config = codex_home / "config.toml"
     config.write_text(
-        'model_provider = "scripted"\n'
+        top_toml + 'model_provider = "scripted"\n'
         'model = "scripted-model"\n'
         "[model_providers.scripted]\n"
         'name = "scripted"\n'
