@@ -147,3 +147,41 @@ def test_a_sweep_takes_no_unmarked_child_while_a_start_is_under_way() -> None:
         [sys.executable, "-c", SWEEP_WHILE_STARTING], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+
+
+# In a process of its own, a subreaper: a "codex" whose shell runs one command of thread T under it
+# (and leaves a zombie), and orphans another (re-parented here); a process of ours that says it is
+# T's but carries no mark is not codex's.
+THREAD_PROCESSES = r"""
+import os, subprocess, time
+from plexum_openai_provider._codex.guard import OWNER_ENV, descendants, guard, thread_processes
+
+assert guard().enable_subreaper()
+mark = {OWNER_ENV: "test:r1"}
+script = (
+    "true & CODEX_THREAD_ID=T sleep 30 & echo $!; "
+    "(CODEX_THREAD_ID=T setsid sleep 31 & echo $!); exec sleep 32"
+)
+root = subprocess.Popen(["sh", "-c", script], env={**os.environ, **mark}, stdout=subprocess.PIPE)
+under, orphan = (int(root.stdout.readline()) for _ in range(2))
+stranger = subprocess.Popen(["sleep", "33"], env={**os.environ, "CODEX_THREAD_ID": "T"})
+try:
+    deadline = time.monotonic() + 10
+    # Once the first child has exited (a zombie: sleep never reaps it) only the command is left.
+    while descendants(root.pid) != [under] or orphan not in descendants(os.getpid()):
+        assert time.monotonic() < deadline, (descendants(root.pid), under, orphan)
+    assert sorted(thread_processes(root.pid, "T", mark)) == sorted([under, orphan])
+    assert thread_processes(root.pid, "U", mark) == []
+    print("ok")
+finally:
+    for pid in (under, orphan, root.pid, stranger.pid):
+        os.kill(pid, 9)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_threads_processes_are_found_under_codex_and_where_they_were_orphaned() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", THREAD_PROCESSES], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr

@@ -38,7 +38,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,26 +72,53 @@ def _owner(pid: int) -> str | None:
     return None
 
 
+def _has_children_files() -> bool:
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/children")  # CONFIG_PROC_CHILDREN
+
+
 def descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for proc in process_table().values():
-        if not proc.zombie:
-            children.setdefault(proc.ppid, []).append(proc.pid)
+    """Every live descendant of ``pid`` (Linux /proc; empty elsewhere): a walk of ``pid``'s own
+    subtree where the kernel lists each task's children, not of every process on the machine
+    (which on a shared host made each such look 1.5-5 ms, growing with other users' processes)."""
+    if not _has_children_files():
+        children: dict[int, list[int]] = {}
+        for proc in process_table().values():
+            if not proc.zombie:
+                children.setdefault(proc.ppid, []).append(proc.pid)
+        return _walk(pid, lambda p: children.get(p, []))
+
+    def live_children(parent: int) -> list[int]:
+        out = []
+        for child in _children_of(parent):
+            proc = read_proc(child)
+            if proc is not None and not proc.zombie:
+                out.append(child)
+        return out
+
+    return _walk(pid, live_children)
+
+
+def _walk(pid: int, children: Callable[[int], list[int]]) -> list[int]:
     out: list[int] = []
+    seen = {pid}
     todo = [pid]
     while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
+        for child in children(todo.pop()):
+            if child not in seen:  # a task's children are read one task at a time
+                seen.add(child)
+                out.append(child)
+                todo.append(child)
     return out
 
 
 def _children_of(pid: int) -> list[int]:
-    """The children of ``pid``: /proc/<pid>/task/*/children where the kernel has it (one read,
-    not a walk of every process), else from the walk."""
+    """The children of ``pid``: /proc/<pid>/task/*/children where the kernel has it (one read
+    per thread, not a walk of every process), else from the walk."""
     tasks = f"/proc/{pid}/task"
-    paths = [f"{tasks}/{t}/children" for t in os.listdir(tasks)] if os.path.isdir(tasks) else []
+    try:
+        paths = [f"{tasks}/{t}/children" for t in os.listdir(tasks)]
+    except OSError:
+        return []  # gone
     if paths and os.path.exists(paths[0]):
         return [int(c) for path in paths for c in read_bytes(path).split()]
     return [proc.pid for proc in process_table().values() if proc.ppid == pid]
@@ -107,8 +134,15 @@ def thread_processes(
     needle = f"CODEX_THREAD_ID={thread_id or ''}".encode()
     owner = [f"{k}={v}".encode() for k, v in (mark or {}).items()]
     under = set(descendants(root))
+    elsewhere: set[int] = set()
+    if owner:
+        # What a subreaper's descendants orphan is re-parented to it: its own subtree, not every
+        # process's environment on the machine (read at the end of every app-server turn: 2-5 ms
+        # on a shared host, in the event loop).
+        subreaper = guard().subreaper
+        elsewhere = set(descendants(os.getpid())) if subreaper else set(_all_pids())
     out = []
-    for pid in sorted(under | (set(_all_pids()) if owner else set())):
+    for pid in sorted(under | elsewhere):
         environ = read_bytes(f"/proc/{pid}/environ").split(b"\0")
         if pid not in under and not all(o in environ for o in owner):
             continue
