@@ -1,6 +1,6 @@
 """What confinement costs, and what turning codex's extra features off saves.
 
-    python bench/sandbox_cost.py [--rounds 10] [--commands 10]
+    python bench/sandbox_cost.py [--rounds 10] [--commands 10] [--floor 20]
 
 On each engine, with ``sandbox: "workspace"`` and ``"none"``: a plain turn (first, and resumed),
 and a turn in which the model runs ``--commands`` shell commands one after the other (each its
@@ -9,6 +9,16 @@ turn, divided by the commands, is one command's cost. Then the size of the first
 of a thread (what codex sends the model: its instructions and the tools offered) with the
 plugin's features (sub-agents, connectors, browser and computer use, goals off) and with
 codex's own. Every answer is checked; the modes run interleaved, round by round.
+
+Then the floor of one confined command on this machine (``--floor`` rounds, each command run once
+a round, in turn): a plain spawn of ``true``; codex's bubblewrap alone (the argv of its ``/proc``
+preflight: an empty root, the ``:minimal`` folders, new namespaces); codex's binary starting; codex's
+sandbox helper as codex starts it for each command (``codex-linux-sandbox``, its flags as codex
+0.163 passes them, seen with strace: the helper runs bubblewrap twice, the preflight and the
+sandbox, and itself again inside to apply seccomp) with the smallest profile that works (``:minimal``,
+codex's package, the workspace), with the agents' profile, and with 10 more readable folders
+(each one a bind mount); and ``codex sandbox`` with the agents' profile (the CLI: its config,
+then the helper).
 """
 
 from __future__ import annotations
@@ -16,7 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +38,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import Env, Plugin, Table, bench_env, machine, median, ms
 
-from plexum_openai_provider._codex.policy import FEATURES_OFF
+from plexum_openai_provider import HostConfig
+from plexum_openai_provider._codex.binary import CodexBinary, resolve_codex
+from plexum_openai_provider._codex.command import config_overrides
+from plexum_openai_provider._codex.policy import FEATURES_OFF, AgentPolicy
+from plexum_openai_provider.provider import choose_agent_policy
 from plexum_openai_provider.testing import FunctionCall, Message
 
 MODES = ("workspace", "none")
@@ -70,6 +88,106 @@ async def request_size(env: Env) -> dict[str, Any]:
         out[label] = (len(request.raw.encode()), request.tool_names())
         await plugin.close()
     return out
+
+
+def _helper_profile(policy: AgentPolicy, workspace: Path, readable: list[str]) -> str:
+    """The ``--permission-profile`` codex 0.163 gives its sandbox helper for ``policy``."""
+
+    def entry(path: str, access: str) -> dict[str, Any]:
+        return {"path": {"type": "path", "path": path}, "access": access}
+
+    entries = [{"path": {"type": "special", "value": {"kind": "minimal"}}, "access": "read"}]
+    entries += [entry(folder, "read") for folder in readable]
+    entries += [entry(str(workspace), "write"), entry(str(workspace / ".git"), "write")]
+    entries += [entry(str(workspace / name), "read") for name in policy.protected]
+    file_system = {"type": "restricted", "entries": entries}
+    return json.dumps({"type": "managed", "file_system": file_system, "network": "restricted"})
+
+
+async def floor(env: Env, rounds: int) -> dict[str, list[float]]:
+    binary: CodexBinary = await resolve_codex(env.codex)
+    policy = await choose_agent_policy(
+        HostConfig(sandbox="workspace"),
+        binary,
+        env.env,
+        Path(env.env["PLEXUM_SOCKET_DIR"]),
+        Path(env.env["PLEXUM_LOCK_DIR"]),
+    )
+    ws = env.workspace("floor")
+    for name in policy.protected:
+        (ws / name).write_text("")
+    bwrap = Path(binary.package) / "codex-resources" / "bwrap"
+    bwrap_path = str(bwrap) if bwrap.exists() else shutil.which("bwrap")
+    minimal = ["/bin", "/etc", "/lib", "/lib64", "/sbin", "/usr"]
+    more = [tempfile.mkdtemp(dir=env.root) for _ in range(10)]
+
+    def helper(readable: list[str]) -> list[str]:
+        profile = _helper_profile(policy, ws, readable)
+        return [
+            *("codex-linux-sandbox", "--sandbox-policy-cwd", str(ws), "--command-cwd", str(ws)),
+            *("--permission-profile", profile, "--", "true"),
+        ]
+
+    argvs: dict[str, tuple[str | None, list[str]]] = {
+        "`true`, spawned": (None, ["true"]),
+        "codex's bubblewrap alone": (
+            bwrap_path,
+            [
+                *("bwrap", "--as-pid-1", "--new-session", "--die-with-parent"),
+                *("--tmpfs", "/", "--dev", "/dev"),
+                *(a for folder in minimal for a in ("--ro-bind", folder, folder)),
+                *("--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-net"),
+                *("--proc", "/proc", "--cap-drop", "ALL", "--", "true"),
+            ],
+        ),
+        "codex's binary starting (`codex --version`)": (None, [binary.path, "--version"]),
+        "codex's helper, smallest profile": (binary.path, helper([binary.package])),
+        f"codex's helper, the agents' profile ({len(policy.readable)} readable folders)": (
+            binary.path,
+            helper(list(policy.readable)),
+        ),
+        "codex's helper, the agents' profile + 10 readable folders": (
+            binary.path,
+            helper([*policy.readable, *more]),
+        ),
+        "`codex sandbox -- true`, the agents' profile": (
+            None,
+            [binary.path, "sandbox", *config_overrides(policy.config()), "--", "true"],
+        ),
+    }
+    times: dict[str, list[float]] = {label: [] for label in argvs}
+    for i in range(rounds):
+        labels = list(argvs)
+        for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
+            executable, argv = argvs[label]
+            start = time.perf_counter()
+            done = subprocess.run(
+                argv, executable=executable, cwd=ws, env=env.env, capture_output=True
+            )
+            elapsed = time.perf_counter() - start
+            if done.returncode != 0:
+                raise SystemExit(f"{label} failed: {done.stderr.decode(errors='replace')[-500:]}")
+            times[label].append(elapsed)
+    return times
+
+
+def floor_report(times: dict[str, list[float]], rounds: int) -> str:
+    spawn = median(next(iter(times.values())))
+    table = Table(["command (runs `true`)", "median (ms)", "over a plain spawn (ms)"])
+    for label, values in times.items():
+        table.add(label, f"{median(values) * 1000:.1f}", f"{(median(values) - spawn) * 1000:+.1f}")
+    helpers = [median(v) for label, v in times.items() if label.startswith("codex's helper")]
+    return "\n".join(
+        [
+            f"The floor of one confined command, medians of {rounds} rounds (each command once a"
+            " round, in turn):",
+            "",
+            table.render(),
+            "",
+            f"The agents' profile against the smallest: {(helpers[1] - helpers[0]) * 1000:+.1f} ms;"
+            f" each further readable folder: {(helpers[2] - helpers[1]) * 100:+.2f} ms.",
+        ]
+    )
 
 
 def report(costs: dict[str, Any], sizes: dict[str, Any], rounds: int, commands: int) -> str:
@@ -119,20 +237,26 @@ def report(costs: dict[str, Any], sizes: dict[str, Any], rounds: int, commands: 
     return "\n".join(lines)
 
 
-async def main_async(rounds: int, commands: int) -> str:
+async def main_async(rounds: int, commands: int, floor_rounds: int) -> str:
     with bench_env() as env:
-        costs = await command_cost(env, rounds, commands)
-        sizes = await request_size(env)
-    return report(costs, sizes, rounds, commands)
+        parts = []
+        if rounds:
+            costs = await command_cost(env, rounds, commands)
+            sizes = await request_size(env)
+            parts.append(report(costs, sizes, rounds, commands))
+        if floor_rounds:
+            parts.append(floor_report(await floor(env, floor_rounds), floor_rounds))
+    return "\n\n".join(parts)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10, help="0: no turns")
     parser.add_argument("--commands", type=int, default=10)
+    parser.add_argument("--floor", type=int, default=20, help="0: no floor")
     args = parser.parse_args()
     print(f"machine: {machine()}\n")
-    print(asyncio.run(main_async(args.rounds, args.commands)))
+    print(asyncio.run(main_async(args.rounds, args.commands, args.floor)))
 
 
 if __name__ == "__main__":
