@@ -38,7 +38,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,34 +80,38 @@ def descendants(pid: int) -> list[int]:
     """Every live descendant of ``pid`` (Linux /proc; empty elsewhere): a walk of ``pid``'s own
     subtree where the kernel lists each task's children, not of every process on the machine
     (which on a shared host made each such look 1.5-5 ms, growing with other users' processes)."""
+    return _flatten(_live_tree(pid), pid)
+
+
+def _live_tree(pid: int) -> dict[int, list[int]]:
+    """Each live process of ``pid``'s subtree → its live children."""
     if not _has_children_files():
         children: dict[int, list[int]] = {}
-        for proc in process_table().values():
-            if not proc.zombie:
-                children.setdefault(proc.ppid, []).append(proc.pid)
-        return _walk(pid, lambda p: children.get(p, []))
-
-    def live_children(parent: int) -> list[int]:
-        out = []
-        for child in _children_of(parent):
-            proc = read_proc(child)
-            if proc is not None and not proc.zombie:
-                out.append(child)
-        return out
-
-    return _walk(pid, live_children)
-
-
-def _walk(pid: int, children: Callable[[int], list[int]]) -> list[int]:
-    out: list[int] = []
-    seen = {pid}
+        for entry in process_table().values():
+            if not entry.zombie:
+                children.setdefault(entry.ppid, []).append(entry.pid)
+        return {p: children.get(p, []) for p in [pid, *_flatten(children, pid)]}
+    tree: dict[int, list[int]] = {}
     todo = [pid]
     while todo:
-        for child in children(todo.pop()):
-            if child not in seen:  # a task's children are read one task at a time
-                seen.add(child)
-                out.append(child)
+        parent = todo.pop()
+        live = []
+        for child in dict.fromkeys(_children_of(parent)):  # read one task at a time: once each
+            proc = read_proc(child)
+            if child not in tree and proc is not None and not proc.zombie:
+                live.append(child)
                 todo.append(child)
+        tree[parent] = live
+    return tree
+
+
+def _flatten(tree: Mapping[int, list[int]], pid: int) -> list[int]:
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
     return out
 
 
@@ -133,14 +137,17 @@ def thread_processes(
     parent died mid-start is init's child (seen under load on codex 0.163)."""
     needle = f"CODEX_THREAD_ID={thread_id or ''}".encode()
     owner = [f"{k}={v}".encode() for k, v in (mark or {}).items()]
-    under = set(descendants(root))
     elsewhere: set[int] = set()
-    if owner:
-        # What a subreaper's descendants orphan is re-parented to it: its own subtree, not every
-        # process's environment on the machine (read at the end of every app-server turn: 2-5 ms
-        # on a shared host, in the event loop).
-        subreaper = guard().subreaper
-        elsewhere = set(descendants(os.getpid())) if subreaper else set(_all_pids())
+    if owner and guard().subreaper:
+        # What a subreaper's descendants orphan is re-parented to it: one walk of its own subtree
+        # (codex's included), not of every process's environment on the machine (read at the end
+        # of every app-server turn: 2-5 ms on a shared host, in the event loop).
+        tree = _live_tree(os.getpid())
+        under = set(_flatten(tree, root)) if root in tree else set(descendants(root))
+        elsewhere = set(_flatten(tree, os.getpid()))
+    else:
+        under = set(descendants(root))
+        elsewhere = set(_all_pids()) if owner else set()
     out = []
     for pid in sorted(under | elsewhere):
         environ = read_bytes(f"/proc/{pid}/environ").split(b"\0")
