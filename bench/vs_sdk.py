@@ -7,7 +7,9 @@ minute: the ratios that must not drift back.
 Printed: a resumed turn (median, plugin / SDK), its first text delta (plugin − SDK), N agents'
 resumed turns at once (median wall, plugin / SDK) and the peak RSS of each contender's process
 tree during the largest burst (the plugin's process and codex under it; the SDK's Python process
-and its app-server). ``--unconfined`` adds the plugin with ``sandbox: "none"`` in the same run,
+and its app-server). The comparisons are medians of each round's own (a round's plugin and SDK
+turns run one after the other), which a shared machine's changing load moves less than a ratio
+of two medians. ``--unconfined`` adds the plugin with ``sandbox: "none"`` in the same run,
 which shows what confinement costs a turn that runs no command. Every answer is checked; the
 contenders take turns, round by round, in a rotating order.
 """
@@ -71,9 +73,9 @@ async def resumed(env: Env, who: dict[str, Any], rounds: int) -> dict[str, dict[
 
 async def bursts(
     env: Env, who: dict[str, Any], sizes: list[int], rounds: int
-) -> dict[int, dict[str, tuple[float, float]]]:
-    """For each size N: (median wall, highest peak RSS in MiB) of N resumed turns at once."""
-    out: dict[int, dict[str, tuple[float, float]]] = {}
+) -> dict[int, dict[str, tuple[list[float], float]]]:
+    """For each size N: (each round's wall, highest peak RSS in MiB) of N resumed turns at once."""
+    out: dict[int, dict[str, tuple[list[float], float]]] = {}
     for n in sizes:
         agents = {}
         for key, contender in who.items():
@@ -91,35 +93,39 @@ async def bursts(
                     await who[key].turns([(ws, prompt, thread) for ws, thread in agents[key]])
                     walls[key].append(time.perf_counter() - start)
                 peaks[key] = max(peaks[key], sampler.peak)
-        out[n] = {k: (median(walls[k]), peaks[k]) for k in who}
+        out[n] = {k: (walls[k], peaks[k]) for k in who}
     return out
 
 
 def report(
     turns: dict[str, dict[str, list[float]]],
-    at_once: dict[int, dict[str, tuple[float, float]]],
+    at_once: dict[int, dict[str, tuple[list[float], float]]],
     rounds: int,
     burst_rounds: int,
 ) -> str:
     keys = list(turns)
     med = {k: {m: median(v) for m, v in d.items()} for k, d in turns.items()}
     table = Table(["", *keys, "plugin vs SDK"])
-    sdk, plugin = med["SDK"], med["plugin"]
+    plugin, sdk = turns["plugin"], turns["SDK"]
+    ratio = median([p / s for p, s in zip(plugin["turn"], sdk["turn"], strict=True)])
+    ahead = median([p - s for p, s in zip(plugin["first"], sdk["first"], strict=True)])
     table.add(
         f"resumed turn, median of {rounds} (ms)",
         *(ms(med[k]["turn"]) for k in keys),
-        f"{plugin['turn'] / sdk['turn']:.2f}×",
+        f"{ratio:.2f}×",
     )
     table.add(
         "resumed turn: first text delta (ms)",
         *(ms(med[k]["first"]) for k in keys),
-        f"{(plugin['first'] - sdk['first']) * 1000:+.0f} ms",
+        f"{ahead * 1000:+.0f} ms",
     )
     for n, row in at_once.items():
+        walls = {k: row[k][0] for k in keys}
+        ratios = [p / s for p, s in zip(walls["plugin"], walls["SDK"], strict=True)]
         table.add(
             f"{n} agents at once: wall, median of {burst_rounds} (ms)",
-            *(ms(row[k][0]) for k in keys),
-            f"{row['plugin'][0] / row['SDK'][0]:.2f}×",
+            *(ms(median(walls[k])) for k in keys),
+            f"{median(ratios):.2f}×",
         )
     largest = max(at_once)
     row = at_once[largest]
@@ -145,7 +151,7 @@ async def main_async(rounds: int, burst_rounds: int, sizes: list[int], unconfine
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--bursts", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="*", default=[4, 16])
     parser.add_argument("--unconfined", action="store_true")
