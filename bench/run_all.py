@@ -38,6 +38,12 @@ def main() -> None:
     args = parser.parse_args()
     quick = args.quick
     sections = [
+        ("The plugin against the official SDK", "vs_sdk.py", ["--rounds", "6" if quick else "30"]),
+        (
+            "The plugin's own work per turn",
+            "own_cost.py",
+            ["--turns", "6" if quick else "30", "--burst", "4" if quick else "16"],
+        ),
         ("Turns on each engine", "engines.py", ["--rounds", "4" if quick else "20"]),
         (
             "Agents at once, and memory",
@@ -52,7 +58,7 @@ def main() -> None:
         (
             "Confinement and codex's features",
             "sandbox_cost.py",
-            ["--rounds", "3" if quick else "10"],
+            ["--rounds", "3" if quick else "10", "--floor", "3" if quick else "30"],
         ),
         ("Rollout scaling", "rollout_scaling.py", ["--sizes", "1", "50", "200"]),
     ]
