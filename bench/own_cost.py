@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import Env, Table, bench_env, machine, median
 
-import plexum_openai_provider._engine.app_server as app_server
+import plexum_openai_provider._engine.app_server.server as app_server_server
+import plexum_openai_provider._engine.app_server.threads as app_server
 import plexum_openai_provider._turn.runner as runner
 import plexum_openai_provider.provider as provider
 from plexum_openai_provider import AgentContext, HostConfig
@@ -90,9 +91,9 @@ def instrument() -> None:
     runner.Turn._await_turn_record = timed("turn_record", runner.Turn._await_turn_record)
     runner.BlockWatcher.finish = timed("blocks", runner.BlockWatcher.finish)
     app_server.skip_project_docs = timed("project_docs", app_server.skip_project_docs)
-    call = app_server.AppServerEngine._call
-    app_server.AppServerEngine._call = timed(  # type: ignore[method-assign]
-        lambda _self, _server, method, _params: method, call
+    request = app_server_server.AppServer.request
+    app_server_server.AppServer.request = timed(  # type: ignore[method-assign]
+        lambda _self, method, *_args: method, request
     )
 
 
