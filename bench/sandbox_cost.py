@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -41,7 +42,12 @@ from common import Env, Plugin, Table, bench_env, machine, median, ms
 from plexum_openai_provider import HostConfig
 from plexum_openai_provider._codex.binary import CodexBinary, resolve_codex
 from plexum_openai_provider._codex.command import config_overrides
-from plexum_openai_provider._codex.policy import FEATURES_OFF, AgentPolicy
+from plexum_openai_provider._codex.policy import (
+    FEATURES_OFF,
+    PROFILE,
+    AgentPolicy,
+    prepare_git_folder,
+)
 from plexum_openai_provider.provider import choose_agent_policy
 from plexum_openai_provider.testing import FunctionCall, Message
 
@@ -91,20 +97,22 @@ async def request_size(env: Env) -> dict[str, Any]:
 
 
 def _helper_profile(policy: AgentPolicy, workspace: Path, readable: list[str]) -> str:
-    """The ``--permission-profile`` codex 0.163 gives its sandbox helper for ``policy``."""
+    """The ``--permission-profile`` codex 0.163 gives its sandbox helper for the agents' profile
+    (its filesystem table, as codex is configured with it), with ``readable`` for the folders."""
 
     def entry(path: str, access: str) -> dict[str, Any]:
         return {"path": {"type": "path", "path": path}, "access": access}
 
+    table = policy.config()[f"permissions.{PROFILE}.filesystem"]
     entries = [{"path": {"type": "special", "value": {"kind": "minimal"}}, "access": "read"}]
     entries += [entry(folder, "read") for folder in readable]
-    entries += [entry(str(workspace), "write"), entry(str(workspace / ".git"), "write")]
-    entries += [entry(str(workspace / name), "read") for name in policy.protected]
+    for name, access in table[":workspace_roots"].items():
+        entries.append(entry(str(workspace / name), access))
     file_system = {"type": "restricted", "entries": entries}
     return json.dumps({"type": "managed", "file_system": file_system, "network": "restricted"})
 
 
-async def floor(env: Env, rounds: int) -> dict[str, list[float]]:
+async def floor(env: Env, rounds: int) -> dict[str, tuple[list[float], list[float]]]:
     binary: CodexBinary = await resolve_codex(env.codex)
     policy = await choose_agent_policy(
         HostConfig(sandbox="workspace"),
@@ -114,6 +122,7 @@ async def floor(env: Env, rounds: int) -> dict[str, list[float]]:
         Path(env.env["PLEXUM_LOCK_DIR"]),
     )
     ws = env.workspace("floor")
+    prepare_git_folder(ws)  # as before every confined run
     for name in policy.protected:
         (ws / name).write_text("")
     bwrap = Path(binary.package) / "codex-resources" / "bwrap"
@@ -155,28 +164,46 @@ async def floor(env: Env, rounds: int) -> dict[str, list[float]]:
             [binary.path, "sandbox", *config_overrides(policy.config()), "--", "true"],
         ),
     }
-    times: dict[str, list[float]] = {label: [] for label in argvs}
+    times: dict[str, tuple[list[float], list[float]]] = {label: ([], []) for label in argvs}
     for i in range(rounds):
         labels = list(argvs)
         for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
             executable, argv = argvs[label]
             start = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             done = subprocess.run(
                 argv, executable=executable, cwd=ws, env=env.env, capture_output=True
             )
             elapsed = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if done.returncode != 0:
                 raise SystemExit(f"{label} failed: {done.stderr.decode(errors='replace')[-500:]}")
-            times[label].append(elapsed)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            times[label][0].append(elapsed)
+            times[label][1].append(cpu)
     return times
 
 
-def floor_report(times: dict[str, list[float]], rounds: int) -> str:
-    spawn = median(next(iter(times.values())))
-    table = Table(["command (runs `true`)", "median (ms)", "over a plain spawn (ms)"])
-    for label, values in times.items():
-        table.add(label, f"{median(values) * 1000:.1f}", f"{(median(values) - spawn) * 1000:+.1f}")
-    helpers = [median(v) for label, v in times.items() if label.startswith("codex's helper")]
+def floor_report(times: dict[str, tuple[list[float], list[float]]], rounds: int) -> str:
+    """Wall time, and the CPU time of the command's processes (user + system, which a busy
+    machine moves far less than the wall time)."""
+    spawn = median(next(iter(times.values()))[0])
+    table = Table(["command (runs `true`)", "median (ms)", "over a plain spawn (ms)", "CPU (ms)"])
+    for label, (walls, cpus) in times.items():
+        table.add(
+            label,
+            f"{median(walls) * 1000:.1f}",
+            f"{(median(walls) - spawn) * 1000:+.1f}",
+            f"{median(cpus) * 1000:.1f}",
+        )
+    helpers = [
+        (median(w), median(c)) for label, (w, c) in times.items() if label.startswith("codex's h")
+    ]
+    (w0, c0), (w1, c1), (w2, c2) = helpers
+
+    def both(wall: float, cpu: float) -> str:
+        return f"{wall * 1000:+.1f} ms ({cpu * 1000:+.1f} ms of CPU)"
+
     return "\n".join(
         [
             f"The floor of one confined command, medians of {rounds} rounds (each command once a"
@@ -184,8 +211,8 @@ def floor_report(times: dict[str, list[float]], rounds: int) -> str:
             "",
             table.render(),
             "",
-            f"The agents' profile against the smallest: {(helpers[1] - helpers[0]) * 1000:+.1f} ms;"
-            f" each further readable folder: {(helpers[2] - helpers[1]) * 100:+.2f} ms.",
+            f"The agents' profile against the smallest: {both(w1 - w0, c1 - c0)}; each further"
+            f" readable folder: {both((w2 - w1) / 10, (c2 - c1) / 10)}.",
         ]
     )
 
