@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import Env, Table, bench_env, machine, median
 
+import plexum_openai_provider._codex.limits as limits
 import plexum_openai_provider._engine.app_server.server as app_server_server
 import plexum_openai_provider._engine.app_server.threads as app_server
 import plexum_openai_provider._turn.runner as runner
@@ -43,6 +44,8 @@ PHASES = [
     ("plan", "  message planning"),
     ("rollout_start", "rollout offset (worker thread)"),
     ("project_docs", "project-instructions check (worker thread)"),
+    ("git_folder", "`.git` made a folder (worker thread)"),
+    ("limits", "the agent's cgroup made (event loop)"),
     ("turn/start", "`turn/start` answered (codex's)"),
     ("open_record", "delivery record, open (at TurnStarted, beside the model)"),
     ("after_end", "after codex's end, to the result"),
@@ -91,6 +94,8 @@ def instrument() -> None:
     runner.Turn._await_turn_record = timed("turn_record", runner.Turn._await_turn_record)
     runner.BlockWatcher.finish = timed("blocks", runner.BlockWatcher.finish)
     app_server.skip_project_docs = timed("project_docs", app_server.skip_project_docs)
+    app_server.prepare_git_folder = timed("git_folder", app_server.prepare_git_folder)
+    limits.Limiter.prepare = timed("limits", limits.Limiter.prepare)  # type: ignore[method-assign]
     request = app_server_server.AppServer.request
     app_server_server.AppServer.request = timed(  # type: ignore[method-assign]
         lambda _self, method, *_args: method, request

@@ -17,8 +17,9 @@ sandbox helper as codex starts it for each command (``codex-linux-sandbox``, its
 0.163 passes them, seen with strace: the helper runs bubblewrap twice, the preflight and the
 sandbox, and itself again inside to apply seccomp) with the smallest profile that works (``:minimal``,
 codex's package, the workspace), with the agents' profile, and with 10 more readable folders
-(each one a bind mount); and ``codex sandbox`` with the agents' profile (the CLI: its config,
-then the helper).
+(each one a bind mount); the plugin's own helper in front of it (the agent's limits), as codex
+runs it for every command; and ``codex sandbox`` with the agents' profile (the CLI: its config,
+then the helper). Wall time, and the CPU time of the command's processes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from common import Env, Plugin, Table, bench_env, machine, median, ms
 from plexum_openai_provider import HostConfig
 from plexum_openai_provider._codex.binary import CodexBinary, resolve_codex
 from plexum_openai_provider._codex.command import config_overrides
+from plexum_openai_provider._codex.limits import HELPER_NAME, AgentLimits, Limiter
 from plexum_openai_provider._codex.policy import (
     FEATURES_OFF,
     PROFILE,
@@ -123,6 +125,8 @@ async def floor(env: Env, rounds: int) -> dict[str, tuple[list[float], list[floa
     )
     ws = env.workspace("floor")
     prepare_git_folder(ws)  # as before every confined run
+    limiter = Limiter.open(AgentLimits.from_config(HostConfig()), binary.native)
+    limiter.prepare(str(ws))  # as before every confined turn
     for name in policy.protected:
         (ws / name).write_text("")
     bwrap = Path(binary.package) / "codex-resources" / "bwrap"
@@ -159,6 +163,10 @@ async def floor(env: Env, rounds: int) -> dict[str, tuple[list[float], list[floa
             binary.path,
             helper([*policy.readable, *more]),
         ),
+        f"the plugin's helper (limits: {limiter.mechanism}), then codex's": (
+            str(limiter.helper_dir / HELPER_NAME),
+            helper(list(policy.readable)),
+        ),
         "`codex sandbox -- true`, the agents' profile": (
             None,
             [binary.path, "sandbox", *config_overrides(policy.config()), "--", "true"],
@@ -181,6 +189,7 @@ async def floor(env: Env, rounds: int) -> dict[str, tuple[list[float], list[floa
             cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             times[label][0].append(elapsed)
             times[label][1].append(cpu)
+    limiter.close()
     return times
 
 
