@@ -25,14 +25,14 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> No
 def provider_on(
     engine: Engine, tmp_path: Path, config: HostConfig | None = None, **kwargs: Any
 ) -> CodexProvider:
-    """A provider on ``engine`` (a fake seam), with a CODEX_HOME (``tmp_path/codex-home``) and a
-    lock folder of its own."""
+    """A provider on ``engine`` (a fake seam), with a CODEX_HOME (``tmp_path/codex-home``), a
+    lock folder and a state folder (``tmp_path/state``: the workspaces' records) of its own."""
     home = tmp_path / "codex-home"
     home.mkdir(parents=True, exist_ok=True)
     return CodexProvider(
         config or HostConfig(),
         engine,
-        env={"CODEX_HOME": str(home)},
+        env={"CODEX_HOME": str(home), "PLEXUM_STATE_DIR": str(tmp_path / "state")},
         lock_dir=tmp_path / "locks",
         **kwargs,
     )

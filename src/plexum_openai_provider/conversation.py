@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ._io.files import NotRegularFile, read_file_without_links
 from .errors import InvalidRequestError
 
 __all__ = [
@@ -62,35 +63,61 @@ class TextPart:
 @dataclass(frozen=True)
 class ImagePart:
     """An image: a file the plugin can read (``path``, absolute), or a ``url`` (``data:`` or
-    ``http(s)``)."""
+    ``http(s)``). :meth:`read` gives the same part with ``content`` (its bytes) and ``mime``:
+    what codex is given, never the path (see :meth:`read`)."""
 
     path: Path | None = None
     url: str | None = None
+    # What was read (not part of the image's identity: a message is the same message whether
+    # or not its images have been read yet).
+    content: bytes | None = dataclasses.field(default=None, compare=False, repr=False)
+    mime: str | None = dataclasses.field(default=None, compare=False)
 
-    def validate(self, field: str) -> None:
-        """InvalidRequestError naming ``field`` unless this is an image within the bounds: a
-        path must be absolute, a regular file and an image by its bytes; a ``data:`` URL must be
-        base64 of an image; an http(s) URL is taken as it is (the model fetches it)."""
+    @property
+    def remote(self) -> bool:
+        """An http(s) URL: the model fetches it, nothing is read here."""
+        return self.path is None and (self.url or "").startswith(("http://", "https://"))
+
+    def read(self, field: str) -> ImagePart:
+        """This part with its bytes, or InvalidRequestError naming ``field`` unless it is an
+        image within the bounds (an http(s) URL is taken as it is: the model fetches it).
+
+        A path must be absolute and name a regular file that is an image by its bytes. It is
+        read here, once, without following a link anywhere on the way
+        (:func:`~._io.files.read_file_without_links`), and only these bytes go to codex: a path
+        in an agent's workspace can be swapped for a link by the agent at any moment, so a path
+        checked now and read by codex later could be another agent's file by then."""
+        if self.remote:
+            return self
         if self.path is not None:
             path = str(self.path)
             if "\0" in path or not os.path.isabs(path):
                 raise InvalidRequestError(f"image path {path!r} must be absolute", field=field)
+            what = f"image {path!r}"
             try:
-                info = os.stat(path)
-                if not stat.S_ISREG(info.st_mode):
-                    raise InvalidRequestError(f"image {path!r} is not a file", field=field)
-                with open(path, "rb") as f:
-                    head = f.read(16)
+                read = read_file_without_links(Path(path), MAX_IMAGE_BYTES)
+            except NotRegularFile as exc:
+                raise InvalidRequestError(
+                    f"{what} cannot be read: {exc.strerror} (an image is read as the regular"
+                    " file its path names, never through a link: give the real path)",
+                    field=field,
+                ) from None
+            except ValueError:
+                raise InvalidRequestError(
+                    f"{what} must be a normal absolute path (no '.', '..' or '//')", field=field
+                ) from None
             except OSError as exc:
                 raise InvalidRequestError(
-                    f"image {path!r} cannot be read: {exc.strerror or exc}", field=field
+                    f"{what} cannot be read: {exc.strerror or exc}", field=field
                 ) from None
-            size = info.st_size
-            what = f"image {path!r}"
+            if read.truncated:
+                raise InvalidRequestError(
+                    f"{what} is over {MAX_IMAGE_BYTES} bytes; at most {MAX_IMAGE_BYTES} are taken",
+                    field=field,
+                )
+            raw = read.data
         else:
             url = self.url or ""
-            if url.startswith(("http://", "https://")):
-                return
             if not _DATA_URL.match(url):
                 raise InvalidRequestError(
                     "an image url must be a data: URL (data:image/png;base64,…) or http(s)",
@@ -102,21 +129,24 @@ class ImagePart:
                 raise InvalidRequestError(
                     "the image's data: URL is not valid base64", field=field
                 ) from None
-            head, size, what = raw[:16], len(raw), "the image of the data: URL"
-        if size > MAX_IMAGE_BYTES:
-            raise InvalidRequestError(
-                f"{what} is {size} bytes; at most {MAX_IMAGE_BYTES} are taken", field=field
-            )
-        if image_type(head) is None:
+            what = "the image of the data: URL"
+            if len(raw) > MAX_IMAGE_BYTES:
+                raise InvalidRequestError(
+                    f"{what} is {len(raw)} bytes; at most {MAX_IMAGE_BYTES} are taken",
+                    field=field,
+                )
+        mime = image_type(raw[:16])
+        if mime is None:
             raise InvalidRequestError(
                 f"{what} is not an image (PNG, JPEG, GIF or WebP)", field=field
             )
+        return dataclasses.replace(self, content=raw, mime=mime)
 
-    def data(self) -> bytes | None:
-        """The bytes of a ``data:`` URL (None for a path or an http(s) URL)."""
-        if self.url is None or not _DATA_URL.match(self.url):
-            return None
-        return base64.b64decode(self.url.split(",", 1)[1])
+    def data_url(self) -> str:
+        """The read image as a ``data:`` URL (of its type by its bytes)."""
+        if self.content is None or self.mime is None:
+            raise ValueError("the image has not been read (ImagePart.read)")
+        return f"data:{self.mime};base64,{base64.b64encode(self.content).decode()}"
 
 
 # data:image/png;base64,…  (the type is checked on the bytes, not trusted from the URL)

@@ -44,10 +44,10 @@ from ._engine.select import EngineInfo, choose_engine
 from ._io.files import sweep_temporaries
 from ._turn.busy import MAX_QUEUED, AgentSlot, QueuedTurn, SteeredTurn
 from ._turn.messages import plan_turn
+from ._turn.records import default_state_dir
 from ._turn.runner import Turn, TurnSetup, start_turn
 from ._turn.thread_store import is_thread_id
 from ._turn.workspace import (
-    PLUGIN_FILES,
     WorkspaceLocks,
     claim_workspace,
     default_lock_dir,
@@ -82,14 +82,15 @@ async def choose_agent_policy(
     lock_dir: Path | None = None,
 ) -> AgentPolicy:
     """The agents' policy (:func:`~._codex.sandbox_probe.choose_policy`): no agent may see
-    CODEX_HOME or the plugin's socket and lock folders, nor rewrite the plugin's own files in
-    its workspace."""
+    CODEX_HOME or the plugin's socket, lock and state folders (the plugin's records of each
+    workspace are in the last: nothing of the plugin's is in a workspace to protect)."""
     never = [
         str(default_codex_home(env)),
         str(socket_dir or default_socket_dir()),
         str(lock_dir or default_lock_dir()),
+        str(default_state_dir(env)),
     ]
-    return await choose_policy(config, binary, env, never=never, protected=PLUGIN_FILES)
+    return await choose_policy(config, binary, env, never=never, protected=())
 
 
 class CodexProvider:
@@ -118,6 +119,7 @@ class CodexProvider:
         self._engine = engine
         self._env: dict[str, str] = dict(os.environ if env is None else env)
         self.codex_home: Path = default_codex_home(self._env)
+        self.state_dir: Path = default_state_dir(self._env)  # the workspaces' records
         self._locator = RolloutLocator(self.codex_home)
         self._telemetry = telemetry_from_env(self._env)
         self._bridge = BridgeManager(
@@ -218,8 +220,9 @@ class CodexProvider:
         return slot is not None and slot.busy
 
     # -- turns -------------------------------------------------------------------------------
-    def _validate(self, request: TurnRequest) -> None:
-        request.validate()
+    def _validate(self, request: TurnRequest) -> TurnRequest:
+        """The request to run (its images read: see :meth:`TurnRequest.validate`)."""
+        request = request.validate()
         if request.model is not None and request.model not in self.config.supported_models:
             raise InvalidRequestError(
                 f"model {request.model!r} is not advertised (supported: "
@@ -234,6 +237,7 @@ class CodexProvider:
             readable=self.policy.readable if self.policy.confined else None,
             urls=self._engine.name != "exec",  # codex exec takes files and data: URLs
         )
+        return request
 
     async def start_turn(
         self, request: TurnRequest, when_busy: WhenBusy = "refuse"
@@ -250,7 +254,7 @@ class CodexProvider:
         order (a :class:`QueuedTurn`, answered with that turn's result)."""
         if self._closed:
             raise AgentBusyError(request.agent.id, holder="a provider that is closing")
-        self._validate(request)
+        request = self._validate(request)
         if when_busy not in WHEN_BUSY:
             raise InvalidRequestError(
                 f"when_busy {when_busy!r} is not known ({', '.join(WHEN_BUSY)})",
@@ -298,6 +302,7 @@ class CodexProvider:
                 self._locks,
                 agent_id,
                 request.agent.workspace,
+                state_dir=self.state_dir,
                 codex_home=self.codex_home,
                 engine_holds=self._engine.holds_thread,
                 owner_known=(agent_id, str(request.agent.workspace)) in self._owners,
@@ -445,7 +450,9 @@ class CodexProvider:
     async def _consume(
         self, agent: AgentContext, ids: list[str], marker: str
     ) -> ConsumeOutcome | None:
-        claim = await asyncio.to_thread(lock_workspace, self._locks, agent.id, agent.workspace)
+        claim = await asyncio.to_thread(
+            lock_workspace, self._locks, agent.id, agent.workspace, state_dir=self.state_dir
+        )
         try:
             thread_id = claim.stored.thread_id
             path = None

@@ -5,6 +5,7 @@ field, before anything runs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._io.text import lone_surrogate
-from .conversation import MAX_IMAGES, ChatMessage, ImagePart, TextPart
+from .conversation import MAX_IMAGES, ChatMessage, ImagePart, Part, TextPart
 from .errors import InvalidRequestError
 from .events import ACTIVITY_TYPES, BASE_TYPES, Usage, event_to_dict
 
@@ -206,8 +207,10 @@ class TurnRequest:
     def conversation(self) -> tuple[ChatMessage, ...]:
         return self.messages or (ChatMessage.user(self.prompt),)
 
-    def validate(self) -> None:
-        """Everything that needs no config (the provider checks ``model`` against its own)."""
+    def validate(self) -> TurnRequest:
+        """Everything that needs no config (the provider checks ``model`` against its own).
+        Returns the request with its images read (:meth:`ImagePart.read`): the request to run,
+        whose images are the bytes read now, never read again."""
         self.agent.validate()
         if self.turn_id is not None:
             if not isinstance(self.turn_id, str) or not self.turn_id:
@@ -222,22 +225,25 @@ class TurnRequest:
             raise InvalidRequestError("give a prompt or messages, not both", field="messages")
         if not self.messages and (not isinstance(self.prompt, str) or not self.prompt):
             raise InvalidRequestError("the user message is empty", field="messages")
-        images = 0
+        images = sum(len(m.images) for m in self.conversation)
+        if images > MAX_IMAGES:
+            raise InvalidRequestError(
+                f"{images} images; at most {MAX_IMAGES} are taken in one turn", field="messages"
+            )
+        read: list[ChatMessage] = []
         for i, message in enumerate(self.conversation):
+            parts: list[Part] = []
             for j, part in enumerate(message.content):
                 where = f"messages[{i}].content[{j}]"
                 if isinstance(part, TextPart):
                     if "\0" in part.text:
                         raise InvalidRequestError("the text contains a NUL byte", field=where)
                     check_text(part.text, where)
+                    parts.append(part)
                 else:
-                    images += 1
-                    part.validate(where)
+                    parts.append(part.read(where))
             check_text(message.name, f"messages[{i}].name")
-        if images > MAX_IMAGES:
-            raise InvalidRequestError(
-                f"{images} images; at most {MAX_IMAGES} are taken in one turn", field="messages"
-            )
+            read.append(dataclasses.replace(message, content=tuple(parts)))
         if self.model is not None:
             check_text(self.model, "model")
         validate_tools(self.tools)
@@ -249,12 +255,16 @@ class TurnRequest:
                 "traceparent is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)",
                 field="traceparent",
             )
+        if not images or not self.messages:
+            return self
+        return dataclasses.replace(self, messages=tuple(read))
 
     def check_images(self, *, readable: Sequence[str] | None, urls: bool) -> None:
         """What a confined agent and the engine add to the images' own checks: ``readable``
         (confined: the folders the agent may read besides its workspace) holds every image path
-        (the host names it, the plugin reads it: not a way around the sandbox); without ``urls``
-        an http(s) image is refused."""
+        (the host names it, the plugin reads it: not a way around the sandbox; the path is the
+        file read, no link on the way: see :meth:`ImagePart.read`); without ``urls`` an http(s)
+        image is refused."""
         roots = None
         if readable is not None:
             roots = [os.path.realpath(r) for r in (str(self.agent.workspace), *readable)]
@@ -264,14 +274,14 @@ class TurnRequest:
                     continue
                 where = f"messages[{i}].content[{j}]"
                 if part.path is not None and roots is not None:
-                    real = os.path.realpath(part.path)
-                    if not any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots):
+                    path = str(part.path)
+                    if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
                         raise InvalidRequestError(
-                            f"image {str(part.path)!r} is outside the agent's workspace and the"
+                            f"image {path!r} is outside the agent's workspace and the"
                             " folders it may read (sandbox_readable)",
                             field=where,
                         )
-                if part.url is not None and part.data() is None and not urls:
+                if part.remote and not urls:
                     raise InvalidRequestError(
                         "the exec engine gives codex images as files: send a path or a data: URL",
                         field=where,

@@ -251,14 +251,12 @@ async def test_the_app_server_probe_reads_what_the_engine_relies_on() -> None:
     definitions = copy.deepcopy(definitions)
     del definitions["TurnSteerParams"]["properties"]["expectedTurnId"]
     definitions["UserInput"]["oneOf"] = [
-        v
-        for v in definitions["UserInput"]["oneOf"]
-        if v["properties"]["type"]["enum"] != ["localImage"]
+        v for v in definitions["UserInput"]["oneOf"] if v["properties"]["type"]["enum"] != ["image"]
     ]
     assert schema_gaps(definitions, requests, notifications) == [
         "method turn/steer",
         "TurnSteerParams.expectedTurnId",
-        "input item localImage",
+        "input item image",
     ]
     assert parse_version("0.171.0") == (0, 171, 0) and parse_version("dev") is None
 

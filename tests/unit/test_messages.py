@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import AgentContext, InvalidRequestError
-from plexum_openai_provider._turn.delivery import load_delivery
+from plexum_openai_provider._turn.delivery import DELIVERY_FILE, load_delivery
 from plexum_openai_provider._turn.messages import (
     CONTINUE,
     HISTORY_MAX_MESSAGES,
     message_digest,
     plan_turn,
 )
+from plexum_openai_provider._turn.records import records_dir
 from plexum_openai_provider.conversation import MAX_IMAGES, ChatMessage, ImagePart, parse_messages
 from plexum_openai_provider.requests import TurnRequest
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
@@ -188,6 +189,7 @@ class Rig:
     def __init__(self, tmp_path: Path, runs: list[FakeRun]) -> None:
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir()
+        self.records = records_dir(tmp_path / "state", self.workspace)
         self.engine = FakeEngine(list(runs))
         self.provider = provider_on(self.engine, tmp_path)
 
@@ -219,7 +221,7 @@ async def test_a_failed_turn_s_messages_are_not_given_twice(tmp_path: Path) -> N
     sent = [user("A", "alice"), user("B", "bob")]
     _, first = await rig.turn(*sent)
     assert first.status == "failed"
-    record = load_delivery(rig.workspace)
+    record = load_delivery(rig.records)
     assert record is not None and record.open and len(record.delivered) == 2
     _, second = await rig.turn(*sent)  # the host retries with the same conversation
     assert second.status == "completed"
@@ -245,7 +247,7 @@ async def test_a_cancelled_turn_s_messages_are_not_given_twice(tmp_path: Path) -
     turn = await rig.provider.start_turn(
         TurnRequest(AgentContext("cx", rig.workspace), messages=conversation(user("A")))
     )
-    await wait_until(lambda: load_delivery(rig.workspace) is not None)  # codex took it
+    await wait_until(lambda: load_delivery(rig.records) is not None)  # codex took it
     turn.cancel()
     assert (await turn.result()).status == "cancelled"
     await rig.turn(user("A"))
@@ -286,8 +288,9 @@ async def test_a_new_thread_is_given_the_instructions_and_the_history(tmp_path: 
     assert not [e for e in events if e.type == "notice"]
 
 
-def test_a_record_in_the_workspace_that_is_not_one_is_none(tmp_path: Path) -> None:
-    (tmp_path / ".plexum-codex-delivered").write_text("{not json")
+def test_a_record_that_is_not_one_is_none(tmp_path: Path) -> None:
+    # The older layout's record, moved in from the workspace, may be anything an agent wrote.
+    (tmp_path / DELIVERY_FILE).write_text("{not json")
     assert load_delivery(tmp_path) is None
-    (tmp_path / ".plexum-codex-delivered").write_text('{"thread_id": 1}')
+    (tmp_path / DELIVERY_FILE).write_text('{"thread_id": 1}')
     assert load_delivery(tmp_path) is None

@@ -122,7 +122,10 @@ async def exchange(tmp: Path, lines: list[bytes]) -> None:
     engine = AlwaysEngine([])
     server = PluginServer()
     server.provider = CodexProvider(
-        HostConfig(), engine, env={"CODEX_HOME": str(tmp / "home")}, lock_dir=tmp / "locks"
+        HostConfig(),
+        engine,
+        env={"CODEX_HOME": str(tmp / "home"), "PLEXUM_STATE_DIR": str(tmp / "state")},
+        lock_dir=tmp / "locks",
     )
     reader = asyncio.StreamReader()
     out = Capture()

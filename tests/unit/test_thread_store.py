@@ -8,6 +8,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from plexum_openai_provider._turn.records import WORKSPACE_FILE, open_records
 from plexum_openai_provider._turn.thread_store import (
     SESSION_FILE,
     clear_thread_id,
@@ -51,7 +52,10 @@ def test_is_thread_id() -> None:
 
 
 def test_kill_9_mid_write_never_leaves_an_empty_or_partial_file(tmp_path: Path) -> None:
-    """Fault injection: SIGKILL a writer that rewrites the id in a loop, at random instants."""
+    """Fault injection: SIGKILL a writer that rewrites the id in a loop, at random instants, in
+    a workspace's records folder (where the plugin keeps it)."""
+    (tmp_path / "ws").mkdir()
+    tmp_path = open_records(tmp_path / "state", tmp_path / "ws")
     ids = [str(uuid.uuid4()) for _ in range(3)]
     valid = {tid.encode() + b"\n" for tid in ids}
     write_thread_id(tmp_path, ids[0])
@@ -76,4 +80,4 @@ def test_kill_9_mid_write_never_leaves_an_empty_or_partial_file(tmp_path: Path) 
     assert hits >= 5, f"only {hits} kills hit the write window; the test proved little"
     # The next write sweeps the temporaries of killed writers away.
     write_thread_id(tmp_path, ids[1])
-    assert [p.name for p in tmp_path.iterdir()] == [SESSION_FILE]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SESSION_FILE, WORKSPACE_FILE]

@@ -17,6 +17,7 @@ from plexum_openai_provider import (
     AgentBusyError,
     AgentContext,
     BridgeError,
+    CodexHomeError,
     CodexProcessError,
     ErrorEvent,
     Event,
@@ -34,7 +35,9 @@ from plexum_openai_provider import (
 )
 from plexum_openai_provider._engine.seam import RunSpec
 from plexum_openai_provider._turn.delivery import DELIVERY_FILE, load_delivery
+from plexum_openai_provider._turn.records import WORKSPACE_FILE, open_records
 from plexum_openai_provider._turn.thread_store import SESSION_FILE, ThreadRecord
+from plexum_openai_provider._turn.workspace import OWNER_FILE
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
 from tests.helpers import provider_on
 
@@ -48,6 +51,7 @@ pytestmark = pytest.mark.timeout(10)
 class Rig:
     def __init__(self, tmp_path: Path, runs: list[FakeRun], **config: Any) -> None:
         self.home = tmp_path / "codex-home"
+        self.state = tmp_path / "state"
         self.workspace = tmp_path / "ws"
         self.workspace.mkdir(parents=True)
         self.engine = FakeEngine(list(runs))
@@ -71,8 +75,13 @@ class Rig:
         events = [e async for e in turn]
         return events, await turn.result()
 
+    @property
+    def records(self) -> Path:
+        """The workspace's records folder (made as a first claim makes it)."""
+        return open_records(self.state, self.workspace)
+
     def stored(self) -> str:
-        return (self.workspace / SESSION_FILE).read_text()
+        return (self.records / SESSION_FILE).read_text()
 
     def place_rollout(self) -> Path:
         """The recorded 0.163 rollout of a turn with a shell call, where codex would keep it."""
@@ -93,13 +102,12 @@ async def test_a_completed_turn_maps_events_and_keeps_the_thread(tmp_path: Path)
     assert rig.stored() == THREAD + "\n"
     [spec] = rig.engine.specs
     assert spec == RunSpec(rig.workspace, "hello", None, None, None)
-    # Nothing left behind but the records and the agent's claim on the workspace.
-    assert sorted(p.name for p in rig.workspace.iterdir()) == [
-        ".plexum-codex-agent",
-        DELIVERY_FILE,
-        SESSION_FILE,
-    ]
-    delivered = load_delivery(rig.workspace)
+    # Nothing left in the workspace; the records and the agent's claim are the plugin's.
+    assert list(rig.workspace.iterdir()) == []
+    assert sorted(p.name for p in rig.records.iterdir()) == sorted(
+        [OWNER_FILE, DELIVERY_FILE, SESSION_FILE, WORKSPACE_FILE]
+    )
+    delivered = load_delivery(rig.records)
     assert delivered is not None and (delivered.thread_id, delivered.open) == (THREAD, False)
 
 
@@ -110,7 +118,7 @@ async def test_the_next_turn_resumes_and_usage_and_blocks_come_from_the_rollout(
     path = rig.place_rollout()
     recorded = path.read_bytes()
     path.write_bytes(b"")  # the thread exists; this turn's records are written below
-    (rig.workspace / SESSION_FILE).write_text(OTHER + "\n")
+    (rig.records / SESSION_FILE).write_text(OTHER + "\n")
     lines = [
         exec_lines.thread_started(OTHER),
         exec_lines.command_done("echo hi-from-shell", "hi-from-shell\n"),
@@ -142,7 +150,7 @@ async def test_a_stale_thread_gives_a_notice_and_a_new_thread(tmp_path: Path) ->
             FakeRun(exec_lines.turn(OTHER, "fresh")),
         ],
     )
-    (rig.workspace / SESSION_FILE).write_text(THREAD + "\n")
+    (rig.records / SESSION_FILE).write_text(THREAD + "\n")
     events, result = await rig.turn()
     assert [s.resume for s in rig.engine.specs] == [THREAD, None]
     notices = [e for e in events if isinstance(e, Notice)]
@@ -153,7 +161,7 @@ async def test_a_stale_thread_gives_a_notice_and_a_new_thread(tmp_path: Path) ->
 
 async def test_codex_silently_starting_another_thread_is_said(tmp_path: Path) -> None:
     rig = Rig(tmp_path, [FakeRun(exec_lines.turn(OTHER, "x"))])
-    (rig.workspace / SESSION_FILE).write_text(THREAD + "\n")
+    (rig.records / SESSION_FILE).write_text(THREAD + "\n")
     events, _ = await rig.turn()
     assert events[0] == Notice(
         "resume_failed",
@@ -351,7 +359,7 @@ async def test_nothing_is_registered_when_the_bridge_cannot_start(tmp_path: Path
     assert not rig.provider.busy("cx")
 
 
-async def test_nothing_is_registered_when_the_workspace_cannot_be_written(
+async def test_nothing_is_registered_when_the_records_cannot_be_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig = Rig(tmp_path, [FakeRun(exec_lines.turn(THREAD, "ok"))])
@@ -361,10 +369,10 @@ async def test_nothing_is_registered_when_the_workspace_cannot_be_written(
 
     with monkeypatch.context() as patch:
         patch.setattr(ThreadRecord, "reserve", read_only)
-        with pytest.raises(InvalidRequestError) as err:
+        with pytest.raises(CodexHomeError) as err:
             await rig.start()
-    assert err.value.field == "agent.workspace"
-    assert err.value.message.endswith("cannot be written: Read-only file system")
+    assert err.value.path == str(rig.records)
+    assert err.value.message.endswith("Read-only file system")
     assert rig.engine.specs == []
     _, result = await rig.turn()
     assert result.status == "completed"
@@ -429,7 +437,7 @@ async def test_a_session_file_that_is_not_a_thread_id_is_replaced_without_echoin
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT " * 10)
     rig = Rig(tmp_path, [FakeRun(exec_lines.turn(THREAD, "fresh"))])
-    session = rig.workspace / SESSION_FILE
+    session = rig.records / SESSION_FILE  # the older layout's file, moved in, may be any of these
     if kind == "symlink":
         session.symlink_to(secret)
     elif kind == "fifo":

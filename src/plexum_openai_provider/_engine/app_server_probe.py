@@ -9,7 +9,7 @@ What is probed, and why each piece:
 * **the schema** (``codex app-server generate-json-schema --experimental``): the methods the
   engine calls, the notifications it reads, the fields of their params and of the items it maps
   (an ``agentMessage`` item's ``id`` and ``text``, a turn's ``status``), the input item types it
-  sends (``text``, ``image``, ``localImage``) and the turn statuses it understands; a codex that
+  sends (``text``, ``image``) and the turn statuses it understands; a codex that
   renamed one would leave the engine waiting for events that never come;
 * **a live thread** (:func:`probe_live`, on the engine's own app-server, once at start): a
   ``thread/start`` gives a thread whose rollout path is where the rollout reader looks for it and
@@ -85,7 +85,7 @@ FIELDS = {
     "TurnError": ("message",),
 }
 ITEMS = {"agentMessage": ("id", "text")}
-INPUTS = ("text", "image", "localImage")
+INPUTS = ("text", "image")  # images go as data: URLs (see app_server._items)
 STATUSES = ("completed", "failed", "interrupted")
 _SCHEMA_TIMEOUT_S = 30.0
 

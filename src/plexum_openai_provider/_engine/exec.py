@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import tempfile
 import uuid
@@ -218,18 +219,20 @@ def recap(history: Sequence[HistoryEntry]) -> str:
 
 
 def _image_files(images: Sequence[ImagePart], scratch: Path) -> list[str]:
-    """Paths for ``--image``: a file as it is, a data: URL written into ``scratch`` (0700)."""
+    """Paths for ``--image``: each image's bytes, as read when the request came
+    (:meth:`~..conversation.ImagePart.read`), written into ``scratch`` (0700, the plugin's own,
+    removed after the run): codex reads a private copy, never a path in the workspace that the
+    agent could have swapped for a link since."""
     out: list[str] = []
+    if images:
+        scratch.mkdir(mode=0o700)  # a fresh name: never an existing folder
     for n, image in enumerate(images):
-        if image.path is not None:
-            out.append(str(image.path))
-            continue
-        data = image.data()
-        if data is None:  # http(s): refused before the turn (codex exec takes files only)
+        if image.content is None:  # http(s): refused before the turn (codex exec takes files)
             raise CodexProcessError(f"codex exec cannot take the image {image.url!r}")
-        scratch.mkdir(mode=0o700, exist_ok=True)
         path = scratch / f"image-{n}"
-        path.write_bytes(data)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(image.content)
         out.append(str(path))
     return out
 

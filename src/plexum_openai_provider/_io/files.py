@@ -7,6 +7,9 @@
   from a live writer's work in progress.
 * :func:`read_small_regular_file`: reads a file that someone else may have replaced by a symlink,
   a FIFO or something huge, without following, blocking or reading it whole.
+  :func:`read_file_without_links` does the same for every folder on the way to it: a path named
+  by one party in a folder another party can write (an agent's workspace) is read as the real
+  file it names at that instant, never through a link planted in it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ __all__ = [
     "ensure_private_dir",
     "fsync_dir",
     "private_runtime_dir",
+    "read_file_without_links",
     "read_small_regular_file",
     "sweep_temporaries",
     "temporary_path",
@@ -156,6 +160,72 @@ def read_small_regular_file(path: Path, limit: int) -> SmallFile | None:
     finally:
         os.close(fd)
     return SmallFile(data[:limit], len(data) > limit)
+
+
+# Folders are walked by file descriptor, without the right to read them (O_PATH: only to look up).
+_DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def read_file_without_links(path: Path, limit: int) -> SmallFile:
+    """At most ``limit`` bytes of the regular file ``path`` (absolute, without ``.`` or ``..``),
+    opened one component at a time from ``/`` with ``O_NOFOLLOW``: a symlink anywhere on the way
+    (the file or any folder above it) is :class:`NotRegularFile`, naming the link; what is read
+    is what the lexical path named at that instant, whatever is renamed meanwhile. FileNotFoundError
+    if a component does not exist; ValueError for a path that is not absolute and normal."""
+    text = str(path)
+    parts = text.split("/")
+    if not text.startswith("/") or any(p in ("", ".", "..") for p in parts[1:]):
+        raise ValueError(f"{text!r} is not an absolute path without '.', '..' or '//'")
+    fd = os.open("/", _DIR_FLAGS)
+    try:
+        walked = ""
+        for name in parts[1:-1]:
+            walked += "/" + name
+            try:
+                nxt = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise _what_is(fd, name, Path(walked), exc) from None
+            os.close(fd)
+            fd = nxt
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            file_fd = os.open(parts[-1], flags, dir_fd=fd)
+        except OSError as exc:
+            raise _what_is(fd, parts[-1], path, exc) from None
+    finally:
+        os.close(fd)
+    try:
+        info = os.fstat(file_fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(path, _kind(info.st_mode))
+        if info.st_size > limit:
+            return SmallFile(b"", True)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(file_fd, min(limit + 1 - size, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(file_fd)
+    data = b"".join(chunks)
+    return SmallFile(data[:limit], len(data) > limit)
+
+
+def _what_is(folder_fd: int, name: str, path: Path, exc: OSError) -> OSError:
+    """The error for a component that could not be opened: a link says so (O_NOFOLLOW gives
+    ELOOP for the last component, ENOTDIR for a folder's), else the error as it is."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        try:
+            mode = os.lstat(name, dir_fd=folder_fd).st_mode
+        except OSError:
+            return exc
+        if stat.S_ISLNK(mode):
+            return NotRegularFile(path, "a symbolic link")
+    exc.filename = str(path)
+    return exc
 
 
 def private_runtime_dir(name: str) -> Path:

@@ -1,4 +1,5 @@
-"""The record of what the agent's codex thread was given: ``<workspace>/.plexum-codex-delivered``.
+"""The record of what the agent's codex thread was given: ``delivered`` in the workspace's
+records folder (:mod:`.records`: the plugin's, where no agent can write).
 
 Which of the host's messages (since the agent's last answer) codex took, whether the turn that
 took them ended without an answer, and which instructions the thread has: what
@@ -6,9 +7,10 @@ took them ended without an answer, and which instructions the thread has: what
 or was cancelled after codex had its input and the host sends the same conversation again.
 
 Written atomically, like the thread record (a temporary file, fsync, rename, fsync of the folder):
-a crash leaves the old record or the new one. Read distrustfully (the file is in the workspace: a
-regular file only, bounded, and anything malformed is no record at all, which at worst gives
-codex a message again rather than losing one).
+a crash leaves the old record or the new one. Read distrustfully (the older layout's file, moved in
+from the workspace, may be an unconfined agent's: a regular file only, bounded, and anything
+malformed is no record at all, which at worst gives codex a message again rather than losing
+one).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ __all__ = ["DELIVERY_FILE", "Delivery", "load_delivery", "save_delivery"]
 
 log = logging.getLogger(__name__)
 
-DELIVERY_FILE = ".plexum-codex-delivered"
+DELIVERY_FILE = "delivered"
 _READ_LIMIT = 64 * 1024
 _MAX_KEPT = 1000  # digests of one segment kept (a host's burst is far smaller)
 
@@ -41,9 +43,10 @@ class Delivery:
         return Delivery(self.thread_id, self.boundary, self.delivered, False, self.instructions)
 
 
-def load_delivery(workspace: Path) -> Delivery | None:
+def load_delivery(records: Path) -> Delivery | None:
+    """What ``records`` (a workspace's records folder) holds of the delivery, or None."""
     try:
-        content = read_small_regular_file(workspace / DELIVERY_FILE, _READ_LIMIT)
+        content = read_small_regular_file(records / DELIVERY_FILE, _READ_LIMIT)
     except (NotRegularFile, OSError):
         return None
     if content is None or content.truncated:
@@ -59,12 +62,12 @@ def load_delivery(workspace: Path) -> Delivery | None:
             data["instructions"] if isinstance(data["instructions"], str) else None,
         )
     except (ValueError, KeyError, TypeError):
-        log.warning("%s does not hold a delivery record; it is ignored", workspace / DELIVERY_FILE)
+        log.warning("%s does not hold a delivery record; it is ignored", records / DELIVERY_FILE)
         return None
     return record
 
 
-def save_delivery(workspace: Path, record: Delivery) -> None:
+def save_delivery(records: Path, record: Delivery) -> None:
     data = {
         "thread_id": record.thread_id,
         "boundary": record.boundary,
@@ -72,4 +75,4 @@ def save_delivery(workspace: Path, record: Delivery) -> None:
         "open": record.open,
         "instructions": record.instructions,
     }
-    atomic_write(workspace / DELIVERY_FILE, json.dumps(data).encode() + b"\n")
+    atomic_write(records / DELIVERY_FILE, json.dumps(data).encode() + b"\n")

@@ -540,9 +540,8 @@ class Turn:
         if state.thread_id is None:
             return
         record = self.record = self._plan.record(state.thread_id, open_=open_)
-        workspace = self._setup.request.agent.workspace
         try:
-            await asyncio.to_thread(save_delivery, workspace, record)
+            await asyncio.to_thread(save_delivery, self._setup.claim.records, record)
         except OSError as exc:
             log.warning("turn %s: the delivery record was not written: %s", self.turn_id, exc)
 

@@ -1,15 +1,16 @@
-"""The agent's codex thread id, kept in ``<workspace>/.plexum-codex-session``.
+"""The agent's codex thread id, kept in ``thread`` in the workspace's records folder
+(:mod:`.records`: the plugin's, outside the workspace, where no agent can write).
 
 Written atomically: a temporary file in the same folder, fsynced, renamed over the old one, and the
 folder fsynced. A crash at any instant leaves the old id or the new one, never an empty or partial
 file, so the next turn resumes the conversation instead of silently starting a new one.
 
-The file lives in the workspace, where the agent's own model may have written it (unconfined, with
-`sandbox: "none"`; confined, it is read-only to the agent), so it is
-read distrustfully: a regular file only (never through a symlink, never a FIFO that would block),
-at most a few bytes, and its content is never echoed when it is not a thread id. Before a turn
-pays for the model, the temporary file that will carry the new id is already written
-(:meth:`ThreadRecord.reserve`): a workspace that is read-only or full fails then, not after.
+Read distrustfully all the same (the older layout's file, moved in from the workspace, may have
+been written by an unconfined agent): a regular file only (never through a symlink, never a FIFO
+that would block), at most a few bytes, and its content is never echoed when it is not a thread
+id. Before a turn pays for the model, the temporary file that will carry the new id is already
+written (:meth:`ThreadRecord.reserve`): a records folder that is read-only or full fails then,
+not after.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = [
     "write_thread_id",
 ]
 
-SESSION_FILE = ".plexum-codex-session"
+SESSION_FILE = "thread"
 # A thread id is 36 characters; anything much longer is not one, and is not read further.
 _READ_LIMIT = 256
 _PLACEHOLDER = b"0" * 36 + b"\n"
@@ -62,8 +63,9 @@ class StoredThread:
     problem: str | None = None
 
 
-def load_thread(workspace: Path) -> StoredThread:
-    path = workspace / SESSION_FILE
+def load_thread(records: Path) -> StoredThread:
+    """What ``records`` (a workspace's records folder) holds of the thread."""
+    path = records / SESSION_FILE
     try:
         content = read_small_regular_file(path, _READ_LIMIT)
     except NotRegularFile as exc:
@@ -79,25 +81,25 @@ def load_thread(workspace: Path) -> StoredThread:
     return StoredThread(thread_id=text)
 
 
-def read_thread_id(workspace: Path) -> str | None:
+def read_thread_id(records: Path) -> str | None:
     """The stored thread id, or None (no file, or a file that does not hold one)."""
-    return load_thread(workspace).thread_id
+    return load_thread(records).thread_id
 
 
 class ThreadRecord:
     """One turn's handle on the session file: :meth:`reserve` before codex runs, :meth:`save` when
     codex names the thread, :meth:`release` at the end (whatever happened)."""
 
-    def __init__(self, workspace: Path) -> None:
-        self.path = workspace / SESSION_FILE
+    def __init__(self, records: Path) -> None:
+        self.path = records / SESSION_FILE
         self._tmp: Path | None = None
 
     def reserve(self) -> None:
-        """Write the temporary that :meth:`save` will fill in; OSError if the workspace cannot
-        take it (read-only, full, not ours)."""
+        """Write the temporary that :meth:`save` will fill in; OSError if the records folder
+        cannot take it (read-only, full)."""
         sweep_temporaries(self.path.parent, SESSION_FILE)
         tmp = temporary_path(self.path)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             _write_all(fd, _PLACEHOLDER)
         except BaseException:
@@ -116,7 +118,7 @@ class ThreadRecord:
         if tmp is None:
             tmp = temporary_path(self.path)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
                 os.ftruncate(fd, len(data))
                 os.lseek(fd, 0, os.SEEK_SET)
@@ -144,15 +146,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_thread_id(workspace: Path, thread_id: str) -> None:
-    ThreadRecord(workspace).save(thread_id)
-    sweep_temporaries(workspace, SESSION_FILE)
+def write_thread_id(records: Path, thread_id: str) -> None:
+    ThreadRecord(records).save(thread_id)
+    sweep_temporaries(records, SESSION_FILE)
 
 
-def clear_thread_id(workspace: Path) -> bool:
+def clear_thread_id(records: Path) -> bool:
     """Forget the thread (the next turn starts a new one). True if there was one."""
     try:
-        (workspace / SESSION_FILE).unlink()
+        (records / SESSION_FILE).unlink()
     except FileNotFoundError:
         return False
     return True

@@ -1,6 +1,7 @@
 """Who may run an agent's turn in a workspace, across plugin processes, and what must hold first.
 
-The thread record lives in the workspace, so the workspace is what is locked:
+The workspace's records (thread id, delivery, owner) are kept per workspace in a folder of the
+plugin's (:mod:`.records`), so the workspace is what is locked:
 
 * **One plugin at a time.** While a turn (or a consume) works in a workspace, its plugin process
   holds an exclusive ``flock`` on a lock file kept per workspace (by its device and inode, so that
@@ -9,15 +10,15 @@ The thread record lives in the workspace, so the workspace is what is locked:
   consumes). A second plugin process that finds it held gets :class:`AgentBusyError` at once,
   naming the holder's pid. The lock goes with its holder: a plugin killed with ``kill -9``
   releases it instantly.
-* **One agent per workspace.** The first agent that runs in a workspace is recorded in
-  ``<workspace>/.plexum-codex-agent``; another agent id is refused (two agents sharing one thread
-  record would resume each other's conversation). Removing the file hands the workspace over.
+* **One agent per workspace.** The first agent that runs in a workspace is recorded in ``agent``
+  in its records folder; another agent id is refused (two agents sharing one thread record would
+  resume each other's conversation). Removing that file hands the workspace over.
 * **codex's own writer lock is free**, unless this plugin's own engine holds the thread (the
   app-server keeps a loaded thread's lock): otherwise another codex (a second plugin's app-server,
   or a codex started by hand) is writing it, and this turn would fail "active writer" after
   paying for nothing.
-* **The workspace and CODEX_HOME can be written**: the thread id's temporary is written before
-  codex runs (:meth:`~.thread_store.ThreadRecord.reserve`).
+* **The records folder and CODEX_HOME can be written**: the thread id's temporary is written
+  before codex runs (:meth:`~.thread_store.ThreadRecord.reserve`).
 """
 
 from __future__ import annotations
@@ -40,21 +41,20 @@ from .._io.files import (
     read_small_regular_file,
 )
 from ..errors import AgentBusyError, CodexHomeError, InvalidRequestError
-from .delivery import DELIVERY_FILE, Delivery, load_delivery
-from .thread_store import SESSION_FILE, StoredThread, ThreadRecord, load_thread
+from .delivery import Delivery, load_delivery
+from .records import open_records
+from .thread_store import StoredThread, ThreadRecord, load_thread
 
 __all__ = [
     "OWNER_FILE",
-    "PLUGIN_FILES",
     "WorkspaceClaim",
     "WorkspaceLocks",
     "claim_workspace",
     "default_lock_dir",
+    "lock_workspace",
 ]
 
-OWNER_FILE = ".plexum-codex-agent"
-# The plugin's own files in an agent's workspace (a confined agent may read, not write them).
-PLUGIN_FILES = (SESSION_FILE, OWNER_FILE, DELIVERY_FILE)
+OWNER_FILE = "agent"  # in the workspace's records folder
 LOCK_DIR_ENV = "PLEXUM_LOCK_DIR"
 
 
@@ -122,6 +122,7 @@ class WorkspaceClaim:
 
     locks: WorkspaceLocks
     key: str
+    records: Path  # the workspace's records folder (see .records)
     stored: StoredThread
     record: ThreadRecord
     delivery: Delivery | None = None  # what the stored thread was given (see .delivery)
@@ -134,10 +135,10 @@ class WorkspaceClaim:
             self.locks.release(self.key)
 
 
-def _check_owner(workspace: Path, agent_id: str, *, claim: bool = True) -> None:
+def _check_owner(records: Path, workspace: Path, agent_id: str, *, claim: bool = True) -> None:
     """InvalidRequestError if the workspace is another agent's; else (``claim``) it is this
     agent's from now on."""
-    path = workspace / OWNER_FILE
+    path = records / OWNER_FILE
     try:
         content = read_small_regular_file(path, 4096)
     except (NotRegularFile, OSError):
@@ -149,8 +150,8 @@ def _check_owner(workspace: Path, agent_id: str, *, claim: bool = True) -> None:
         if owner:
             raise InvalidRequestError(
                 f"agent.workspace {str(workspace)!r} is the workspace of agent {owner!r} (see"
-                f" {OWNER_FILE} there); each agent needs a workspace of its own. To hand it"
-                " over, remove that file",
+                f" {path}); each agent needs a workspace of its own. To hand it over, remove"
+                " that file",
                 field="agent.workspace",
             )
     if not claim:
@@ -170,11 +171,23 @@ def _check_codex_home(codex_home: Path) -> None:
             )
 
 
+def _open_records(state_dir: Path, workspace: Path) -> Path:
+    try:
+        return open_records(state_dir, workspace)
+    except OSError as exc:
+        raise CodexHomeError(
+            f"the plugin's state folder cannot be used for agent.workspace {str(workspace)!r}:"
+            f" {exc.strerror or exc}",
+            path=str(state_dir),
+        ) from None
+
+
 def claim_workspace(
     locks: WorkspaceLocks,
     agent_id: str,
     workspace: Path,
     *,
+    state_dir: Path,
     codex_home: Path,
     engine_holds: Callable[[str], bool],
     owner_known: bool = False,
@@ -182,23 +195,27 @@ def claim_workspace(
     """Everything that must hold before a turn runs (blocking I/O: call it in a worker thread).
     Raises AgentBusyError, InvalidRequestError or CodexHomeError, holding nothing then.
 
-    ``owner_known``: this process already checked (and recorded) that the workspace is this
-    agent's. The thread id's temporary is reserved only when a new thread will be started (no
-    usable stored id): a resumed thread needs no write unless codex replaces it, and that rare
-    failure is then a notice, not a lost turn."""
+    ``state_dir``: where the workspace's records folder is (see .records). ``owner_known``: this
+    process already checked (and recorded) that the workspace is this agent's. The thread id's
+    temporary is reserved only when a new thread will be started (no usable stored id): a
+    resumed thread needs no write unless codex replaces it, and that rare failure is then a
+    notice, not a lost turn."""
     key = locks.acquire(agent_id, workspace)
-    record = ThreadRecord(workspace)
+    record: ThreadRecord | None = None
     try:
-        stored = load_thread(workspace)
+        records = _open_records(state_dir, workspace)
+        record = ThreadRecord(records)
+        stored = load_thread(records)
         try:
             if not owner_known:
-                _check_owner(workspace, agent_id)
+                _check_owner(records, workspace, agent_id)
             if stored.thread_id is None:
                 record.reserve()
         except OSError as exc:
-            raise InvalidRequestError(
-                f"agent.workspace {str(workspace)!r} cannot be written: {exc.strerror or exc}",
-                field="agent.workspace",
+            raise CodexHomeError(
+                f"the records of agent.workspace {str(workspace)!r} cannot be written in"
+                f" {records}: {exc.strerror or exc}",
+                path=str(records),
             ) from None
         _check_codex_home(codex_home)
         thread = stored.thread_id
@@ -207,20 +224,24 @@ def claim_workspace(
                 agent_id, holder=f"another codex process, which is writing thread {thread}"
             )
     except BaseException:
-        record.release()
+        if record is not None:
+            record.release()
         locks.release(key)
         raise
-    return WorkspaceClaim(locks, key, stored, record, load_delivery(workspace))
+    return WorkspaceClaim(locks, key, records, stored, record, load_delivery(records))
 
 
-def lock_workspace(locks: WorkspaceLocks, agent_id: str, workspace: Path) -> WorkspaceClaim:
+def lock_workspace(
+    locks: WorkspaceLocks, agent_id: str, workspace: Path, *, state_dir: Path
+) -> WorkspaceClaim:
     """The cross-process lock and the owner rule (for a consume, which claims nothing):
     AgentBusyError if another process has the lock, InvalidRequestError if the workspace is
     another agent's."""
     key = locks.acquire(agent_id, workspace)
     try:
-        _check_owner(workspace, agent_id, claim=False)
-        return WorkspaceClaim(locks, key, load_thread(workspace), ThreadRecord(workspace))
+        records = _open_records(state_dir, workspace)
+        _check_owner(records, workspace, agent_id, claim=False)
+        return WorkspaceClaim(locks, key, records, load_thread(records), ThreadRecord(records))
     except BaseException:
         locks.release(key)
         raise

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .._jsonrpc import JsonRpcError
+from .._turn.records import default_state_dir, records_dir
 from .._turn.thread_store import clear_thread_id
 from ..config import load_config_file, read_config_file
 from ..errors import ProviderError
@@ -86,8 +87,10 @@ class Chat:
         *,
         demo: bool = False,
         system: str | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         self.plugin = plugin
+        self.state_dir = state_dir  # the plugin's (where it records the agent's thread)
         self.demo = demo
         self.system = system
         self.images: list[str] = []  # attached with /image, sent with the next message
@@ -289,7 +292,9 @@ class Chat:
         elif words[0] == "/image":
             self.attach(line.strip()[len("/image") :].strip())
         elif words[0] == "/reset":
-            cleared = clear_thread_id(self.agent.workspace)
+            cleared = self.state_dir is not None and clear_thread_id(
+                records_dir(self.state_dir, self.agent.workspace)
+            )
             _say(
                 "  thread forgotten: the next turn starts a new one"
                 if cleared
@@ -357,6 +362,7 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
             BlockLog(state / "dynamic.jsonl"),
             demo=ns.demo,
             system=instructions_arg(ns.system),
+            state_dir=default_state_dir(env),
         )
         await chat.loop()
     finally:

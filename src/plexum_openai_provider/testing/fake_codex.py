@@ -121,6 +121,7 @@ class _FakeRun(ExecRun):
         if not self._process.steer():
             return False
         self._engine.steered.append(prompt)
+        self._engine.steered_images.append(images)
         return True
 
 
@@ -137,6 +138,7 @@ class FakeEngine:
     held: set[str] = field(default_factory=set)  # threads holds_thread() answers True for
     released: list[str] = field(default_factory=list)
     steered: list[str] = field(default_factory=list)  # the prompts runs took as steers
+    steered_images: list[tuple[ImagePart, ...]] = field(default_factory=list)  # and their images
     closed: bool = False
 
     async def start_run(self, spec: RunSpec) -> ExecRun:

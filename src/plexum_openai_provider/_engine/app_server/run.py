@@ -32,14 +32,15 @@ class RunOwner(Protocol):
 
 
 def input_items(prompt: str, images: tuple[ImagePart, ...]) -> list[dict[str, Any]]:
-    """Input items: the text, then the images (a file as ``localImage``, a URL as ``image``), as
-    codex 0.163's ``turn/start`` and ``turn/steer`` take them."""
+    """Input items: the text, then the images, as codex 0.163's ``turn/start`` and ``turn/steer``
+    take them. Every image is an ``image`` with a URL: the bytes read when the request came, as a
+    data: URL (:meth:`~...conversation.ImagePart.read`), never a ``localImage`` path, which codex
+    reads later (by then the agent may have made it a link to another agent's file); an http(s)
+    URL as it is."""
     items: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
     for image in images:
-        if image.path is not None:
-            items.append({"type": "localImage", "path": str(image.path)})
-        else:
-            items.append({"type": "image", "url": image.url})
+        url = image.url if image.remote else image.data_url()
+        items.append({"type": "image", "url": url})
     return items
 
 
