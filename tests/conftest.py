@@ -80,8 +80,17 @@ def codex_env(codex_home: Path) -> dict[str, str]:
     home = codex_home.parent / "home"
     home.mkdir(exist_ok=True)
     env["HOME"] = str(home)
+    env["PLEXUM_STATE_DIR"] = str(codex_home.parent / "state")  # the workspaces' records
     env.pop("OPENAI_API_KEY", None)
     return env
+
+
+def records_of(env: dict[str, str], workspace: Path) -> Path:
+    """Where a plugin with ``env`` keeps the records of ``workspace`` (its thread id, …), made as
+    the workspace's first claim makes it."""
+    from plexum_openai_provider._turn.records import open_records
+
+    return open_records(Path(env["PLEXUM_STATE_DIR"]), workspace)
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ The scripted model makes the attacker agent run a script (in its own workspace) 
 another agent (the victim) is served by the same plugin: to read the victim's workspace, codex's
 credentials and every agent's sessions; to write outside its workspace; to call the victim's host
 tool through the victim's socket, as the victim; to open a TCP connection to 127.0.0.1; to read the
-plugin's environment (its own, and any process's it can see); to point its own thread record at
-the victim's thread; to read what lies beside the daemon's toolchains in the home (another agent's
-files under ``~/.local/share``, ``~/.cargo/credentials.toml``); to hard-link the victim's file; to
+plugin's environment (its own, and any process's it can see); to point its own thread record (in
+the plugin's state folder) at the victim's thread; to read what lies beside the daemon's
+toolchains in the home (another agent's files under ``~/.local/share``,
+``~/.cargo/credentials.toml``); to hard-link the victim's file; to
 replace its ``.git`` (and the other names codex binds specially) by links between two commands,
 or to start in a workspace whose ``.git`` already is a link or a ``gitdir:`` file. Under
 ``sandbox: "workspace"`` every one fails while the agent's own work succeeds (its workspace,
@@ -33,7 +34,7 @@ from plexum_openai_provider._jsonrpc import JsonRpcError
 from plexum_openai_provider._turn.thread_store import SESSION_FILE
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Message, ScriptedModelServer, Wait
-from tests.conftest import host_config
+from tests.conftest import host_config, records_of
 from tests.helpers import wait_until
 
 SECRET = "VICTIM-SECRET-4242"
@@ -219,7 +220,7 @@ async def test_a_confined_agent_reaches_nothing_but_its_own_work(
             "t-v", AgentContext("victim", victim), "hi", tools=[ToolSpec("post_message")]
         )
         await wait_until(lambda: len(model_server.requests) == 1)
-        victim_thread = (victim / SESSION_FILE).read_text().strip()
+        victim_thread = (records_of(env, victim) / SESSION_FILE).read_text().strip()
         params = {
             "secret": SECRET,
             "credentials": CREDENTIALS,
@@ -229,7 +230,7 @@ async def test_a_confined_agent_reaches_nothing_but_its_own_work(
             "victim_key": str(key_path(socket_path("victim", codex_home, socket_dir))),
             "port": model_server.port,
             "plugin": plugin.process.pid,
-            "session_file": str(attacker / SESSION_FILE),
+            "session_file": str(records_of(env, attacker) / SESSION_FILE),
             "victim_thread": victim_thread,
             "env_secret": ENV_SECRET,
             "home": str(home),
@@ -275,7 +276,7 @@ async def test_a_confined_agent_reaches_nothing_but_its_own_work(
         assert str(path_tool) in readable and str(shared) in readable
         assert not {str(home), f"{home}/.local", f"{home}/.cargo"} & set(readable)
         assert victim_posts == []
-        assert (attacker / SESSION_FILE).read_text().strip() == result.thread_id
+        assert (records_of(env, attacker) / SESSION_FILE).read_text().strip() == result.thread_id
     else:
         # The control: unconfined, the same script reaches another agent's files and credentials,
         # and, reading the key file (a same-user process can), the other agent's tools.

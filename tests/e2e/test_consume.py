@@ -35,6 +35,7 @@ from plexum_openai_provider._bridge.names import mcp_namespace, server_name
 from plexum_openai_provider._codex.consume import rewrite_rollout
 from plexum_openai_provider._codex.rollout import RolloutLocator
 from plexum_openai_provider._codex.writer_lock import thread_writer_lock
+from plexum_openai_provider._turn.records import records_dir
 from plexum_openai_provider._turn.thread_store import read_thread_id
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import (
@@ -73,7 +74,7 @@ async def run(provider: CodexProvider, ws: Path, prompt: str, **kw: Any) -> tupl
 
 
 def rollout_of(provider: CodexProvider, ws: Path) -> Path:
-    thread = read_thread_id(ws)
+    thread = read_thread_id(records_dir(provider.state_dir, ws))
     assert thread is not None
     path = RolloutLocator(provider.codex_home).find(thread)
     assert path is not None
@@ -297,7 +298,7 @@ async def test_a_turn_during_a_rewrite_by_another_process_is_refused(
 ) -> None:
     provider = await provider_for(codex_env)
     await run(provider, workspace, "hello")
-    thread = read_thread_id(workspace)
+    thread = read_thread_id(records_dir(provider.state_dir, workspace))
     assert thread is not None
     path = rollout_of(provider, workspace)
     await provider._engine.release_thread(thread)  # the app-server holds a loaded thread's lock
@@ -361,7 +362,7 @@ async def test_kill_9_during_rewrites_always_leaves_a_file_codex_resumes(
         FunctionCall("t", '{"a": 1}', call_id="c_big", namespace=NS), Message("ok")
     )
     await run(provider, workspace, "big", tools=(ToolSpec("t"),))
-    thread = read_thread_id(workspace)
+    thread = read_thread_id(records_dir(provider.state_dir, workspace))
     assert thread is not None
     path = rollout_of(provider, workspace)
     pad_rollout(path, 80_000)  # about 50 MB, so that a rewrite takes long enough to be hit

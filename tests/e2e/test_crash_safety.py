@@ -21,7 +21,7 @@ from plexum_openai_provider._bridge.names import mcp_namespace, server_name
 from plexum_openai_provider._turn.thread_store import SESSION_FILE
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
-from tests.conftest import host_config
+from tests.conftest import host_config, records_of
 from tests.helpers import codex_processes, processes_matching, wait_until
 from tests.raw_plugin import RawPlugin, turn_params
 
@@ -146,23 +146,23 @@ async def test_one_workspace_belongs_to_one_agent(
     )
     assert other["error"]["code"] == -32602
     assert other["error"]["data"]["field"] == "agent.workspace"
-    assert (
-        "'cx'" in other["error"]["message"] and ".plexum-codex-agent" in other["error"]["message"]
-    )
-    (workspace / ".plexum-codex-agent").unlink()  # handed over
+    owner = records_of(codex_env, workspace) / "agent"
+    assert "'cx'" in other["error"]["message"] and str(owner) in other["error"]["message"]
+    owner.unlink()  # handed over
     moved = await plugin.request(3, "turn/start", turn_params("t-3", "intruder", workspace, "now"))
     assert moved["result"]["status"] == "completed"
     assert len(model_server.requests) == 2
     assert await plugin.close() == 0
 
 
-async def test_a_fifo_as_session_file_freezes_nobody(
+async def test_a_fifo_as_an_older_session_file_freezes_nobody(
     codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer
 ) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    os.mkfifo(a / SESSION_FILE)  # the agent's own model can make one: codex runs unsandboxed
+    # What an unconfined agent could leave where the older layout kept the thread id.
+    os.mkfifo(a / ".plexum-codex-session")
     async with await PluginClient.spawn(env=codex_env) as plugin:
         await plugin.initialize(host_config())
         turns = [
@@ -170,9 +170,8 @@ async def test_a_fifo_as_session_file_freezes_nobody(
         ]
         events = await asyncio.wait_for(asyncio.gather(*(_events(t) for t in turns)), 60)
     assert [r.status for _, r in events] == ["completed", "completed"]
-    notices = [e for e in events[0][0] if e.type == "notice" and e.code == "resume_failed"]
-    assert len(notices) == 1 and "FIFO" in notices[0].message
-    assert (a / SESSION_FILE).read_text().strip() == events[0][1].thread_id
+    assert not (a / ".plexum-codex-session").exists()  # not moved in: removed
+    assert (records_of(codex_env, a) / SESSION_FILE).read_text().strip() == events[0][1].thread_id
 
 
 async def _events(turn: Any) -> tuple[list[Any], Any]:

@@ -16,7 +16,7 @@ from plexum_openai_provider._turn.messages import CONTINUE
 from plexum_openai_provider._turn.thread_store import SESSION_FILE
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import Hang, HttpError, ResponsesRequest, ScriptedModelServer
-from tests.conftest import host_config
+from tests.conftest import host_config, records_of
 from tests.helpers import wait_until
 from tests.raw_plugin import RawPlugin, turn_params
 
@@ -204,7 +204,9 @@ async def test_a_new_thread_is_given_the_conversation_so_far(
         assert not [e for e in events if e.type == "notice" and e.code == "history_replayed"]
         # codex lost the thread (its record now names one codex does not know): a new thread, with
         # the conversation so far, again.
-        (workspace / SESSION_FILE).write_text("01a20000-0000-7000-8000-000000000000\n")
+        (records_of(codex_env, workspace) / SESSION_FILE).write_text(
+            "01a20000-0000-7000-8000-000000000000\n"
+        )
         evenmore = [*more, answer("you are welcome"), user("bye", "bob")]
         events, _ = await run(plugin, "t-3", agent, *evenmore)
         codes = [e.code for e in events if e.type == "notice"]

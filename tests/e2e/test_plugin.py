@@ -19,7 +19,7 @@ from plexum_openai_provider._jsonrpc import JsonRpcError
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.plugin.serve import SHUTDOWN_BOUND_S
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
-from tests.conftest import codex_under_test_version, host_config
+from tests.conftest import codex_under_test_version, host_config, records_of
 from tests.helpers import codex_processes, processes_matching, texts, wait_until
 from tests.raw_plugin import RawPlugin, turn_params
 
@@ -50,7 +50,7 @@ async def test_example_session_through_the_client(
         assert [type(e) for e in events if not isinstance(e, Notice)] == [TextDelta, Usage]
         assert "echo: hello" in texts(events)
         assert result.status == "completed" and result.usage == Usage(100, 0, 10, 0)
-        assert (workspace / ".plexum-codex-session").read_text().strip() == result.thread_id
+        assert (records_of(codex_env, workspace) / "thread").read_text().strip() == result.thread_id
 
         second = plugin.start_turn("t-2", AgentContext("cx", workspace), "and again")
         assert "echo: and again" in texts([e async for e in second])
@@ -118,7 +118,7 @@ async def test_invalid_turn_params_name_the_field(
         assert answer["error"]["data"]["field"] == field
         assert field.split(".")[-1] in answer["error"]["message"]
         assert model_server.requests == []
-        assert not (workspace / ".plexum-codex-session").exists()
+        assert not (records_of(codex_env, workspace) / "thread").exists()
     assert await plugin.close() == 0
 
 
@@ -275,9 +275,8 @@ async def test_eight_agents_at_once_keep_their_events_apart(
             assert result.status == "completed", result.error
             assert texts(events) == [f"echo: message {i}"]
             assert [type(e) for e in events][-1] is Usage
-            assert (
-                tmp_path / f"agent-{i}" / ".plexum-codex-session"
-            ).read_text().strip() == result.thread_id
+            records = records_of(codex_env, tmp_path / f"agent-{i}")
+            assert (records / "thread").read_text().strip() == result.thread_id
         assert len({r.thread_id for _, r in outcomes}) == 8
         assert sorted(r.last_user_text() for r in model_server.requests) == sorted(
             f"message {i}" for i in range(8)

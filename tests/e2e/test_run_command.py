@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from plexum_openai_provider.testing import Failed, ScriptedModelServer
+from tests.conftest import records_of
 from tests.helpers import plugin_script
 
 PLUGIN = plugin_script()
@@ -51,7 +52,7 @@ def test_run_streams_the_answer_and_resumes(
     assert (delta["text"], delta["phase"]) == ("echo: -dash first", None) and delta["message_id"]
     result = lines[-1]
     assert result["status"] == "completed"
-    assert (workspace / ".plexum-codex-session").read_text().strip() == result["thread_id"]
+    assert (records_of(codex_env, workspace) / "thread").read_text().strip() == result["thread_id"]
     assert model_server.requests[-1].user_texts()[-2:] == ["hello", "-dash first"]
 
 

@@ -37,7 +37,7 @@ from plexum_openai_provider.testing import (
     write_codex_home,
 )
 from plexum_openai_provider.testing import Usage as WireUsage
-from tests.conftest import OPEN_PROVIDERS, host_config
+from tests.conftest import OPEN_PROVIDERS, host_config, records_of
 from tests.helpers import codex_processes, processes_matching, texts, wait_until
 
 # codex warns once per turn that the scripted model has no metadata; it is a notice, not a failure.
@@ -78,7 +78,7 @@ async def test_first_turn_streams_text_and_stores_thread(
     assert usage == Usage(100, 0, 10, 0)
     assert result.status == "completed" and result.error is None
     assert result.usage == Usage(100, 0, 10, 0)
-    assert (workspace / SESSION_FILE).read_text() == f"{result.thread_id}\n"
+    assert (records_of(codex_env, workspace) / SESSION_FILE).read_text() == f"{result.thread_id}\n"
     assert [r.last_user_text() for r in model_server.requests] == ["hello"]
 
 
@@ -229,7 +229,7 @@ async def test_a_failing_model_fails_the_turn_with_an_error_the_host_can_act_on(
     ]
     assert not any(isinstance(e, Usage) for e in events)
     # The thread was created before the failure: it is kept for the next turn.
-    assert (workspace / SESSION_FILE).read_text().strip() == result.thread_id
+    assert (records_of(codex_env, workspace) / SESSION_FILE).read_text().strip() == result.thread_id
 
 
 async def test_hanging_model_ends_by_idle_timeout_and_leaves_no_process(
@@ -341,7 +341,7 @@ async def test_cancel_mid_tool_leaves_no_process(
     assert ErrorEvent("cancelled", result.error.message, False, delivered=True) in events
     assert processes_matching(marker) == []
     # The thread id is kept: the next turn resumes it.
-    assert (workspace / SESSION_FILE).read_text().strip() == result.thread_id
+    assert (records_of(codex_env, workspace) / SESSION_FILE).read_text().strip() == result.thread_id
     _, after = await run_turn(provider, workspace, "again")
     assert after.thread_id == result.thread_id and after.status == "completed"
     await provider.close()
@@ -401,14 +401,14 @@ async def test_stale_thread_id_gives_notice_and_a_fresh_thread(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
     stale = str(uuid.uuid4())
-    (workspace / SESSION_FILE).write_text(stale + "\n")
+    (records_of(codex_env, workspace) / SESSION_FILE).write_text(stale + "\n")
     provider = await make_provider(codex_env)
     events, result = await run_turn(provider, workspace, "are you there")
 
     assert result.status == "completed" and result.thread_id not in (None, stale)
     notices = [e for e in events if isinstance(e, Notice) and e.code == "resume_failed"]
     assert len(notices) == 1 and stale in notices[0].message
-    assert (workspace / SESSION_FILE).read_text() == f"{result.thread_id}\n"
+    assert (records_of(codex_env, workspace) / SESSION_FILE).read_text() == f"{result.thread_id}\n"
     # The prompt reached the model once, in a new thread.
     assert [r.last_user_text() for r in model_server.requests] == ["are you there"]
 
@@ -416,12 +416,12 @@ async def test_stale_thread_id_gives_notice_and_a_fresh_thread(
 async def test_garbage_in_the_session_file_gives_notice_and_a_fresh_thread(
     codex_env: dict[str, str], workspace: Path
 ) -> None:
-    (workspace / SESSION_FILE).write_text("--last\n")
+    (records_of(codex_env, workspace) / SESSION_FILE).write_text("--last\n")
     provider = await make_provider(codex_env)
     events, result = await run_turn(provider, workspace, "hi")
     assert result.status == "completed"
     assert any(isinstance(e, Notice) and e.code == "resume_failed" for e in events)
-    assert (workspace / SESSION_FILE).read_text() == f"{result.thread_id}\n"
+    assert (records_of(codex_env, workspace) / SESSION_FILE).read_text() == f"{result.thread_id}\n"
 
 
 async def test_codex_exiting_without_a_turn_reports_its_stderr(
