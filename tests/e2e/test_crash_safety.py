@@ -211,22 +211,20 @@ def unwritable(folder: Path, how: str) -> Iterator[None]:
 
 @pytest.mark.one_engine
 @pytest.mark.parametrize("how", ["read-only", "full"])
-async def test_a_workspace_that_cannot_take_the_thread_is_refused_before_the_model(
-    codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer, how: str
+async def test_a_state_folder_that_cannot_take_the_thread_is_refused_before_the_model(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, how: str
 ) -> None:
-    ws = tmp_path / "ws"
-    ws.mkdir()
+    state = Path(codex_env["PLEXUM_STATE_DIR"])  # where the workspace's records go
+    state.mkdir(mode=0o700)
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
-    with unwritable(ws, how):
-        answer = await plugin.request(1, "turn/start", turn_params("t-1", "cx", ws, "hi"))
-    assert answer["error"]["code"] == -32602, answer
-    assert answer["error"]["data"]["field"] == "agent.workspace"
-    assert (
-        str(ws) in answer["error"]["message"] and "cannot be written" in answer["error"]["message"]
-    )
+    with unwritable(state, how):
+        answer = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, "hi"))
+    assert answer["error"]["code"] == -32603, answer
+    assert answer["error"]["data"]["path"].startswith(str(state))
+    assert str(workspace) in answer["error"]["message"]
     assert model_server.requests == []
-    retry = await plugin.request(2, "turn/start", turn_params("t-2", "cx", ws, "hi again"))
+    retry = await plugin.request(2, "turn/start", turn_params("t-2", "cx", workspace, "hi again"))
     assert retry["result"]["status"] == "completed"
     assert await plugin.close() == 0
 

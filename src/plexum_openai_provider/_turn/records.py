@@ -97,6 +97,7 @@ def open_records(state_dir: Path, workspace: Path) -> Path:
         ensure_private_dir(folder)
         named = _named_workspace(folder)
         if named == real:
+            sweep_temporaries(folder)  # what a writer killed mid-write left (its pid is gone)
             return folder
         if named is not None:  # a SHA-256 prefix shared by two paths: never seen, never used
             raise OSError(f"{folder} holds the records of {named!r}, not of {real!r}") from None
