@@ -141,6 +141,9 @@ async def test_one_workspace_belongs_to_one_agent(
     await plugin.initialize()
     first = await plugin.request(1, "turn/start", turn_params("t-1", "cx", workspace, "mine"))
     assert first["result"]["status"] == "completed"
+    # Another plugin process of the same user, at the same time, sees the claim.
+    owners_plugin, plugin = plugin, await RawPlugin.spawn(codex_env)
+    await plugin.initialize()
     other = await plugin.request(
         2, "turn/start", turn_params("t-2", "intruder", workspace, "mine?")
     )
@@ -148,6 +151,7 @@ async def test_one_workspace_belongs_to_one_agent(
     assert other["error"]["data"]["field"] == "agent.workspace"
     owner = records_of(codex_env, workspace) / "agent"
     assert "'cx'" in other["error"]["message"] and str(owner) in other["error"]["message"]
+    assert await owners_plugin.close() == 0
     owner.unlink()  # handed over
     moved = await plugin.request(3, "turn/start", turn_params("t-3", "intruder", workspace, "now"))
     assert moved["result"]["status"] == "completed"

@@ -16,8 +16,9 @@ The state folder (:func:`default_state_dir`) is ``PLEXUM_STATE_DIR``, else
 ``$XDG_STATE_HOME/plexum-openai-provider``, else ``~/.local/state/plexum-openai-provider``: a
 folder that outlives a reboot, unlike the lock folder (``$XDG_RUNTIME_DIR`` is a tmpfs removed at
 logout, ``/tmp`` is cleared at boot), since a lost thread id is a lost conversation. Every
-plugin of the user uses the same one, so that each sees the others' claims; no agent sees it
-(the provider names it among the folders no sandbox may expose).
+plugin of the user uses the same one, so that each sees the others' claims; no confined agent
+sees it (the provider names it among the folders no sandbox may expose; with ``sandbox: "none"``
+an agent can write everything of the user's, this folder as ``CODEX_HOME``).
 
 A workspace that has records of the older layout (``<workspace>/.plexum-codex-session``,
 ``.plexum-codex-delivered``, ``.plexum-codex-agent``) has them moved here when its folder is made
