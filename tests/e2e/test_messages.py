@@ -146,7 +146,8 @@ async def test_images_reach_the_model_as_images(
     assert kinds.count("input_image") == 2 and "input_text" in kinds
     images = [p["image_url"] for p in last["content"] if p.get("type") == "input_image"]
     assert all(url.startswith("data:image/png;base64,") for url in images)
-    assert base64.b64decode(images[1].split(",", 1)[1]) == PNG
+    # The workspace file as the plugin read it, and the data: URL: the agent's own images, intact.
+    assert [base64.b64decode(url.split(",", 1)[1]) for url in images] == [PNG, PNG]
 
 
 @pytest.mark.one_engine
