@@ -220,9 +220,8 @@ class CodexProvider:
         return slot is not None and slot.busy
 
     # -- turns -------------------------------------------------------------------------------
-    def _validate(self, request: TurnRequest) -> TurnRequest:
-        """The request to run (its images read: see :meth:`TurnRequest.validate`)."""
-        request = request.validate()
+    def _validate(self, request: TurnRequest) -> None:
+        """What :meth:`TurnRequest.validate` (already done) leaves to the provider."""
         if request.model is not None and request.model not in self.config.supported_models:
             raise InvalidRequestError(
                 f"model {request.model!r} is not advertised (supported: "
@@ -237,7 +236,6 @@ class CodexProvider:
             readable=self.policy.readable if self.policy.confined else None,
             urls=self._engine.name != "exec",  # codex exec takes files and data: URLs
         )
-        return request
 
     async def start_turn(
         self, request: TurnRequest, when_busy: WhenBusy = "refuse"
@@ -254,7 +252,11 @@ class CodexProvider:
         order (a :class:`QueuedTurn`, answered with that turn's result)."""
         if self._closed:
             raise AgentBusyError(request.agent.id, holder="a provider that is closing")
-        request = self._validate(request)
+        # The request to run: its images read now, once. Not in a worker thread: a request is
+        # registered (running, queued) before the host's next message is handled (a cancel of
+        # it, say), and at most 8 files of 10 MiB are read.
+        request = request.validate()
+        self._validate(request)
         if when_busy not in WHEN_BUSY:
             raise InvalidRequestError(
                 f"when_busy {when_busy!r} is not known ({', '.join(WHEN_BUSY)})",
