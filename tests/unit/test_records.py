@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import AgentContext, InvalidRequestError
-from plexum_openai_provider._engine.app_server import _items
+from plexum_openai_provider._engine.app_server.run import input_items
 from plexum_openai_provider._engine.exec import _image_files
 from plexum_openai_provider._turn.delivery import load_delivery
 from plexum_openai_provider._turn.records import (
@@ -53,7 +53,7 @@ def test_an_image_is_read_once_and_codex_gets_those_bytes(tmp_path: Path) -> Non
     picture.write_bytes(VICTIM_PNG)  # whatever is there later is not what codex gets
     assert (image.content, image.mime) == (PNG, "image/png")
     # app-server: the bytes as a data: URL, never a localImage path codex would read later.
-    [_, item] = _items("look", (image,))
+    [_, item] = input_items("look", (image,))
     assert item == {
         "type": "image",
         "url": "data:image/png;base64," + base64.b64encode(PNG).decode(),
