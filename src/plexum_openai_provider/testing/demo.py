@@ -208,5 +208,7 @@ def demo_environment(
         shell_home = root / "home"
         shell_home.mkdir(exist_ok=True)
         env = {**base_env, "CODEX_HOME": str(home), "HOME": str(shell_home)}
+        # The plugin's records of the workspace (its thread id) stay with the demo's threads.
+        env["PLEXUM_STATE_DIR"] = str(root / "state")
         env.pop("OPENAI_API_KEY", None)
         yield DemoEnvironment(server, home, env)
