@@ -210,5 +210,11 @@ def demo_environment(
         env = {**base_env, "CODEX_HOME": str(home), "HOME": str(shell_home)}
         # The plugin's records of the workspace (its thread id) stay with the demo's threads.
         env["PLEXUM_STATE_DIR"] = str(root / "state")
+        # codex makes the folder of its sandbox helper (where the plugin's limits attach) only
+        # for a CODEX_HOME outside the temporary folder: a temporary demo's is inside it, so
+        # its codex gets a temporary folder of its own beside the CODEX_HOME.
+        temporary = root / "tmp"
+        temporary.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(temporary)
         env.pop("OPENAI_API_KEY", None)
         yield DemoEnvironment(server, home, env)
