@@ -125,6 +125,11 @@ class _Attempt:
     exit: seam.RunExit | None = None
     watcher: BlockWatcher | None = None
     mapper: AttemptMapper | None = None
+    # The delivery record's "answered", written (durably) from codex's end of the turn on,
+    # beside what comes after it (codex's exit, app-server's rollout lag, the last blocks):
+    # off the path to the result (an fsync here was the largest part of the plugin's own time
+    # of a resumed turn: 0.7-9 ms).
+    closing: asyncio.Future[None] | None = None
 
 
 class Turn:
@@ -436,6 +441,12 @@ class Turn:
                 # rollout before the model's next words are.
                 self._emit(mapper.blocks(watcher.poll()))
             self._emit(mapper.feed(event))
+            if (
+                isinstance(event, seam.TurnDone)
+                and mapper.state.input_taken
+                and attempt.closing is None
+            ):
+                attempt.closing = asyncio.ensure_future(self._record(mapper.state, open_=False))
             if isinstance(event, seam.ThreadStarted):
                 await self._thread_started(event, mapper.state, watcher)
             elif isinstance(event, seam.TurnStarted):
@@ -559,10 +570,12 @@ class Turn:
         if attempt.watcher is not None:
             rest = await asyncio.to_thread(attempt.watcher.finish)
             self._emit(attempt.mapper.blocks(rest) if attempt.mapper is not None else rest)
+        if attempt.closing is not None:
+            await attempt.closing
         if attempt.status is None:
             if state.done is not None:
                 usage = self._usage(state.done, attempt.watcher)
-                if state.input_taken:
+                if state.input_taken and attempt.closing is None:
                     await self._record(state, open_=False)
                 self._emit([*self._context(state, attempt.watcher), usage])
                 return TurnResult(self.turn_id, "completed", thread_id, usage)
