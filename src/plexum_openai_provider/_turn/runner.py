@@ -125,11 +125,7 @@ class _Attempt:
     exit: seam.RunExit | None = None
     watcher: BlockWatcher | None = None
     mapper: AttemptMapper | None = None
-    # The delivery record's "answered", written (durably) from codex's end of the turn on,
-    # beside what comes after it (codex's exit, app-server's rollout lag, the last blocks):
-    # off the path to the result (an fsync here was the largest part of the plugin's own time
-    # of a resumed turn: 0.7-9 ms).
-    closing: asyncio.Future[None] | None = None
+    answered: bool = False  # the delivery record's "answered" is on its way
 
 
 class Turn:
@@ -145,6 +141,13 @@ class Turn:
         # What the thread was given: the plan grows with each message steered into the turn.
         self._plan = setup.plan
         self.record: Delivery | None = setup.claim.delivery
+        # The delivery record's writes, in order (one after another, whatever the attempt),
+        # beside the turn rather than in its way: "taken" from codex's start of the turn on,
+        # while the model answers (codex has the input already; a crash before the write ends
+        # gives codex the message again, as before), "answered" from codex's end of the turn
+        # on, beside codex's exit and app-server's rollout lag. Each is an fsync (0.7-9 ms)
+        # that used to hold up the turn's next event or its result.
+        self._recording: asyncio.Future[None] | None = None
         self._run_now: seam.CodexRun | None = None  # the codex run going on, and what it said
         self._state: AttemptState | None = None
         # What the turn is doing, for whoever asks (status): since when, and now.
@@ -444,13 +447,14 @@ class Turn:
             if (
                 isinstance(event, seam.TurnDone)
                 and mapper.state.input_taken
-                and attempt.closing is None
+                and not attempt.answered
             ):
-                attempt.closing = asyncio.ensure_future(self._record(mapper.state, open_=False))
+                attempt.answered = True
+                self._record_beside(mapper.state, open_=False)
             if isinstance(event, seam.ThreadStarted):
                 await self._thread_started(event, mapper.state, watcher)
             elif isinstance(event, seam.TurnStarted):
-                await self._record(mapper.state, open_=True)
+                self._record_beside(mapper.state, open_=True)
             elif isinstance(event, seam.ItemStarted):
                 running.add(event.item_id)
             elif isinstance(event, seam.ItemDone):
@@ -545,12 +549,38 @@ class Turn:
                     ]
                 )
 
+    def _record_beside(self, state: AttemptState, *, open_: bool) -> None:
+        """:meth:`_record` after the turn's earlier writes, without waiting for it (the turn
+        waits for every write before its result)."""
+        record = self._delivery(state, open_=open_)
+        if record is None:
+            return
+        before = self._recording
+
+        async def write() -> None:
+            if before is not None:
+                await before
+            await self._save(record)
+
+        self._recording = asyncio.ensure_future(write())
+
     async def _record(self, state: AttemptState, *, open_: bool) -> None:
         """What the thread now has (its input; whether the turn that took it has answered), so
         that no message is given to it twice (see .delivery)."""
+        record = self._delivery(state, open_=open_)
+        if record is not None:
+            if self._recording is not None:
+                await self._recording  # the earlier writes land first
+            await self._save(record)
+
+    def _delivery(self, state: AttemptState, *, open_: bool) -> Delivery | None:
+        """The record as of now (a steer planned meanwhile sees it at once)."""
         if state.thread_id is None:
-            return
-        record = self.record = self._plan.record(state.thread_id, open_=open_)
+            return None
+        self.record = self._plan.record(state.thread_id, open_=open_)
+        return self.record
+
+    async def _save(self, record: Delivery) -> None:
         try:
             await asyncio.to_thread(save_delivery, self._setup.claim.records, record)
         except OSError as exc:
@@ -570,12 +600,12 @@ class Turn:
         if attempt.watcher is not None:
             rest = await asyncio.to_thread(attempt.watcher.finish)
             self._emit(attempt.mapper.blocks(rest) if attempt.mapper is not None else rest)
-        if attempt.closing is not None:
-            await attempt.closing
+        if self._recording is not None:
+            await self._recording
         if attempt.status is None:
             if state.done is not None:
                 usage = self._usage(state.done, attempt.watcher)
-                if state.input_taken and attempt.closing is None:
+                if state.input_taken and not attempt.answered:
                     await self._record(state, open_=False)
                 self._emit([*self._context(state, attempt.watcher), usage])
                 return TurnResult(self.turn_id, "completed", thread_id, usage)
