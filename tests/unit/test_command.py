@@ -41,6 +41,7 @@ def test_options_go_before_resume_and_the_prompt_is_stdin() -> None:
         "mcp_servers.plexum-host-cx.required=true",
         "mcp_servers.plexum-host-cx.tool_timeout_sec=12.5",
         'mcp_servers.plexum-host-cx.default_tools_approval_mode="approve"',
+        'mcp_servers.plexum-host-cx.omit_tools_from=["deferred"]',
     ]
 
 

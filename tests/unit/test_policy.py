@@ -39,6 +39,7 @@ def test_the_profile_of_a_confined_agent() -> None:
     )
     roots = {".": "write", ".git": "write", GIT_GUARD: "read", ".plexum-codex-session": "read"}
     assert policy.config() == {
+        "agents.enabled": False,
         "default_permissions": PROFILE,
         f"permissions.{PROFILE}.filesystem": {
             ":minimal": "read",
@@ -72,10 +73,23 @@ def test_unconfined_is_the_seeds_full_access_with_the_features_off() -> None:
     assert policy.config() == {
         **{f"features.{name}": False for name in FEATURES_OFF},
         "tools.update_plan.enabled": True,  # the plan reaches the host
+        "agents.enabled": False,
     }
     assert {"multi_agent", "apps", "browser_use", "computer_use", "goals"} <= set(FEATURES_OFF)
     assert "--dangerously-bypass-approvals-and-sandbox" in exec_argv("codex", policy=policy)
     assert policy.describe()["network"] is True
+
+
+def test_sub_agents_are_off_unless_a_sub_agent_feature_is_turned_on() -> None:
+    """A catalog model offers codex's sub-agents with both features off; agents.enabled is what
+    removes them, and it follows the operator's codex_features."""
+    assert AgentPolicy("none", "x").config()["agents.enabled"] is False
+    for feature in ("multi_agent", "multi_agent_v2"):
+        on = AgentPolicy("none", "x", features={**FEATURES_OFF, feature: True})
+        assert on.config()["agents.enabled"] is True
+        assert on.config()[f"features.{feature}"] is True
+    other = AgentPolicy("none", "x", features={**FEATURES_OFF, "apps": True})
+    assert other.config()["agents.enabled"] is False
 
 
 def test_a_missing_git_folder_is_made_and_a_link_or_file_is_left_alone(tmp_path: Path) -> None:

@@ -54,7 +54,12 @@ class McpServerSpec:
         slow host tool off before the plugin's ``tool_timeout_s``. ``default_tools_approval_mode``:
         in a sandbox, with approvals off, codex refuses every MCP call otherwise ("MCP tool call
         requires approval, but approval policy is never", 0.163): the host's tools are the host's
-        to allow, and the host offered them."""
+        to allow, and the host offered them. ``omit_tools_from``: on a catalog model (every model
+        of codex 0.163–0.171 has ``supports_search_tool``) codex defers an MCP server's tools
+        behind its ``tool_search`` (gpt-5.5) or leaves them out of code mode's ``exec``
+        declaration (gpt-6.1-sol, gpt-6.2-sol): the model would not see the host's tools, and a
+        call by name in its first response fails. ``["deferred"]`` keeps this server out of the
+        deferred set, so its tools are in the first request (0.163, 0.169, 0.171)."""
         prefix = f"mcp_servers.{self.name}"
         return {
             f"{prefix}.command": self.command[0],
@@ -64,6 +69,7 @@ class McpServerSpec:
             f"{prefix}.required": True,
             f"{prefix}.tool_timeout_sec": self.tool_timeout_s,
             f"{prefix}.default_tools_approval_mode": "approve",
+            f"{prefix}.omit_tools_from": ["deferred"],
         }
 
     def overrides(self) -> list[str]:

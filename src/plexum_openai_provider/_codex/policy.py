@@ -60,6 +60,15 @@ a thread of its own that calls the model by itself and, on app-server, outlives 
 logged-in account's connectors (``apps``), browser and computer use, and goals (codex working on
 by itself). The host can see none of these, and some reach beyond the agent's confinement: they
 are off (:data:`FEATURES_OFF`) unless the operator turns one on (``codex_features``).
+
+**Sub-agents** are more than a feature: a catalog model's own metadata (``multi_agent_version:
+"v2"`` of gpt-6.1-sol on 0.163/0.169, gpt-6.2-sol on 0.171) offers codex's ``collaboration``
+tools (``spawn_agent``, ``wait_agent``, ``send_message``, …) and a ``<multi_agent_role>``
+developer message with ``multi_agent`` and ``multi_agent_v2`` both off; ``agents.max_threads=0``
+is refused ("at least 1"). ``agents.enabled=false`` removes them on every model (0.163, 0.169,
+0.171: the first model request has no ``collaboration`` namespace and no role message). Turning
+``multi_agent`` or ``multi_agent_v2`` on in ``codex_features`` turns them back on
+(:func:`sub_agent_config`).
 """
 
 from __future__ import annotations
@@ -83,6 +92,7 @@ __all__ = [
     "UNCONFINED",
     "AgentPolicy",
     "prepare_git_folder",
+    "sub_agent_config",
 ]
 
 PROFILE = "plexum-agent"
@@ -97,6 +107,14 @@ FEATURES_OFF: Mapping[str, bool] = {
     "computer_use": False,
     "goals": False,
 }
+
+
+SUB_AGENT_FEATURES = ("multi_agent", "multi_agent_v2")
+
+
+def sub_agent_config(features: Mapping[str, bool]) -> dict[str, Any]:
+    """codex's ``agents.enabled``: on only where the operator turned a sub-agent feature on."""
+    return {"agents.enabled": any(features.get(name, False) for name in SUB_AGENT_FEATURES)}
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,7 @@ class AgentPolicy:
         # The plan tool: the agent's plan reaches the host (a `plan` event); codex 0.169 offers
         # it to no model unless asked, 0.163 only to some.
         out["tools.update_plan.enabled"] = True
+        out.update(sub_agent_config(self.features))
         if not self.confined:
             return out
         roots: dict[str, str] = {".": "write"}
