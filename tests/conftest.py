@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from plexum_openai_provider._codex.models import CodexModel, parse_models
 from plexum_openai_provider.testing import ScriptedModelServer, write_codex_home
 
 # The end-to-end tests run the bundled codex, or the binary this names (to verify other versions).
@@ -39,6 +41,33 @@ def codex_under_test_version() -> str:
     return out.split()[-1]
 
 
+@functools.cache
+def catalog_models() -> tuple[CodexModel, ...]:
+    """The models the codex under test lists (``codex debug models``), in its order."""
+    from plexum_openai_provider._codex.binary import bundled_codex
+
+    path = CODEX_UNDER_TEST or bundled_codex()
+    assert path is not None
+    out = subprocess.run([path, "debug", "models"], capture_output=True, text=True, check=True)
+    return tuple(parse_models(out.stdout))
+
+
+# What the scripted model answers as in a `catalog` test: its own name, gpt-5.5 (tools as
+# functions), or the first code-mode model the codex under test lists (0.163/0.169: gpt-6.1-sol;
+# 0.171: gpt-6.2-sol).
+CATALOG = ("scripted", "gpt-5.5", "code-mode")
+
+
+def catalog_model(which: str) -> CodexModel | None:
+    if which == "scripted":
+        return None
+    models = catalog_models()
+    found = [m for m in models if (m.code_mode if which == "code-mode" else m.id == which)]
+    if not found:
+        pytest.fail(f"the codex under test lists no {which} model: {[m.id for m in models]}")
+    return found[0]
+
+
 def codex_at_least(version: str) -> bool:
     def parts(v: str) -> tuple[int, ...]:
         return tuple(int(x) for x in v.split(".")[:3] if x.isdigit())
@@ -59,15 +88,28 @@ async def _close_providers() -> AsyncIterator[None]:
 
 
 @pytest.fixture
-def model_server() -> Iterator[ScriptedModelServer]:
+def answering_as(request: pytest.FixtureRequest) -> CodexModel | None:
+    """The catalog model the scripted model answers as (None: its own name); a `catalog` test
+    runs once for each of CATALOG (tests/e2e/conftest.py)."""
+    return catalog_model(getattr(request, "param", "scripted"))
+
+
+@pytest.fixture
+def model_server(answering_as: CodexModel | None) -> Iterator[ScriptedModelServer]:
     with ScriptedModelServer() as server:
+        server.code_mode = answering_as is not None and answering_as.code_mode
         yield server
 
 
 @pytest.fixture
-def codex_home(tmp_path: Path, model_server: ScriptedModelServer) -> Path:
+def codex_home(
+    tmp_path: Path, model_server: ScriptedModelServer, answering_as: CodexModel | None
+) -> Path:
     home = tmp_path / "codex-home"
-    write_codex_home(home, model_server.base_url)
+    if answering_as is None:
+        write_codex_home(home, model_server.base_url)
+    else:
+        write_codex_home(home, model_server.base_url, model=answering_as.id)
     return home
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "AgentLimitsConfig",
     "EngineName",
     "HostConfig",
+    "ModelChoice",
     "SandboxMode",
     "config_object",
     "load_config_file",
@@ -90,6 +91,20 @@ class AgentEnvConfig(BaseModel):
             raise bad(f"{both[0]!r} is both passed and set: name it once")
 
 
+# codex's reasoning efforts are lower-case words (0.163-0.171: low … xhigh, max, ultra).
+EFFORT = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+class ModelChoice(BaseModel):
+    """What an advertised model runs: codex's model (None: codex's default) and, optionally,
+    its reasoning effort (None: the model's default)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    model: str | None = Field(default=None, min_length=1)
+    effort: str | None = Field(default=None, min_length=1)
+
+
 def _timeout(default: float) -> Any:
     return Field(default=default, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
@@ -114,7 +129,8 @@ class HostConfig(BaseModel):
     binary: str | None = Field(default=None, min_length=1)
     extra_args: tuple[str, ...] = ()
     supported_models: tuple[str, ...] = Field(default=(DEFAULT_MODEL,), min_length=1)
-    model_args: dict[str, str] = Field(default_factory=dict)
+    # An advertised model → codex's model ("gpt-5.5"), or {"model": …, "effort": …}.
+    model_args: dict[str, str | ModelChoice] = Field(default_factory=dict)
     turn_timeout_s: float = _timeout(1800.0)
     idle_timeout_s: float = _timeout(600.0)
     tool_timeout_s: float = _timeout(300.0)
@@ -155,7 +171,9 @@ class HostConfig(BaseModel):
     def _check_values(self) -> None:
         for key in type(self).model_fields:
             value = getattr(self, key)
-            if isinstance(value, BaseModel):
+            if key == "model_args":
+                value = _model_args_wire(value)
+            elif isinstance(value, BaseModel):
                 value = value.model_dump(by_alias=True)
             text = lone_surrogate(value)
             if text is not None:
@@ -203,18 +221,39 @@ class HostConfig(BaseModel):
                     key="codex_features",
                     value=dict(self.codex_features),
                 )
-        for model in self.model_args:
-            if model not in models:
+        for advertised, choice in self.model_args.items():
+            effort = choice.effort if isinstance(choice, ModelChoice) else None
+            if effort is not None and not EFFORT.fullmatch(effort):
                 raise ConfigError(
-                    f"config key 'model_args' names model {model!r}, which is not in"
+                    f"config key 'model_args.{advertised}.effort' has an invalid value {effort!r}: a"
+                    " reasoning effort is a lower-case word such as low, medium or high",
+                    key="model_args",
+                    value=_model_args_wire(self.model_args),
+                )
+            if advertised not in models:
+                raise ConfigError(
+                    f"config key 'model_args' names model {advertised!r}, which is not in"
                     f" supported_models {json.dumps(list(models))}",
                     key="model_args",
-                    value=dict(self.model_args),
+                    value=_model_args_wire(self.model_args),
                 )
 
     def model_arg(self, model: str) -> str | None:
         """The ``--model`` value for an advertised model id (``None``: codex's default)."""
-        return self.model_args.get(model)
+        arg = self.model_args.get(model)
+        return arg.model if isinstance(arg, ModelChoice) else arg
+
+    def model_effort(self, model: str) -> str | None:
+        """The reasoning effort the operator gave an advertised model (``None``: its default)."""
+        arg = self.model_args.get(model)
+        return arg.effort if isinstance(arg, ModelChoice) else None
+
+
+def _model_args_wire(args: dict[str, str | ModelChoice]) -> dict[str, Any]:
+    return {
+        k: v.model_dump(exclude_none=True) if isinstance(v, ModelChoice) else v
+        for k, v in args.items()
+    }
 
 
 def _tuples(value: Any) -> Any:
@@ -235,6 +274,8 @@ def _config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
             key=key,
             value=data.get(key),
         )
+    if key == "model_args" and len(loc) > 2 and isinstance(data.get(key), dict):
+        return _model_args_error(exc, loc[1], data[key])
     where = ".".join(loc) or "config"
     if err.get("type") == "extra_forbidden":
         fields = AgentLimitsConfig.model_fields if len(loc) > 1 else HostConfig.model_fields
@@ -252,6 +293,25 @@ def _config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
         f"config key {where!r} has an invalid value {json.dumps(value, default=str)}: {msg}",
         key=key,
         value=value,
+    )
+
+
+def _model_args_error(exc: ValidationError, name: str, args: dict[str, Any]) -> ConfigError:
+    """A ``model_args`` entry that is neither a model name nor a ``{"model", "effort"}`` table:
+    what is wrong with it, in the form it was given."""
+    value = args.get(name)
+    why = 'give codex\'s model name, or an object with "model" and/or "effort"'
+    if isinstance(value, dict):
+        for err in exc.errors():
+            loc = [str(part) for part in err.get("loc", ())]
+            if "ModelChoice" in loc and loc[-1] != "ModelChoice":
+                why = f"{loc[-1]}: {err.get('msg', 'invalid')}"
+                break
+    return ConfigError(
+        f"config key 'model_args.{name}' has an invalid value {json.dumps(value, default=str)}:"
+        f" {why}",
+        key="model_args",
+        value=args,
     )
 
 

@@ -35,6 +35,7 @@ from ._codex.guard import guard
 from ._codex.home import codex_home as default_codex_home
 from ._codex.limits import AgentLimits, Limiter
 from ._codex.login import LoginState, login_state
+from ._codex.models import CodexModel, choose_model, list_models
 from ._codex.policy import UNCONFINED, AgentPolicy
 from ._codex.rollout import RolloutLocator
 from ._codex.sandbox_probe import choose_policy
@@ -115,6 +116,7 @@ class CodexProvider:
         self.policy = policy
         self.limiter = limiter  # what bounds each agent's commands (create() makes it)
         self.login = LoginState(None, None)  # what `codex login status` said (create() asks)
+        self.codex_models: tuple[CodexModel, ...] = ()  # what codex offers (create() asks)
         self.engine_info = engine_info or EngineInfo(engine.name, engine.name)
         self._engine = engine
         self._env: dict[str, str] = dict(os.environ if env is None else env)
@@ -159,7 +161,11 @@ class CodexProvider:
         choosing = asyncio.ensure_future(
             choose_agent_policy(config, binary, environment, socket_dir, lock_dir)
         )
-        asking = asyncio.ensure_future(login_state(binary.path, environment))
+        asking = asyncio.ensure_future(
+            asyncio.gather(
+                login_state(binary.path, environment), list_models(binary.path, environment)
+            )
+        )
         limiter = None
         try:
             if config.sandbox != "none":
@@ -193,7 +199,8 @@ class CodexProvider:
             policy=policy,
             limiter=limiter,
         )
-        provider.login = await asking
+        provider.login, models = await asking
+        provider.codex_models = tuple(models)
         provider._sweep_on_start()
         return provider
 
@@ -222,12 +229,7 @@ class CodexProvider:
     # -- turns -------------------------------------------------------------------------------
     def _validate(self, request: TurnRequest) -> None:
         """What :meth:`TurnRequest.validate` (already done) leaves to the provider."""
-        if request.model is not None and request.model not in self.config.supported_models:
-            raise InvalidRequestError(
-                f"model {request.model!r} is not advertised (supported: "
-                f"{', '.join(self.config.supported_models)})",
-                field="model",
-            )
+        choose_model(self.config, self.codex_models, request.model, request.effort)
         if request.turn_id is not None and request.turn_id in self._turn_ids:
             raise InvalidRequestError(
                 f"turn_id {request.turn_id!r} was already used", field="turn_id"
@@ -323,13 +325,15 @@ class CodexProvider:
             raise
         finally:
             slot.starting = False
+        model, effort = choose_model(self.config, self.codex_models, request.model, request.effort)
         # Nothing below can fail: only now is the turn registered as running.
         setup = TurnSetup(
             request=request,
             turn_id=turn_id,
             engine=self._engine,
             locator=self._locator,
-            model=self.config.model_arg(request.model or self.config.supported_models[0]),
+            model=model,
+            effort=effort,
             turn_timeout_s=self.config.turn_timeout_s,
             idle_timeout_s=self.config.idle_timeout_s,
             unreachable_timeout_s=self.config.unreachable_timeout_s,

@@ -202,6 +202,7 @@ class TurnRequest:
     events: frozenset[str] = BASE_TYPES
     # A W3C trace context: the turn is a child of the caller's span (telemetry, and codex's own).
     traceparent: str | None = None
+    effort: str | None = None  # the model's reasoning effort (None: the configured default)
 
     @property
     def conversation(self) -> tuple[ChatMessage, ...]:
@@ -246,6 +247,9 @@ class TurnRequest:
             read.append(dataclasses.replace(message, content=tuple(parts)))
         if self.model is not None:
             check_text(self.model, "model")
+        if self.effort is not None and (not isinstance(self.effort, str) or not self.effort):
+            raise InvalidRequestError("effort must be a non-empty string", field="effort")
+        check_text(self.effort, "effort")
         validate_tools(self.tools)
         unknown = sorted(set(self.events) - BASE_TYPES - ACTIVITY_TYPES)
         if unknown:

@@ -1,6 +1,8 @@
 """Every end-to-end test runs on each engine (one parameter, not a copy), unless it is marked
 ``one_engine`` because it does not depend on how codex is driven, or ``engines(name, …)``
-because it tests what only those engines do."""
+because it tests what only those engines do. A test marked ``catalog`` also runs with the
+scripted model answering as catalog models (``answering_as``: gpt-5.5, and the first code-mode
+model the codex under test lists), where codex offers tools and sub-agents differently."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CURRENT, ENGINES, OPEN_PROVIDERS
+from tests.conftest import CATALOG, CURRENT, ENGINES, OPEN_PROVIDERS
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("catalog"):
+        metafunc.parametrize("answering_as", CATALOG, indirect=True)
     only = metafunc.definition.get_closest_marker("engines")
     if metafunc.definition.get_closest_marker("one_engine"):
         metafunc.parametrize("engine", ENGINES[:1], indirect=True)

@@ -64,6 +64,7 @@ def plugin_env(codex_env: dict[str, str], socket_dir: Path) -> dict[str, str]:
     return {**codex_env, "PLEXUM_SOCKET_DIR": str(socket_dir)}
 
 
+@pytest.mark.catalog
 async def test_the_model_calls_a_host_tool_and_gets_its_output(
     plugin_env: dict[str, str],
     workspace: Path,
@@ -94,8 +95,15 @@ async def test_the_model_calls_a_host_tool_and_gets_its_output(
     assert seen == [{"city": "Paris"}]
     assert "It is sunny." in texts(events)
     first, second = model_server.requests
-    assert f"{mcp_namespace(server_name('cx'))}.get_weather" in first.tool_names()
-    assert "Sunny in Paris, 21 °C" in outputs(second)["call_w1"]
+    # Offered up front, whatever the model (a catalog model would otherwise find it only through
+    # codex's tool_search, or not at all in code mode), and called by name in the first answer.
+    assert first.offers("get_weather", mcp_namespace(server_name("cx"))), first.tool_names()
+    assert "The weather of a city" in first.raw
+    assert "tool_search" not in first.tool_names()
+    # codex's sub-agents are not offered (a code-mode catalog model offers them by default).
+    assert not [n for n in first.tool_names() if "agent" in n], first.tool_names()
+    assert "spawn_agent" not in first.exec_description()
+    assert "Sunny in Paris, 21 °C" in second.tool_outputs()["call_w1"]
     assert len(sock.parent.name) and len(os.fsencode(sock)) < 100
     assert not sock.exists()  # the plugin is gone, and its socket with it
 

@@ -39,7 +39,6 @@ from plexum_openai_provider._turn.records import records_dir
 from plexum_openai_provider._turn.thread_store import read_thread_id
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import (
-    CustomToolCall,
     FunctionCall,
     Message,
     ResponsesRequest,
@@ -97,23 +96,30 @@ def sent_calls(request: ResponsesRequest) -> dict[str, Any]:
     }
 
 
+def block_of(server: ScriptedModelServer, call: FunctionCall) -> ToolCall:
+    """The block the host is shown for a scripted call (code mode: the ``exec`` that makes it)."""
+    if server.code_mode:
+        script = call.as_code_mode()
+        return ToolCall(str(call.call_id), "exec", script.input, "functions")
+    return ToolCall(str(call.call_id), call.name, call.arguments, call.namespace)
+
+
+@pytest.mark.catalog
 async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
     provider = await provider_for(codex_env)
-    model_server.enqueue(
-        FunctionCall("search", json.dumps(SECRET_ARGS), call_id="call_heavy", namespace=NS),
-        FunctionCall("exec_command", json.dumps({"cmd": "echo shell-ran"}), call_id="call_shell"),
-        Message("found it"),
+    heavy = FunctionCall("search", json.dumps(SECRET_ARGS), call_id="call_heavy", namespace=NS)
+    shell = FunctionCall(
+        "exec_command", json.dumps({"cmd": "echo shell-ran"}), call_id="call_shell"
     )
+    model_server.enqueue(heavy, shell, Message("found it"))
     events, result = await run(provider, workspace, "search", tools=(ToolSpec("search"),))
     assert result.status == "completed"
     calls = [e for e in events if isinstance(e, ToolCall)]
     results = {e.block_id: e for e in events if isinstance(e, ToolResult)}
-    assert [c.block_id for c in calls] == ["call_heavy", "call_shell"]
-    assert calls[0] == ToolCall("call_heavy", "search", json.dumps(SECRET_ARGS), NS)
-    assert calls[1].name == "exec_command" and calls[1].namespace is None
-    assert HEAVY in results["call_heavy"].output and not results["call_heavy"].is_error
+    assert calls == [block_of(model_server, heavy), block_of(model_server, shell)]
+    assert HEAVY.strip() in results["call_heavy"].output and not results["call_heavy"].is_error
     assert "shell-ran" in results["call_shell"].output
     # Blocks come before the usage event, which is last.
     assert type(events[-1]).__name__ == "Usage"
@@ -138,20 +144,27 @@ async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
     )
     assert (result.consumed, result.not_found) == (["call_heavy", "call_two"], ["nope"])
     after = rollout_of(provider, workspace).read_bytes().splitlines(keepends=True)
-    # Only the call and its output changed; every other line is byte for byte the same.
+    # Only the calls and their outputs changed; every other line is byte for byte the same.
+    # A function call's arguments become "{}" (call_two had "{}" already), code mode's
+    # JavaScript becomes the marker.
+    consumed_call = MARKER if model_server.code_mode else "{}"
     assert len(after) == len(before)
     changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
-    assert len(changed) == 3  # two outputs and call_heavy (call_two had "{}" already)
+    assert len(changed) == (4 if model_server.code_mode else 3)
     for i in changed:
         old, new = json.loads(before[i]), json.loads(after[i])
         assert old.get("ordinal") == new.get("ordinal") and old["timestamp"] == new["timestamp"]
-        assert new["payload"].get("arguments", new["payload"].get("output")) in ("{}", MARKER)
+        payload = new["payload"]
+        assert payload.get("arguments", payload.get("input", payload.get("output"))) in (
+            consumed_call,
+            MARKER,
+        )
 
     _, third = await run(provider, workspace, "what did you find?")
     assert third.status == "completed"
     request = model_server.requests[-1]
     assert sent_outputs(request)["call_heavy"] == MARKER
-    assert sent_calls(request)["call_heavy"] == "{}"
+    assert sent_calls(request)["call_heavy"] == consumed_call
     assert HEAVY not in request.raw and "the heavy original arguments" not in request.raw
     assert "shell-ran" in json.dumps(sent_outputs(request)["call_shell"])  # not consumed
 
@@ -160,30 +173,6 @@ async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
     again = await provider.consume(AgentContext("cx", workspace), ["call_heavy"])
     assert again.consumed == ["call_heavy"]
     assert rollout_of(provider, workspace).read_bytes() == snapshot
-
-
-@pytest.mark.skipif(not codex_at_least("0.163"), reason="code mode is verified on codex 0.163+")
-async def test_code_mode_blocks_and_consume(
-    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
-) -> None:
-    provider = await provider_for(
-        codex_env, supported_models=["codex", "sol"], model_args={"sol": "gpt-6.1-sol"}
-    )
-    script = f"const r = await tools.{NS}__search({{query: 'x'}}); text(JSON.stringify(r));"
-    model_server.enqueue(CustomToolCall(script, call_id="call_js"), Message("ok"))
-    events, result = await run(provider, workspace, "js", model="sol", tools=(ToolSpec("search"),))
-    assert result.status == "completed"
-    call = next(e for e in events if isinstance(e, ToolCall))
-    assert (call.block_id, call.name, call.arguments) == ("call_js", "exec", script)
-    assert call.namespace in ("functions", None)  # codex 0.136 does not record it
-    assert HEAVY.strip() in next(e for e in events if isinstance(e, ToolResult)).output
-    assert (await provider.consume(AgentContext("cx", workspace), ["call_js"])).consumed == [
-        "call_js"
-    ]
-    await run(provider, workspace, "next", model="sol")
-    request = model_server.requests[-1]
-    assert sent_outputs(request)["call_js"] == MARKER and sent_calls(request)["call_js"] == "{}"
-    assert HEAVY not in request.raw
 
 
 async def test_is_error_results_are_flagged(

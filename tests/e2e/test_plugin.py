@@ -96,6 +96,9 @@ async def test_requests_before_initialize_and_busy_agents(
         (lambda p: p.update(messages=[{"role": "assistant", "content": "x"}]), "messages"),
         (lambda p: p.update(messages="hello"), "messages"),
         (lambda p: p.update(model="gpt-unknown"), "model"),
+        (lambda p: p.update(effort="hyper"), "effort"),
+        (lambda p: p.update(effort=5), "effort"),
+        (lambda p: p.update(model="gpt-5.5", effort="ultra"), "effort"),
         (lambda p: p["messages"][0].update(content="x" * (1024 * 1024 + 1)), "messages"),
     ],
 )

@@ -46,6 +46,10 @@ def test_full_config_from_json() -> None:
         ({"supported_models": ["a", "a"]}, "supported_models", "unique"),
         ({"model_args": {"gpt": "gpt-5"}}, "model_args", "'gpt'"),
         ({"model_args": {"codex": 5}}, "model_args", "5"),
+        ({"model_args": {"codex": {"effort": "HIGH"}}}, "model_args", "model_args.codex.effort"),
+        ({"model_args": {"codex": {"efort": "low"}}}, "model_args", "efort"),
+        ({"model_args": {"codex": {"model": ""}}}, "model_args", "model_args.codex"),
+        ({"model_args": {"codex": {"effort": "\udc80"}}}, "model_args", "unicode"),
         ({"binary": ""}, "binary", '""'),
         ({"consume_marker": ""}, "consume_marker", '""'),
         ({"consume_marker": "\ud800"}, "consume_marker", "unicode"),
@@ -61,6 +65,26 @@ def test_bad_values_name_the_key_and_value(data: dict[str, object], key: str, ne
         HostConfig.parse(data)
     assert err.value.key == key
     assert key in str(err.value) and needle in str(err.value)
+
+
+def test_model_args_give_a_model_and_a_default_effort() -> None:
+    """The old form (a model name) stays valid; the new one gives an effort, with or without a
+    model (without: codex's default model)."""
+    config = HostConfig.parse(
+        {
+            "supported_models": ["fast", "deep", "plain"],
+            "model_args": {
+                "fast": "gpt-5.5",
+                "deep": {"model": "gpt-6.1-sol", "effort": "ultra"},
+                "plain": {"effort": "low"},
+            },
+        }
+    )
+    assert [(config.model_arg(m), config.model_effort(m)) for m in config.supported_models] == [
+        ("gpt-5.5", None),
+        ("gpt-6.1-sol", "ultra"),
+        (None, "low"),
+    ]
 
 
 def test_not_an_object() -> None:

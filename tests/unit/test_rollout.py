@@ -1,10 +1,13 @@
-"""Rollout reading on a session recorded from the real codex 0.163 (a turn with a shell call)."""
+"""Rollout reading on sessions recorded from the real codex: 0.163 (a turn with a shell call),
+0.171 (a code-mode turn with one exec call)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
+from plexum_openai_provider._codex.consume import rewrite_rollout
 from plexum_openai_provider._codex.rollout import (
     RolloutLocator,
     read_records,
@@ -68,3 +71,33 @@ def test_locator_finds_by_thread_id_and_caches(tmp_path: Path) -> None:
     moved = archived / target.name
     target.rename(moved)
     assert locator.find(THREAD) == moved  # the cached path is gone: searched again
+
+
+CODE_MODE = DATA / "rollout-0.171-code-mode-turn.jsonl"  # codex 0.171, gpt-6.2-sol, one exec call
+CODE_MODE_THREAD = "01a23e03-dece-7e42-b5f9-2fb363661d51"
+
+
+def test_a_code_mode_call_is_one_exec_block() -> None:
+    [block] = tool_blocks(read_records(CODE_MODE))
+    assert (block.call_id, block.name, block.namespace) == ("call_js", "exec", "functions")
+    assert "tools.mcp__plexum_host_cx__get_weather(" in block.arguments
+    assert block.output is not None and "sunny" in block.output and not block.is_error
+
+
+def test_consuming_a_code_mode_call_makes_its_input_and_output_the_marker(tmp_path: Path) -> None:
+    path = tmp_path / CODE_MODE.name
+    shutil.copy(CODE_MODE, path)
+    before = path.read_bytes().splitlines(keepends=True)
+    outcome = rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
+    assert (outcome.consumed, outcome.rewritten) == (["call_js"], True)
+    after = path.read_bytes().splitlines(keepends=True)
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    payloads = [json.loads(after[i])["payload"] for i in changed]
+    assert [(p["type"], p.get("input", p.get("output"))) for p in payloads] == [
+        ("custom_tool_call", "[used]"),
+        ("custom_tool_call_output", "[used]"),
+    ]
+    [block] = tool_blocks(read_records(path))
+    assert (block.arguments, block.output) == ("[used]", "[used]")
+    again = rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
+    assert (again.consumed, again.rewritten) == (["call_js"], False)

@@ -102,6 +102,7 @@ def exec_argv(
     *,
     resume_thread: str | None = None,
     model: str | None = None,
+    effort: str | None = None,
     mcp_server: McpServerSpec | None = None,
     policy: AgentPolicy | None = None,
     instructions: str | None = None,
@@ -117,7 +118,8 @@ def exec_argv(
     any size), while an argument is limited to 128 KiB on Linux and one starting with ``-`` would
     be taken for a flag. ``policy``: the agent's sandbox and codex features (None: unconfined,
     codex's own features). ``instructions``: a new thread's developer instructions (codex 0.163+
-    ignores them on ``resume``). ``images``: image files given with the prompt.
+    ignores them on ``resume``). ``images``: image files given with the prompt. ``effort``: the
+    model's reasoning effort (codex's ``model_reasoning_effort``; None: the model's default).
     ``skip_project_docs``: there are none to find (:mod:`.project_docs`): codex does not look.
     ``git_folder``: the workspace's ``.git`` is a real folder (:func:`.policy.prepare_git_folder`).
     """
@@ -128,6 +130,8 @@ def exec_argv(
         argv.append(UNCONFINED_FLAG)
     if model is not None:
         argv += ["--model", model]
+    if effort is not None:
+        argv += config_overrides({"model_reasoning_effort": effort})
     argv += mcp_server.overrides() if mcp_server else []
     argv += config_overrides(policy.config(git_folder=git_folder)) if policy else []
     if instructions:

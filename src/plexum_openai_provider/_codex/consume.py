@@ -1,8 +1,9 @@
 """The consume mirror: rewrite tool calls in a rollout so that a resumed codex no longer sends the
 model their heavy arguments and outputs.
 
-For every ``response_item`` whose ``call_id`` is consumed, a call's ``arguments`` (a custom call's
-``input``) become ``"{}"`` and an output's ``output`` becomes the marker. Every other line is copied
+For every ``response_item`` whose ``call_id`` is consumed, a call's ``arguments`` become ``"{}"``
+(still the JSON object the tool's schema asks for), a custom call's ``input`` (code mode's
+JavaScript, free text) and an output's ``output`` become the marker. Every other line is copied
 byte for byte (ordinals included: codex refuses a file whose last record has none). codex resumes
 by rebuilding the model's history from the ``response_item`` lines, so this is what the model sees.
 
@@ -125,9 +126,10 @@ def _consume_line(line: bytes, marker: str, guard: _Guard) -> tuple[bytes, str |
         field = CALL_FIELDS[kind]
         if not isinstance(payload.get(field), str):
             raise guard.fail(f"a {kind} has a {field} that is not a string")
-        if payload[field] == CONSUMED_ARGUMENTS:
+        consumed = CONSUMED_ARGUMENTS if field == "arguments" else marker
+        if payload[field] in (consumed, CONSUMED_ARGUMENTS):  # "{}": consumed before, as such
             return line, call_id
-        payload[field] = CONSUMED_ARGUMENTS
+        payload[field] = consumed
     elif kind in OUTPUT_TYPES:
         output = payload.get("output")
         if not isinstance(output, (str, list)) or (

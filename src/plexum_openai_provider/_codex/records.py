@@ -32,7 +32,7 @@ RESPONSE_ITEM = "response_item"
 # A call's record type → the field holding what the model sent (arguments, or code mode's input).
 CALL_FIELDS = {"function_call": "arguments", "custom_tool_call": "input"}
 OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output"})
-# What a consumed call's arguments become.
+# What a consumed call's arguments become (a consumed custom call's input becomes the marker).
 CONSUMED_ARGUMENTS = "{}"
 # ``event_msg`` payload types codex writes when a turn ends (completed, or aborted by interrupt).
 TURN_END_EVENTS = frozenset({"task_complete", "turn_aborted"})

@@ -282,6 +282,7 @@ class ExecEngine:
                 self.binary,
                 resume_thread=spec.resume,
                 model=spec.model,
+                effort=spec.effort,
                 mcp_server=spec.mcp_server,
                 policy=spec.policy,
                 instructions=spec.instructions if spec.resume is None else None,

@@ -62,6 +62,7 @@ class RunSpec:
     prompt: str  # the turn's input text
     resume: str | None  # the thread to continue, or None for a new one
     model: str | None  # codex's model name, or None for codex's default
+    effort: str | None = None  # the model's reasoning effort, or None for its default
     mcp_server: McpServerSpec | None = None
     policy: AgentPolicy = UNCONFINED  # the agent's sandbox and codex features
     images: tuple[ImagePart, ...] = ()  # the turn's images (validated)

@@ -110,6 +110,7 @@ class TurnSetup:
     notices: tuple[Notice, ...] = ()  # sent first (e.g. the engine fell back)
     # Its span and figures (telemetry; a no-op unless OpenTelemetry is configured).
     trace: TurnTrace = field(default_factory=TurnTrace)
+    effort: str | None = None  # the model's reasoning effort (None: its default)
     # Called once the turn is over, before its result is delivered (whoever registered the turn
     # as running unregisters it here, so that a caller who has the result finds the agent free).
     on_end: Callable[[], None] | None = None
@@ -364,6 +365,7 @@ class Turn:
             prompt=given.text,
             resume=resume,
             model=setup.model,
+            effort=setup.effort,
             mcp_server=setup.bridge.mcp_server,
             policy=setup.policy,
             images=given.images,

@@ -23,6 +23,8 @@ __all__ = ["main"]
 log = logging.getLogger("plexum_openai_provider")
 
 EXIT_USAGE = 2
+MODEL_HELP = "an advertised model, or one codex lists (`codex debug models`; default: the first)"
+EFFORT_HELP = "the model's reasoning effort, e.g. low, medium, high (default: the model's)"
 
 # The bare command with a terminal on stdin: a person, not a host (a host gives it pipes).
 BARE_TTY = f"""plexum-openai-provider-plugin {__version__}: the Plexum provider plugin for the OpenAI Codex CLI.
@@ -62,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workspace", type=Path, help="the agent's workspace folder")
     run.add_argument("--demo", action="store_true", help="a scripted model, no login, no network")
     run.add_argument("--agent", default="cli", help="agent id (default: cli)")
-    run.add_argument("--model", help="one of the advertised models (default: the first)")
+    run.add_argument("--model", help=MODEL_HELP)
+    run.add_argument("--effort", help=EFFORT_HELP)
     run.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     run.add_argument("--json", action="store_true", help="print canonical events as JSON lines")
     run.add_argument(
@@ -87,6 +90,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--agent", default="chat", help="agent id (default: chat)")
     chat.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     chat.add_argument("--demo", action="store_true", help="a scripted model, no login, no network")
+    chat.add_argument("--model", help=MODEL_HELP)
+    chat.add_argument("--effort", help=EFFORT_HELP)
     chat.add_argument(
         "--system",
         metavar="TEXT",

@@ -88,11 +88,14 @@ class Chat:
         demo: bool = False,
         system: str | None = None,
         state_dir: Path | None = None,
+        model: str | None = None,
+        effort: str | None = None,
     ) -> None:
         self.plugin = plugin
         self.state_dir = state_dir  # the plugin's (where it records the agent's thread)
         self.demo = demo
         self.system = system
+        self.model, self.effort = model, effort  # every turn's (None: the plugin's default)
         self.images: list[str] = []  # attached with /image, sent with the next message
         self.unsent: str | None = None  # a message the plugin refused (/retry sends it again)
         self.running: str | None = None  # the turn Ctrl-C cancels (one of its own, not a steer)
@@ -114,6 +117,8 @@ class Chat:
             turn_id,
             self.agent,
             message,
+            model=self.model,
+            effort=self.effort,
             tools=self.tools,
             images=images,
             system=self.system,
@@ -363,6 +368,8 @@ async def _chat(ns: argparse.Namespace, env: dict[str, str], workspace: Path) ->
             demo=ns.demo,
             system=instructions_arg(ns.system),
             state_dir=default_state_dir(env),
+            model=ns.model,
+            effort=ns.effort,
         )
         await chat.loop()
     finally:

@@ -104,6 +104,7 @@ def run_command(ns: argparse.Namespace) -> int:
         request = TurnRequest(
             AgentContext(ns.agent, workspace),
             model=ns.model,
+            effort=ns.effort,
             messages=conversation(message, ns.image, system),
             # --json prints every event there is (a script ignores types it does not know).
             events=BASE_TYPES | ACTIVITY_TYPES if ns.json else BASE_TYPES,

@@ -135,6 +135,7 @@ class PluginClient:
         message: str = "",
         *,
         model: str | None = None,
+        effort: str | None = None,
         tools: Sequence[ToolSpec] = (),
         images: Sequence[str] = (),
         system: str | None = None,
@@ -164,6 +165,8 @@ class PluginClient:
         }
         if model is not None:
             params["model"] = model
+        if effort is not None:
+            params["effort"] = effort
         if when_busy is not None:
             params["when_busy"] = when_busy
         if traceparent is not None:

@@ -47,6 +47,7 @@ class TurnStartParams(_Params):
     turn_id: str
     agent: AgentParams
     model: str | None = None
+    effort: str | None = None  # checked by the provider against the model's efforts
     messages: list[Any]
     tools: list[ToolParams] | None = None
     when_busy: str | None = None  # checked by the provider (refuse, steer, queue)

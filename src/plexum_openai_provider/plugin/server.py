@@ -149,6 +149,9 @@ class PluginServer:
             "protocol_version": PROTOCOL_VERSION,
             "plugin_info": {"name": PLUGIN_NAME, "version": __version__},
             "models": [{"id": model} for model in provider.models],
+            # What the codex in use offers (a turn may name one as its model) and each one's
+            # reasoning efforts (a turn's `effort`).
+            "codex_models": [model.describe() for model in provider.codex_models],
             "capabilities": {
                 "agent_context": True,
                 "host_tools": True,
@@ -212,6 +215,7 @@ class PluginServer:
             AgentContext(params.agent.id, Path(params.agent.workspace)),
             messages=parse_messages(params.messages),
             model=params.model,
+            effort=params.effort,
             turn_id=params.turn_id,
             tools=tuple(
                 ToolSpec(t.name, t.description, dict(t.input_schema)) for t in params.tools or ()

@@ -17,6 +17,10 @@ Replies:
 * :class:`CustomToolCall` - a ``custom_tool_call`` (code mode's ``exec``).
 * :class:`Reasoning` - a ``reasoning`` item whose summaries stream as
   ``response.reasoning_summary_text.delta`` events.
+
+A server in code mode (``code_mode``, as a test answering as a code-mode catalog model such as
+gpt-6.1-sol sets it) sends a :class:`FunctionCall` the way such a model calls a tool: an ``exec``
+whose JavaScript calls it and returns its result as text (:meth:`FunctionCall.as_code_mode`).
 * :class:`Failed` - a ``response.failed`` event.
 * :class:`HttpError` - a plain HTTP error status.
 * :class:`Hang` - accept the request and never answer.
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -123,6 +128,14 @@ class FunctionCall:
         if self.namespace is not None:
             out["namespace"] = self.namespace
         return out
+
+    def as_code_mode(self) -> CustomToolCall:
+        """The same call as a code-mode model makes it: ``exec`` (namespace ``functions``) whose
+        JavaScript calls the tool by its code-mode name (``<namespace>__<name>``, codex
+        0.163-0.171) and returns the result as JSON text."""
+        name = f"{self.namespace}__{self.name}" if self.namespace else self.name
+        script = f"const r = await tools.{name}({self.arguments or '{}'}); text(JSON.stringify(r));"
+        return CustomToolCall(script, call_id=self.call_id)
 
 
 @dataclass(frozen=True)
@@ -234,16 +247,54 @@ class ResponsesRequest:
     def items_of_type(self, kind: str) -> list[dict[str, Any]]:
         return [item for item in self.input if item.get("type") == kind]
 
+    def _offered(self) -> list[dict[str, Any]]:
+        """The tools offered: the body's ``tools``, and code mode's ``additional_tools`` input
+        item (codex 0.163-0.171 send a code-mode model its tools there, not in ``tools``)."""
+        tools = list(self.body.get("tools") or [])
+        for item in self.items_of_type("additional_tools"):
+            tools.extend(item.get("tools") or [])
+        return [t for t in tools if isinstance(t, dict)]
+
     def tool_names(self) -> list[str]:
-        """Names of the tools offered, MCP namespaces flattened as ``namespace.name``."""
+        """Names of the tools offered, namespaces flattened as ``namespace.name``."""
         names: list[str] = []
-        for tool in self.body.get("tools") or []:
+        for tool in self._offered():
             if tool.get("type") == "namespace":
                 ns = tool.get("name", "")
                 names.extend(f"{ns}.{t.get('name')}" for t in tool.get("tools") or [])
             else:
                 names.append(str(tool.get("name")))
         return names
+
+    def exec_description(self) -> str:
+        """The description of code mode's ``exec`` tool ("" without code mode)."""
+        for tool in self._offered():
+            for inner in [tool, *(tool.get("tools") or [])]:
+                if isinstance(inner, dict) and inner.get("name") == "exec":
+                    return str(inner.get("description", ""))
+        return ""
+
+    def exec_tool_names(self) -> list[str]:
+        """The tools code mode's ``exec`` declares to the model (``declare const tools: {
+        name(…`` in its description, codex 0.163-0.171)."""
+        return re.findall(r"declare const tools: \{ *([A-Za-z0-9_$]+)\(", self.exec_description())
+
+    def offers(self, name: str, namespace: str | None = None) -> bool:
+        """Is the tool in this request, as a tool or in code mode's ``exec`` declaration?"""
+        direct = f"{namespace}.{name}" if namespace else name
+        in_exec = f"{namespace}__{name}" if namespace else name
+        return direct in self.tool_names() or in_exec in self.exec_tool_names()
+
+    def tool_outputs(self) -> dict[str, str]:
+        """call_id → the text of each tool output the model was sent (function or custom)."""
+        out = {}
+        for item in self.input:
+            if item.get("type") in ("function_call_output", "custom_tool_call_output"):
+                value = item.get("output")
+                if isinstance(value, list):
+                    value = "\n".join(str(p.get("text", "")) for p in value if isinstance(p, dict))
+                out[str(item.get("call_id"))] = str(value)
+        return out
 
 
 def echo_script(request: ResponsesRequest) -> Reply:
@@ -261,6 +312,7 @@ class ScriptedModelServer:
     ) -> None:
         self.script = script
         self.usage = usage or DEFAULT_USAGE
+        self.code_mode = False  # send FunctionCalls as code mode's exec (see the module docstring)
         self.requests: list[ResponsesRequest] = []
         self._queue: list[Reply] = []
         self._lock = threading.Lock()
@@ -426,6 +478,8 @@ class ScriptedModelServer:
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
                     b"connection: close\r\n\r\n"
                 )
+            if self.code_mode:
+                items = [i.as_code_mode() if isinstance(i, FunctionCall) else i for i in items]
             for index, item in enumerate(items):
                 wire = item.item(self._ids)
                 if isinstance(item, Message):
@@ -457,9 +511,18 @@ class ScriptedModelServer:
 
 
 def write_codex_home(
-    codex_home: Path, base_url: str, *, extra_toml: str = "", top_toml: str = ""
+    codex_home: Path,
+    base_url: str,
+    *,
+    extra_toml: str = "",
+    top_toml: str = "",
+    model: str = "scripted-model",
 ) -> Path:
     """Write a ``config.toml`` that points codex at a scripted server, with no retries.
+
+    ``model``: the name codex runs; a catalog model's slug (``codex debug models``) makes codex
+    treat the scripted server as that model (its tools, code mode, instructions: codex 0.163+
+    applies a catalog model's metadata to a custom provider's model of the same name).
 
     codex retries a failing model five times with backoff (6 s for ``response.failed``, 25 s for
     HTTP 500) unless the provider sets ``request_max_retries`` and ``stream_max_retries`` to 0.
@@ -469,7 +532,7 @@ def write_codex_home(
     config = codex_home / "config.toml"
     config.write_text(
         top_toml + 'model_provider = "scripted"\n'
-        'model = "scripted-model"\n'
+        f'model = "{model}"\n'
         "[model_providers.scripted]\n"
         'name = "scripted"\n'
         f'base_url = "{base_url}"\n'

@@ -47,6 +47,7 @@ class _Loaded:
     key: str  # what it was loaded with: a different key means reload
     rollout: Path | None
     model: str | None = None  # the model its turns use now (None: not known)
+    effort: str | None = None  # the reasoning effort its turns were last given (None: none)
     used: float = field(default_factory=time.monotonic)
 
 
@@ -377,6 +378,9 @@ class AppServerEngine:
             params["model"] = model
         # codex takes a W3C trace context on every request (0.163-0.171: JSONRPCRequest.trace).
         trace = {"trace": {"traceparent": spec.traceparent}} if spec.traceparent else None
+        if spec.effort is not None and spec.effort != loaded.effort:
+            # Like the model, codex keeps a turn's effort for the thread's next turns (0.163+).
+            params["effort"] = spec.effort
         try:
             answer = await server.request("turn/start", params, self.request_timeout_s, trace)
         except BaseException:
@@ -389,6 +393,7 @@ class AppServerEngine:
             raise AppServerError(f"codex app-server started a turn without an id: {answer!r}")
         run._started(turn_id)
         loaded.model = model or loaded.model
+        loaded.effort = spec.effort or loaded.effort
         return run
 
     async def _call(self, server: AppServer, method: str, params: Any) -> Any:
