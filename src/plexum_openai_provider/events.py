@@ -66,12 +66,14 @@ Phase = Literal["commentary", "final_answer"]
 class TextDelta:
     """A piece of one of the turn's messages. ``message_id`` is stable within the turn (a new id
     is a new message: an interim one such as "Let me check the file…", or the answer); ``phase``
-    is codex's word for the message, where codex says (app-server), else None."""
+    is codex's word for the message, where codex says (app-server), else None. ``sub_agent``: the
+    codex sub-agent that wrote it (its path, e.g. ``/root/helper``), None for the agent itself."""
 
     type: ClassVar[str] = "text_delta"
     text: str
     message_id: str = ""
     phase: Phase | None = None
+    sub_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class ToolCall:
     name: str
     arguments: str
     namespace: str | None = None
+    sub_agent: str | None = None  # the codex sub-agent that made the call (see TextDelta)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class ToolResult:
     block_id: str
     output: str
     is_error: bool = False
+    sub_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -284,7 +288,11 @@ class EventStream:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    return {"type": event.type, **dataclasses.asdict(event)}
+    """The wire form; ``sub_agent`` only where a sub-agent's work is reported."""
+    data = dataclasses.asdict(event)
+    if data.get("sub_agent", "") is None:
+        del data["sub_agent"]
+    return {"type": event.type, **data}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

@@ -24,7 +24,11 @@ from plexum_openai_provider import (
 )
 from plexum_openai_provider._codex.binary import CodexBinary, bundled_codex
 from plexum_openai_provider._engine import seam
-from plexum_openai_provider._engine.app_server_events import AppServerTurn
+from plexum_openai_provider._engine.app_server_events import (
+    AppServerTurn,
+    SubAgentItems,
+    sub_agents_named,
+)
 from plexum_openai_provider._engine.app_server_probe import parse_version, read_schema, schema_gaps
 from plexum_openai_provider._engine.select import choose_engine
 from plexum_openai_provider._io.files import (
@@ -96,6 +100,43 @@ def test_each_message_keeps_its_id_and_the_phase_codex_gave_it() -> None:
     assert delta("c", "x") == [seam.Text("x", "c", None)]
     whole = item("agentMessage", "d", "final_answer", "whole")
     assert turn.feed("item/completed", whole) == [seam.Text("whole", "d", "final_answer")]
+
+
+def test_a_sub_agents_work_is_read_from_its_thread_recorded_on_0_171() -> None:
+    """codex 0.171, gpt-6.2-sol with multi_agent_v2: the parent's subAgentActivity names the
+    sub-agent's thread; its host tool call and its answer become events marked with it, and its
+    own turn's start and end are not the parent's."""
+    notes = [json.loads(line) for line in (DATA / "app-server-0.171-sub-agent.jsonl").open()]
+    children: dict[str, str] = {}
+    for note in notes:
+        children.update(sub_agents_named((note["params"] or {}).get("item")))
+    [(child, path)] = children.items()
+    assert path == "/root/helper"
+    items = SubAgentItems()
+    events = [
+        event
+        for note in notes
+        if note["params"].get("threadId") == child
+        for event in items.feed(path, note["method"], note["params"])
+        if not isinstance(event, seam.Other)
+    ]
+    assert events == [
+        seam.SubAgentTool(
+            path,
+            "child_call",
+            "get_weather",
+            '{"city": "Oslo"}',
+            "mcp__plexum_host_cx",
+            "sunny in Oslo",
+            False,
+        ),
+        seam.Text("CHILD-RESULT", "msg_8", None, path),
+    ]
+    failed = {"type": "mcpToolCall", "id": "c", "server": "s", "tool": "t", "arguments": {}}
+    failed["error"] = {"message": "tool failed"}
+    [event] = items.feed(path, "item/completed", {"item": failed})
+    assert isinstance(event, seam.SubAgentTool) and event.is_error and event.output == "tool failed"
+    assert items.feed(path, "item/completed", None) == []
 
 
 def test_other_turns_and_odd_shapes_are_tolerated() -> None:

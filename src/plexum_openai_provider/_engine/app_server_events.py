@@ -42,18 +42,31 @@ running command's output carries the block id of the call's later ``tool_call``.
 send a command's first output only with the item's completion (it did not stream the first line
 of a command in one run of two): the full output is always in the call's result.
 
+A codex sub-agent (``codex_features`` turned ``multi_agent``/``multi_agent_v2`` on) is a thread of
+its own; the parent's ``item/started`` of a ``subAgentActivity`` names it (0.163-0.171, recorded in
+``tests/data/app-server-0.171-sub-agent.jsonl``), and :class:`SubAgentItems` reads its
+notifications as the parent turn's events, marked with the sub-agent::
+
+    {"method":"item/started","params":{"threadId":<parent>,"item":{"type":"subAgentActivity",
+        "id":"spawn1","agentThreadId":<child>,"agentPath":"/root/helper",…}}}
+    {"method":"item/completed","params":{"threadId":<child>,"item":{"type":"mcpToolCall",
+        "id":…,"server":"plexum-host-cx","tool":"get_weather","arguments":{…},
+        "result":{"content":[{"type":"text","text":…}]},"error":null,"status":"completed"}}}
+
 A turn's usage is the sum of the ``last`` figures of its ``tokenUsage`` notifications (one per
 model response); a resumed thread first repeats the previous turn's, which carries that turn's id.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from ..events import FileChange, Phase, PlanStep, Usage
 from . import seam
 
-__all__ = ["AppServerTurn", "diff_counts"]
+__all__ = ["AppServerTurn", "SubAgentItems", "diff_counts", "sub_agents_named"]
 
 # Items whose completion may mean a tool call's block can be read from the rollout.
 _MESSAGE = "agentMessage"
@@ -231,3 +244,77 @@ def _error_text(error: Any) -> str:
     message = _str(error.get("message"))
     details = _str(error.get("additionalDetails"))
     return f"{message} ({details})" if details and details not in message else message
+
+
+def sub_agents_named(item: Any) -> dict[str, str]:
+    """The sub-agents a parent's item names: thread id → its path (``subAgentActivity``; a
+    ``collabAgentToolCall`` of multi-agent v1 names only the threads)."""
+    if not isinstance(item, dict):
+        return {}
+    if item.get("type") == "subAgentActivity":
+        thread = item.get("agentThreadId")
+        if isinstance(thread, str):
+            return {thread: _str(item.get("agentPath")) or thread}
+    if item.get("type") == "collabAgentToolCall":
+        threads = item.get("receiverThreadIds")
+        return {t: t for t in threads if isinstance(t, str)} if isinstance(threads, list) else {}
+    return {}
+
+
+class SubAgentItems:
+    """A sub-agent's messages and tool calls, from its thread's notifications: text as it is
+    written, a tool call with its result when it completes. Its turn's start, end and usage are
+    its own (the parent's turn does not end with them)."""
+
+    def __init__(self) -> None:
+        self._streamed: dict[tuple[str, str], str] = {}
+
+    def feed(self, agent: str, method: str, params: Any) -> list[seam.CodexEvent]:
+        if not isinstance(params, dict):
+            return []
+        if method == "item/agentMessage/delta":
+            message, delta = _str(params.get("itemId")), _str(params.get("delta"))
+            key = (agent, message)
+            self._streamed[key] = self._streamed.get(key, "") + delta
+            return [seam.Text(delta, message, None, agent)] if delta else []
+        item = params.get("item")
+        if method != "item/completed" or not isinstance(item, dict):
+            return [seam.Other(f"sub-agent {method}")]
+        kind, item_id = _str(item.get("type")), _str(item.get("id"))
+        if kind == _MESSAGE:
+            text, streamed = _str(item.get("text")), self._streamed.pop((agent, item_id), "")
+            rest = text[len(streamed) :] if text.startswith(streamed) else ""
+            return [seam.Text(rest, item_id, None, agent)] if rest else []
+        if kind == "mcpToolCall":
+            output, failed = _mcp_result(item)
+            namespace = "mcp__" + re.sub(r"[^A-Za-z0-9_]", "_", _str(item.get("server")))
+            arguments = json.dumps(item.get("arguments"), ensure_ascii=False)
+            call = (_str(item.get("tool")), arguments, namespace)
+            return [seam.SubAgentTool(agent, item_id, *call, output, failed)]
+        if kind == "commandExecution":
+            code = item.get("exitCode")
+            arguments = json.dumps({"cmd": _str(item.get("command"))}, ensure_ascii=False)
+            output = _str(item.get("aggregatedOutput"))
+            failed = item.get("status") == "failed" or (isinstance(code, int) and code != 0)
+            return [
+                seam.SubAgentTool(agent, item_id, "exec_command", arguments, None, output, failed)
+            ]
+        return [seam.Other(f"sub-agent item {kind}")]
+
+
+def _mcp_result(item: dict[str, Any]) -> tuple[str, bool]:
+    """(the text of an MCP call's result, whether it failed)."""
+    error = item.get("error")
+    if isinstance(error, dict):
+        return _str(error.get("message")), True
+    result = item.get("result")
+    content = result.get("content") if isinstance(result, dict) else None
+    texts = [
+        _str(part.get("text")) if part.get("type") == "text" else json.dumps(part)
+        for part in content or []
+        if isinstance(part, dict)
+    ]
+    failed = item.get("status") == "failed" or (
+        isinstance(result, dict) and result.get("isError") is True
+    )
+    return "\n".join(texts), failed

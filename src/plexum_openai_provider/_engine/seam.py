@@ -38,6 +38,7 @@ __all__ = [
     "ResumeFailed",
     "RunExit",
     "RunSpec",
+    "SubAgentTool",
     "Text",
     "ThreadStarted",
     "TurnDone",
@@ -97,6 +98,7 @@ class Text:
     text: str
     message_id: str = ""
     phase: Phase | None = None
+    sub_agent: str | None = None  # a codex sub-agent's message (its path), not the agent's own
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,20 @@ class Unparsed:
 
 
 @dataclass(frozen=True)
+class SubAgentTool:
+    """A tool call a codex sub-agent made and its result (the agent's own come from the
+    rollout)."""
+
+    sub_agent: str
+    call_id: str
+    name: str
+    arguments: str
+    namespace: str | None
+    output: str
+    is_error: bool
+
+
+@dataclass(frozen=True)
 class Other:
     """Anything else codex reported; logged at debug."""
 
@@ -237,6 +253,7 @@ CodexEvent: TypeAlias = (
     | TurnFailed
     | TurnInterrupted
     | ResumeFailed
+    | SubAgentTool
     | Unparsed
     | Other
 )

@@ -33,6 +33,7 @@ from ..events import (
     TextDelta,
     ToolCall,
     ToolOutputDelta,
+    ToolResult,
     ToolStarted,
 )
 
@@ -144,7 +145,12 @@ class AttemptMapper:
             state.input_taken = True
         elif isinstance(event, seam.Text):
             if event.text:
-                out.append(TextDelta(event.text, event.message_id or "message", event.phase))
+                message = event.message_id or "message"
+                out.append(TextDelta(event.text, message, event.phase, event.sub_agent))
+        elif isinstance(event, seam.SubAgentTool):
+            agent = event.sub_agent
+            out.append(ToolCall(event.call_id, event.name, event.arguments, event.namespace, agent))
+            out.append(ToolResult(event.call_id, event.output, event.is_error, agent))
         elif isinstance(event, seam.CodexWarning):
             out.append(Notice("codex_warning", event.message))
         elif isinstance(event, seam.OutputDelta):

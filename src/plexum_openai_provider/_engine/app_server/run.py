@@ -13,7 +13,7 @@ from ..._jsonrpc import JsonRpcError
 from ...conversation import ImagePart
 from ...errors import AppServerError
 from .. import seam
-from ..app_server_events import AppServerTurn
+from ..app_server_events import AppServerTurn, SubAgentItems
 from .server import AppServer
 
 __all__ = ["AppServerRun", "RunOwner", "input_items"]
@@ -61,6 +61,7 @@ class AppServerRun:
         self.ended = asyncio.Event()
         self._queue: asyncio.Queue[seam.CodexEvent | None] = asyncio.Queue()
         self._pending: list[tuple[str, Any]] = []  # notifications before the turn id was known
+        self._sub_agents = SubAgentItems()  # what its codex sub-agents do
         self._mapper: AppServerTurn | None = None
         self._exit = seam.RunExit(None, "")
         self._queue.put_nowait(seam.ThreadStarted(thread_id, rollout))
@@ -82,6 +83,14 @@ class AppServerRun:
         pending, self._pending = self._pending, []
         for method, params in pending:
             self._notify(method, params)
+
+    def _notify_sub_agent(self, agent: str, method: str, params: Any) -> None:
+        """A notification of one of the turn's codex sub-agents: its messages and tool calls are
+        the turn's events, marked with it."""
+        if self.ended.is_set():
+            return
+        for event in self._sub_agents.feed(agent, method, params):
+            self._queue.put_nowait(event)
 
     def _notify(self, method: str, params: Any) -> None:
         if self.ended.is_set():

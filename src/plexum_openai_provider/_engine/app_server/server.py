@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ from ..._codex.process import CodexProcess
 from ..._jsonrpc import Connection, ConnectionClosed, JsonRpcError
 from ..._jsonrpc.errors import METHOD_NOT_FOUND
 from ...errors import AppServerError
+from ..app_server_events import sub_agents_named
 from ..exec import stderr_summary
 
 __all__ = ["AppServer", "ServedRun"]
@@ -28,6 +29,7 @@ class ServedRun(Protocol):
     word that the server is gone."""
 
     def _notify(self, method: str, params: Any) -> None: ...
+    def _notify_sub_agent(self, agent: str, method: str, params: Any) -> None: ...
     def _server_gone(self, exit_code: int | None, detail: str) -> None: ...
 
 
@@ -46,6 +48,8 @@ class AppServer:
         self.mark = guard().marker(process.run) if process.run else None
         self.early: dict[str, deque[tuple[str, Any]]] = {}  # notifications before a run took them
         self.closed_waiters: dict[str, asyncio.Future[None]] = {}
+        # A codex sub-agent's thread → (the thread of the agent's turn, the sub-agent's path).
+        self.sub_agents: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self.gone = asyncio.Event()
         self.exit_code: int | None = None
         self._serving = asyncio.create_task(self._serve())
@@ -75,6 +79,13 @@ class AppServer:
         if not isinstance(thread, str):
             log.debug("codex app-server: %s", method)
             return None
+        self._note_sub_agents(thread, params.get("item"))
+        if thread in self.sub_agents:
+            root, agent = self.sub_agents[thread]
+            parent = self.runs.get(root)
+            if parent is not None:
+                parent._notify_sub_agent(agent, method, params)
+            return None
         run = self.runs.get(thread)
         if run is not None:
             run._notify(method, params)
@@ -82,6 +93,16 @@ class AppServer:
             queue = self.early.setdefault(thread, deque(maxlen=64))
             queue.append((method, params))
         return None
+
+    def _note_sub_agents(self, thread: str, item: Any) -> None:
+        """Remember the sub-agents an item of ``thread`` names (a sub-agent's own sub-agents
+        belong to the same turn); the newest 1024 are kept."""
+        root = self.sub_agents.get(thread, (thread, ""))[0]
+        for child, path in sub_agents_named(item).items():
+            self.sub_agents[child] = (root, path)
+            self.sub_agents.move_to_end(child)
+            while len(self.sub_agents) > 1024:
+                self.sub_agents.popitem(last=False)
 
     async def request(
         self, method: str, params: Any, timeout: float, extra: dict[str, Any] | None = None
