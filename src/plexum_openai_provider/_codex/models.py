@@ -3,7 +3,8 @@
 codex 0.163-0.171 print ``{"models": [{"slug", "display_name", "description",
 "default_reasoning_level", "supported_reasoning_levels": [{"effort", "description"}],
 "visibility": "list" | "hide", "priority", "tool_mode"?, …}, …]}`` (the catalog it ships, the
-same whatever CODEX_HOME). app-server's ``model/list`` is read from the same catalog. A listed
+same whatever CODEX_HOME); app-server's ``model/list`` gives the same models, order and efforts
+(checked on 0.163 and 0.171), so one list serves both engines. A listed
 model is one a user can pick (``visibility`` ``list``), in codex's order (``priority``, lowest
 first: on 0.169 gpt-6.1-sol, the default of a ChatGPT install; on 0.171 gpt-6.2-sol).
 ``tool_mode: "code_mode_only"`` marks a code-mode model (its tools are called from JavaScript
