@@ -24,7 +24,7 @@ from plexum_openai_provider.testing import (
     ResponsesRequest,
     ScriptedModelServer,
 )
-from tests.conftest import codex_at_least, host_config
+from tests.conftest import host_config
 from tests.helpers import plugin_script, texts
 from tests.raw_plugin import RawPlugin, turn_params
 
@@ -468,25 +468,3 @@ async def test_a_bridge_must_prove_the_agent_it_serves(
     assert "refused a bridge presenting agent 'cx' without a key" in stderr
     assert keys[0] not in stderr  # never logged
     assert not key_file.exists()  # gone with the plugin
-
-
-@pytest.mark.skipif(not codex_at_least("0.163"), reason="gpt-5.5's tool search is codex 0.163+")
-async def test_host_tools_behind_codex_tool_search_still_reach_the_host(
-    plugin_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
-) -> None:
-    """With a model whose metadata enables tool search (gpt-5.5 in codex 0.163), codex lists no MCP
-    tool up front; a call of the namespaced tool still goes through the bridge to the host."""
-    seen: list[dict[str, Any]] = []
-    model_server.enqueue(call("get_weather", {"city": "Oslo"}, call_id="c_ts"), Message("ok"))
-    async with await PluginClient.spawn(
-        env=plugin_env, tools={"get_weather": lambda args: seen.append(args) or "Snow"}
-    ) as plugin:
-        await plugin.initialize(host_config(supported_models=["g"], model_args={"g": "gpt-5.5"}))
-        turn = plugin.start_turn("t-1", AgentContext("cx", workspace), "w", tools=[WEATHER])
-        assert (await turn.result()).status == "completed"
-    first, second = model_server.requests
-    offered = first.body["tools"]
-    assert any(t.get("type") == "tool_search" or t.get("name") == "tool_search" for t in offered)
-    assert not any("plexum_host" in name for name in first.tool_names())
-    assert seen == [{"city": "Oslo"}]
-    assert "Snow" in outputs(second)["c_ts"]
