@@ -62,6 +62,25 @@ def test_run_streams_the_answer_and_resumes(
     assert model_server.requests[-1].user_texts()[-2:] == ["hello", "-dash first"]
 
 
+def test_run_takes_a_model_and_an_effort(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    done = run(
+        ["run", "--workspace", str(workspace), "--model", "gpt-5.5", "--effort", "high", "hi"],
+        codex_env,
+    )
+    assert done.returncode == 0, done.stderr
+    body = model_server.requests[-1].body
+    assert (body["model"], body["reasoning"]["effort"]) == ("gpt-5.5", "high")
+    done = run(
+        ["run", "--workspace", str(workspace), "--model", "gpt-5.5", "--effort", "ultra", "hi"],
+        codex_env,
+    )
+    assert done.returncode == 2
+    assert "effort 'ultra' is not a reasoning effort of gpt-5.5" in done.stderr
+    assert len(model_server.requests) == 1
+
+
 def test_run_reads_the_message_from_stdin(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
