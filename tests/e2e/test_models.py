@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from plexum_openai_provider import AgentContext, TextDelta, ToolCall, ToolResult, ToolSpec
 from plexum_openai_provider._bridge.names import mcp_namespace, server_name
 from plexum_openai_provider.events import event_to_dict
@@ -67,12 +65,12 @@ async def test_initialize_lists_codex_models_and_a_turn_takes_a_model_and_effort
     ]
 
 
-@pytest.mark.engines("app-server")
 async def test_sub_agents_turned_on_report_their_work_as_the_turns_events(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
     """codex_features turns multi_agent_v2 on: a sub-agent's text and host tool call reach the
-    host as the parent turn's events, marked with the sub-agent."""
+    host as the parent turn's events, marked with the sub-agent (app-server: as they happen;
+    exec: from the sub-agent's rollout, when codex's output ends)."""
     ns = mcp_namespace(server_name("cx"))
 
     def script(request: ResponsesRequest) -> Reply:
@@ -103,9 +101,13 @@ async def test_sub_agents_turned_on_report_their_work_as_the_turns_events(
     mine = [e for e in events if isinstance(e, (ToolCall, ToolResult)) and e.sub_agent is None]
     assert [e.block_id for e in mine if isinstance(e, ToolCall)] == ["spawn", "wait"]
     theirs = [e for e in events if getattr(e, "sub_agent", None) is not None]
+    # The output as codex gave it to the sub-agent's model (exec: as recorded, with codex's
+    # "Wall time" header; app-server: the tool's own text).
+    output = theirs[1].output if isinstance(theirs[1], ToolResult) else ""
+    assert output.endswith("sunny in Oslo")
     assert theirs == [
         ToolCall("sub_call", "get_weather", '{"city": "Oslo"}', ns, "/root/helper"),
-        ToolResult("sub_call", "sunny in Oslo", False, "/root/helper"),
+        ToolResult("sub_call", output, False, "/root/helper"),
         TextDelta("SUB-RESULT", theirs[2].message_id, None, "/root/helper"),
     ]
     assert "all done" in "".join(e.text for e in events if isinstance(e, TextDelta))

@@ -101,3 +101,39 @@ def test_consuming_a_code_mode_call_makes_its_input_and_output_the_marker(tmp_pa
     assert (block.arguments, block.output) == ("[used]", "[used]")
     again = rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
     assert (again.consumed, again.rewritten) == (["call_js"], False)
+
+
+SUB_AGENT = DATA / "rollout-0.163-sub-agent.jsonl"  # codex 0.163 exec, gpt-6.1-sol's sub-agent
+PARENT = "01a23e18-98d0-77d1-bd23-e039402c6b92"
+
+
+def test_a_sub_agents_work_is_read_from_its_rollout(tmp_path: Path) -> None:
+    """What codex exec does not report: the sub-agent's host tool call and answer, from its
+    rollout (found by its parent thread, in today's day folder, written since the run began)."""
+    import datetime as dt
+    import time
+
+    from plexum_openai_provider._codex.sub_agents import (
+        SubAgentBlock,
+        SubAgentMessage,
+        sub_agent_work,
+    )
+
+    today = dt.datetime.now(dt.UTC).date()
+    folder = tmp_path / "sessions" / f"{today:%Y}" / f"{today:%m}" / f"{today:%d}"
+    folder.mkdir(parents=True)
+    shutil.copy(SUB_AGENT, folder / SUB_AGENT.name.replace("0.163-sub-agent", "x"))
+    work = sub_agent_work(tmp_path, PARENT, since=0)
+    assert [type(w) for w in work] == [SubAgentBlock, SubAgentMessage]
+    block, message = work
+    assert isinstance(block, SubAgentBlock) and isinstance(message, SubAgentMessage)
+    assert (block.sub_agent, block.call_id, block.name, block.namespace) == (
+        "/root/helper",
+        "child_call",
+        "get_weather",
+        "mcp__plexum_host_cx",
+    )
+    assert block.output.endswith("sunny in Oslo") and not block.is_error
+    assert (message.sub_agent, message.text) == ("/root/helper", "CHILD-RESULT")
+    assert sub_agent_work(tmp_path, "another-thread", since=0) == []
+    assert sub_agent_work(tmp_path, PARENT, since=time.time() + 60) == []  # older than the run

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from .._codex.process import CodexProcess
 from .._codex.project_docs import skip_project_docs
 from .._codex.records import message_item
 from .._codex.rollout import RolloutLocator
+from .._codex.sub_agents import SubAgentMessage, sub_agent_work
 from .._codex.writer_lock import thread_writer_lock
 from .._io.framing import OversizeLine
 from ..conversation import ImagePart
@@ -45,6 +47,7 @@ from .seam import (
     ResumeFailed,
     RunExit,
     RunSpec,
+    SubAgentTool,
     Text,
     ThreadStarted,
     TurnDone,
@@ -141,13 +144,19 @@ class ExecRun:
         resume: str | None,
         first: Sequence[CodexEvent] = (),
         scratch: Path | None = None,
+        sub_agents_in: Path | None = None,
     ) -> None:
         """``first``: events to report before codex's (what the engine found before it started
-        codex); ``scratch``: a folder of this run's own, removed when it is over."""
+        codex); ``scratch``: a folder of this run's own, removed when it is over;
+        ``sub_agents_in``: the CODEX_HOME whose rollouts hold what the run's codex sub-agents
+        did (None: sub-agents are off), reported when codex's output ends."""
         self._source = source
         self._resume = resume
         self._first = list(first)
         self._scratch = scratch
+        self._sub_agents_in = sub_agents_in
+        self._started = time.time()
+        self._thread: str | None = None
         self._thread_seen = False
         self._exit: RunExit | None = None
         self._output_ended = False
@@ -174,8 +183,13 @@ class ExecRun:
                 self._first.extend(more)
                 if isinstance(event, ThreadStarted):
                     self._thread_seen = True
+                    self._thread = event.thread_id
                 return event
             self._output_ended = True
+            if self._sub_agents_in is not None and self._thread is not None:
+                self._first = await self._sub_agent_events(self._sub_agents_in, self._thread)
+                if self._first:
+                    return self._first.pop(0)
         code = await self._source.wait()
         self._done = True
         self._cleanup()
@@ -189,6 +203,21 @@ class ExecRun:
         ):
             return ResumeFailed(stderr_summary(tail))
         return None
+
+    async def _sub_agent_events(self, codex_home: Path, thread_id: str) -> list[CodexEvent]:
+        """What the run's codex sub-agents wrote and called (codex exec does not report it)."""
+        try:
+            work = await asyncio.to_thread(sub_agent_work, codex_home, thread_id, self._started)
+        except OSError as exc:
+            return [CodexWarning(f"what the sub-agents did could not be read: {exc}")]
+        return [
+            Text(w.text, w.item_id, None, w.sub_agent)
+            if isinstance(w, SubAgentMessage)
+            else SubAgentTool(
+                w.sub_agent, w.call_id, w.name, w.arguments, w.namespace, w.output, w.is_error
+            )
+            for w in work
+        ]
 
     async def stop(self) -> None:
         await self._source.stop()
@@ -320,7 +349,14 @@ class ExecEngine:
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        return ExecRun(process, resume=spec.resume, first=first, scratch=scratch)
+        sub_agents = spec.policy.config().get("agents.enabled") is True
+        return ExecRun(
+            process,
+            resume=spec.resume,
+            first=first,
+            scratch=scratch,
+            sub_agents_in=self.codex_home if sub_agents else None,
+        )
 
     def _give(self, thread_id: str, instructions: str) -> None:
         """A developer message at the end of the thread's rollout: what ``codex exec resume``
