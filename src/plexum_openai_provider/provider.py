@@ -43,7 +43,8 @@ from ._codex.writer_lock import thread_writer_lock
 from ._engine.seam import Engine
 from ._engine.select import EngineInfo, choose_engine
 from ._io.files import sweep_temporaries
-from ._turn.busy import MAX_QUEUED, AgentSlot, QueuedTurn, SteeredTurn
+from ._turn.agents import Agents, AgentSlot
+from ._turn.busy import MAX_QUEUED, QueuedTurn, SteeredTurn
 from ._turn.messages import plan_turn
 from ._turn.records import default_state_dir
 from ._turn.runner import Turn, TurnSetup, start_turn
@@ -55,7 +56,7 @@ from ._turn.workspace import (
     lock_workspace,
 )
 from .config import HostConfig
-from .errors import AgentBusyError, InvalidRequestError, ProviderError
+from .errors import AgentBusyError, InvalidRequestError
 from .events import Notice
 from .requests import (
     WHEN_BUSY,
@@ -71,8 +72,6 @@ from .telemetry import telemetry_from_env, traced
 __all__ = ["CodexProvider", "EngineInfo", "choose_agent_policy"]
 
 log = logging.getLogger(__name__)
-
-_TURN_IDS_KEPT = 100_000
 
 
 async def choose_agent_policy(
@@ -131,13 +130,7 @@ class CodexProvider:
             socket_dir=socket_dir,
         )
         self._locks = WorkspaceLocks(lock_dir or default_lock_dir())
-        self._agents: dict[str, AgentSlot] = {}
-        self._queue_tasks: set[asyncio.Task[None]] = set()
-        self._noticed: set[str] = set()  # agents told of an engine fallback
-        self._owners: set[tuple[str, str]] = set()  # (agent, workspace) checked as its owner
-        # Turn ids seen lately, to refuse a duplicate; bounded so a daemon's memory stays flat.
-        self._turn_ids: dict[str, None] = {}
-        self._closed = False
+        self._agents = Agents(self._start_queued)
         # The account's admission (concurrent model streams), for `status`, once it exists.
         self.admission_status: Callable[[], dict[str, Any]] | None = None
 
@@ -212,7 +205,7 @@ class CodexProvider:
         """What runs now (the ``status`` request): each agent with a running or waiting turn,
         the engine (its codex process, its loaded threads), the account's admission."""
         agents = []
-        for agent_id, slot in sorted(self._agents.items()):
+        for agent_id, slot in self._agents.slots():
             if slot.running is None and not slot.queue:
                 continue
             running = slot.running.describe() if slot.running is not None else None
@@ -223,14 +216,13 @@ class CodexProvider:
 
     def busy(self, agent_id: str) -> bool:
         """Does the agent have a running turn here (or requests waiting for one)?"""
-        slot = self._agents.get(agent_id)
-        return slot is not None and slot.busy
+        return self._agents.busy(agent_id)
 
     # -- turns -------------------------------------------------------------------------------
     def _validate(self, request: TurnRequest) -> None:
         """What :meth:`TurnRequest.validate` (already done) leaves to the provider."""
         choose_model(self.config, self.codex_models, request.model, request.effort)
-        if request.turn_id is not None and request.turn_id in self._turn_ids:
+        if request.turn_id is not None and self._agents.used(request.turn_id):
             raise InvalidRequestError(
                 f"turn_id {request.turn_id!r} was already used", field="turn_id"
             )
@@ -252,7 +244,7 @@ class CodexProvider:
         (codex's ``turn/steer``: a :class:`SteeredTurn`, answered at once), or, where codex
         cannot take it, queues it; ``"queue"`` runs it as one of the agent's next turns, in
         order (a :class:`QueuedTurn`, answered with that turn's result)."""
-        if self._closed:
+        if self._agents.closed:
             raise AgentBusyError(request.agent.id, holder="a provider that is closing")
         # The request to run: its images read now, once. Not in a worker thread: a request is
         # registered (running, queued) before the host's next message is handled (a cancel of
@@ -265,7 +257,7 @@ class CodexProvider:
                 field="when_busy",
             )
         agent_id = request.agent.id
-        slot = self._agents.setdefault(agent_id, AgentSlot())
+        slot = self._agents.slot(agent_id)
         turn_id = request.turn_id or f"t-{uuid.uuid4().hex[:12]}"
         if not slot.busy:
             return await self._start(slot, request, turn_id)
@@ -273,7 +265,7 @@ class CodexProvider:
             raise AgentBusyError(agent_id)
         if len(slot.queue) >= MAX_QUEUED:
             raise AgentBusyError(agent_id, holder=f"a queue of {MAX_QUEUED} waiting messages")
-        self._remember_turn_id(turn_id)
+        self._agents.remember_turn_id(turn_id)
         running = slot.running
         if when_busy == "steer" and running is not None and not slot.queue:
             try:
@@ -281,16 +273,13 @@ class CodexProvider:
                     request.conversation, running.record, running.thread_id, pending=True
                 )
             except BaseException:
-                self._turn_ids.pop(turn_id, None)
+                self._agents.forget_turn_id(turn_id)
                 raise
             if await running.steer(plan):
                 log.info("turn %s of agent %r joined turn %s", turn_id, agent_id, running.turn_id)
                 return SteeredTurn(turn_id, running)
-        queued = QueuedTurn(turn_id, request, lambda q: self._unqueue(agent_id, q))
-        slot.queue.append(queued)
-        log.info("turn %s of agent %r waits (%d in its queue)", turn_id, agent_id, len(slot.queue))
-        if slot.free:  # the running turn ended while the steer was tried
-            self._start_queued(agent_id)
+        queued = QueuedTurn(turn_id, request, lambda q: self._agents.unqueue(agent_id, q))
+        self._agents.enqueue(agent_id, queued)
         return queued
 
     async def _start(
@@ -299,7 +288,8 @@ class CodexProvider:
         agent_id = request.agent.id
         bridge = self._bridge.for_turn(turn_id, agent_id, request.tools)
         slot.starting = True
-        self._remember_turn_id(turn_id)
+        self._agents.remember_turn_id(turn_id)
+        workspace = str(request.agent.workspace)
         try:
             claim = await asyncio.to_thread(
                 claim_workspace,
@@ -309,9 +299,9 @@ class CodexProvider:
                 state_dir=self.state_dir,
                 codex_home=self.codex_home,
                 engine_holds=self._engine.holds_thread,
-                owner_known=(agent_id, str(request.agent.workspace)) in self._owners,
+                owner_known=self._agents.owner_known(agent_id, workspace),
             )
-            self._owners.add((agent_id, str(request.agent.workspace)))
+            self._agents.owner_checked(agent_id, workspace)
             try:
                 plan = plan_turn(
                     request.conversation, claim.delivery, claim.stored.thread_id, pending=pending
@@ -321,7 +311,7 @@ class CodexProvider:
                 raise
         except BaseException:
             if not pending:
-                self._turn_ids.pop(turn_id, None)  # refused: the host may use the id again
+                self._agents.forget_turn_id(turn_id)  # refused: the host may use the id again
             raise
         finally:
             slot.starting = False
@@ -343,7 +333,7 @@ class CodexProvider:
             plan=plan,
             policy=self.policy.for_workspace(
                 str(request.agent.workspace),
-                [w for a, w in self._owners if a != agent_id],
+                self._agents.others_workspaces(agent_id),
             ),
             notices=self._notices_for(agent_id),
             trace=self._telemetry.turn(
@@ -353,53 +343,20 @@ class CodexProvider:
                 engine=self._engine.name,
                 traceparent=request.traceparent,
             ),
-            on_end=lambda: self._turn_ended(agent_id, turn_id),
+            on_end=lambda: self._agents.ended(agent_id, turn_id),
         )
         turn, task = start_turn(setup)
-        slot.running = turn
-        # Also when the task ends in a way its own `finally` never saw (cancelled unstarted).
-        task.add_done_callback(lambda _: self._turn_ended(agent_id, turn_id))
+        self._agents.started(agent_id, turn, task)
         return turn
 
-    def _unqueue(self, agent_id: str, queued: QueuedTurn) -> None:
-        slot = self._agents.get(agent_id)
-        if slot is not None and queued in slot.queue:
-            slot.queue.remove(queued)
-
-    def _start_queued(self, agent_id: str) -> None:
-        """Start the agent's next waiting request, in a task of its own (its claim is I/O)."""
-        task = asyncio.ensure_future(self._next_queued(agent_id))
-        self._queue_tasks.add(task)
-        task.add_done_callback(self._queue_tasks.discard)
-
-    async def _next_queued(self, agent_id: str) -> None:
-        slot = self._agents[agent_id]
-        while slot.queue and slot.free:
-            queued = slot.queue.popleft()
-            if not queued.waiting:
-                continue
-            if self._closed:
-                queued.ended_unrun("cancelled", "the plugin is shutting down")
-                continue
-            try:
-                turn = await self._start(slot, queued.request, queued.turn_id, pending=True)
-            except ProviderError as exc:  # the workspace, the bridge… as a refused start would
-                queued.ended_unrun(exc.code, exc.message)
-                continue
-            queued.started(turn)
-            return
-
-    def _remember_turn_id(self, turn_id: str) -> None:
-        self._turn_ids[turn_id] = None
-        if len(self._turn_ids) > _TURN_IDS_KEPT:
-            del self._turn_ids[next(iter(self._turn_ids))]
+    async def _start_queued(self, slot: AgentSlot, queued: QueuedTurn) -> Turn:
+        return await self._start(slot, queued.request, queued.turn_id, pending=True)
 
     def _notices_for(self, agent_id: str) -> tuple[Notice, ...]:
         """What each agent's first turn is told: the engine fell back, agents are unconfined
         because the sandbox cannot work here."""
-        if agent_id in self._noticed:
+        if not self._agents.first_turn(agent_id):
             return ()
-        self._noticed.add(agent_id)
         notices = []
         if self.engine_info.fallback_reason is not None:
             notices.append(Notice("engine_fallback", self.engine_info.fallback_reason))
@@ -407,15 +364,8 @@ class CodexProvider:
             notices.append(Notice("sandbox_unavailable", self.policy.reason))
         return tuple(notices)
 
-    def _turn_ended(self, agent_id: str, turn_id: str) -> None:
-        slot = self._agents[agent_id]
-        if slot.running is not None and slot.running.turn_id == turn_id:
-            slot.running = None
-            if slot.queue:
-                self._start_queued(agent_id)
-
     def _agent_lock(self, agent_id: str) -> asyncio.Lock:
-        return self._agents.setdefault(agent_id, AgentSlot()).lock
+        return self._agents.slot(agent_id).lock
 
     # -- consume -----------------------------------------------------------------------------
     async def consume(
@@ -496,17 +446,7 @@ class CodexProvider:
     async def close(self, reason: str = "the plugin is shutting down") -> None:
         """Cancel every running turn, wait for them to end, stop the engine and the bridge, and
         wait for what codex left to be ended (gently, bounded: see ``_codex/guard.py``)."""
-        self._closed = True
-        waiting = [q for slot in self._agents.values() for q in slot.queue]
-        for queued in waiting:
-            queued.cancel(reason)
-        turns = [slot.running for slot in self._agents.values() if slot.running is not None]
-        for turn in turns:
-            turn.cancel(reason)
-        if turns or self._queue_tasks:
-            await asyncio.gather(
-                *(t.result() for t in turns), *self._queue_tasks, return_exceptions=True
-            )
+        await self._agents.close(reason)
         await self._engine.close()
         await self._bridge.close()
         await guard().settle()

@@ -13,16 +13,14 @@ Both look to their caller as a :class:`~.runner.Turn` does (``turn_id``, ``async
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..events import ErrorEvent, Event
 from ..requests import TurnError, TurnRequest, TurnResult
 from .runner import Turn
 
-__all__ = ["MAX_QUEUED", "AgentSlot", "QueuedTurn", "SteeredTurn"]
+__all__ = ["MAX_QUEUED", "QueuedTurn", "SteeredTurn"]
 
 # Requests waiting for one agent, at most (a host that floods an agent is told it is busy).
 MAX_QUEUED = 64
@@ -98,23 +96,3 @@ class QueuedTurn:
             return
         self.ended_unrun("cancelled", reason)
         self._on_cancel(self)
-
-
-@dataclass
-class AgentSlot:
-    """One agent in the provider: its lock (its turns and consumes never overlap), its running
-    turn, and the requests waiting for it, in order."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    running: Turn | None = None
-    starting: bool = False
-    queue: deque[QueuedTurn] = field(default_factory=deque)
-
-    @property
-    def busy(self) -> bool:
-        return self.running is not None or self.starting or bool(self.queue)
-
-    @property
-    def free(self) -> bool:
-        """Nothing runs or starts: the next queued request may start."""
-        return self.running is None and not self.starting
