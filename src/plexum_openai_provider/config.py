@@ -20,6 +20,7 @@ from .errors import ConfigError
 __all__ = [
     "DEFAULT_MODEL",
     "MAX_TIMEOUT_S",
+    "AccountConfig",
     "AgentEnvConfig",
     "AgentLimitsConfig",
     "EngineName",
@@ -105,6 +106,20 @@ class ModelChoice(BaseModel):
     effort: str | None = Field(default=None, min_length=1)
 
 
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class AccountConfig(BaseModel):
+    """One codex login the agents' turns may run on (see HostConfig ``accounts``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str
+    codex_home: str
+    max_concurrent_turns: int | None = Field(default=None, ge=1, le=1024)
+    agents: tuple[str, ...] = ()  # agents pinned to this account
+
+
 def _timeout(default: float) -> Any:
     return Field(default=default, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
 
@@ -149,6 +164,14 @@ class HostConfig(BaseModel):
     codex_features: dict[str, bool] = Field(default_factory=dict)
     # What one agent's commands may use (see _codex/limits.py).
     agent_limits: AgentLimitsConfig | None = None
+    # The account's turns that run at once (None: by how codex is logged in, see
+    # _turn/admission.py); a turn codex fails for the account's load is sent again at most
+    # max_turn_retries times.
+    max_concurrent_turns: int | None = Field(default=None, ge=1, le=1024)
+    max_turn_retries: int = Field(default=8, ge=0, le=100)
+    # Several codex logins (each its own CODEX_HOME, app-server and admission); empty: one, the
+    # environment's CODEX_HOME.
+    accounts: tuple[AccountConfig, ...] = ()
 
     @classmethod
     def parse(cls, data: Any) -> HostConfig:
@@ -161,6 +184,8 @@ class HostConfig(BaseModel):
             )
         # JSON has lists, not tuples: accept them where the model keeps tuples.
         data = {k: _tuples(v) for k, v in data.items()}
+        if isinstance(data.get("accounts"), tuple):  # each account's lists (agents)
+            data["accounts"] = tuple(_tuples(a) for a in data["accounts"])
         try:
             config = cls.model_validate(data)
         except ValidationError as exc:
@@ -221,6 +246,7 @@ class HostConfig(BaseModel):
                     key="codex_features",
                     value=dict(self.codex_features),
                 )
+        self._check_accounts()
         for advertised, choice in self.model_args.items():
             effort = choice.effort if isinstance(choice, ModelChoice) else None
             if effort is not None and not EFFORT.fullmatch(effort):
@@ -237,6 +263,57 @@ class HostConfig(BaseModel):
                     key="model_args",
                     value=_model_args_wire(self.model_args),
                 )
+
+    def _check_accounts(self) -> None:
+        def refuse(why: str) -> ConfigError:
+            value = [a.model_dump(mode="json") for a in self.accounts]
+            return ConfigError(
+                f"config key 'accounts' has an invalid value: {why}", key="accounts", value=value
+            )
+
+        names: set[str] = set()
+        homes: set[str] = set()
+        pinned: set[str] = set()
+        for account in self.accounts:
+            if not _ACCOUNT_NAME.fullmatch(account.name):
+                raise refuse(
+                    f"account name {account.name!r} must be 1-64 letters, digits, '.', '_' or"
+                    " '-', starting with a letter or digit"
+                )
+            if account.name in names:
+                raise refuse(f"account name {account.name!r} is used twice")
+            names.add(account.name)
+            home = os.path.normpath(account.codex_home) if account.codex_home else ""
+            if not os.path.isabs(account.codex_home) or "\0" in account.codex_home:
+                raise refuse(
+                    f"account {account.name!r}: codex_home {account.codex_home!r} must be an"
+                    " absolute path"
+                )
+            if home in homes:
+                raise refuse(f"account {account.name!r}: codex_home {home!r} is another account's")
+            homes.add(home)
+            for agent in account.agents:
+                if not agent or agent in pinned:
+                    raise refuse(
+                        f"account {account.name!r}: agent {agent!r} is empty or pinned to two"
+                        " accounts"
+                    )
+                pinned.add(agent)
+
+    def account_home(self, name: str | None) -> str | None:
+        """The CODEX_HOME of account ``name`` (None: the first), or None when the config has no
+        ``accounts`` (the environment's CODEX_HOME is the one); ConfigError for an unknown name."""
+        if not self.accounts:
+            if name is None:
+                return None
+            raise ConfigError(
+                f"account {name!r} is not in the config (it has no 'accounts')", key="accounts"
+            )
+        for account in self.accounts:
+            if name is None or account.name == name:
+                return account.codex_home
+        known = ", ".join(a.name for a in self.accounts)
+        raise ConfigError(f"account {name!r} is not in the config ({known})", key="accounts")
 
     def model_arg(self, model: str) -> str | None:
         """The ``--model`` value for an advertised model id (``None``: codex's default)."""
@@ -276,6 +353,13 @@ def _config_error(exc: ValidationError, data: dict[str, Any]) -> ConfigError:
         )
     if key == "model_args" and len(loc) > 2 and isinstance(data.get(key), dict):
         return _model_args_error(exc, loc[1], data[key])
+    if err.get("type") == "extra_forbidden" and key == "accounts" and len(loc) > 1:
+        known = ", ".join(AccountConfig.model_fields)
+        return ConfigError(
+            f"config key {'.'.join(loc)!r} is not known (an account's keys: {known})",
+            key=key,
+            value=data.get(key),
+        )
     where = ".".join(loc) or "config"
     if err.get("type") == "extra_forbidden":
         fields = AgentLimitsConfig.model_fields if len(loc) > 1 else HostConfig.model_fields

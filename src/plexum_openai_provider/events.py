@@ -138,9 +138,13 @@ class Usage:
 
 @dataclass(frozen=True)
 class Notice:
+    """Something the host may want to know (``code``), in words (``message``); ``data``: the
+    same as values, for the codes that have them (``waiting_for_account``, ``retrying``)."""
+
     type: ClassVar[str] = "notice"
     code: str
     message: str
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -292,6 +296,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data = dataclasses.asdict(event)
     if data.get("sub_agent", "") is None:
         del data["sub_agent"]
+    if isinstance(event, Notice) and event.data is None:
+        del data["data"]  # a notice without values has none on the wire
     return {"type": event.type, **data}
 
 

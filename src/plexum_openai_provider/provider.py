@@ -43,6 +43,8 @@ from ._codex.writer_lock import thread_writer_lock
 from ._engine.seam import Engine
 from ._engine.select import EngineInfo, choose_engine
 from ._io.files import sweep_temporaries
+from ._turn.accounts import Account, Accounts
+from ._turn.admission import Admission, backoff_s, default_limit
 from ._turn.agents import Agents, AgentSlot
 from ._turn.busy import MAX_QUEUED, QueuedTurn, SteeredTurn
 from ._turn.messages import plan_turn
@@ -55,7 +57,7 @@ from ._turn.workspace import (
     default_lock_dir,
     lock_workspace,
 )
-from .config import HostConfig
+from .config import AccountConfig, HostConfig
 from .errors import AgentBusyError, InvalidRequestError
 from .events import Notice
 from .requests import (
@@ -81,11 +83,13 @@ async def choose_agent_policy(
     socket_dir: Path | None = None,
     lock_dir: Path | None = None,
 ) -> AgentPolicy:
-    """The agents' policy (:func:`~._codex.sandbox_probe.choose_policy`): no agent may see
-    CODEX_HOME or the plugin's socket, lock and state folders (the plugin's records of each
-    workspace are in the last: nothing of the plugin's is in a workspace to protect)."""
+    """The agents' policy (:func:`~._codex.sandbox_probe.choose_policy`): no agent may see a
+    CODEX_HOME (the environment's, every account's) or the plugin's socket, lock and state folders
+    (the plugin's records of each workspace are in the last: nothing of the plugin's is in a
+    workspace to protect)."""
     never = [
         str(default_codex_home(env)),
+        *(account.codex_home for account in config.accounts),
         str(socket_dir or default_socket_dir()),
         str(lock_dir or default_lock_dir()),
         str(default_state_dir(env)),
@@ -107,32 +111,78 @@ class CodexProvider:
         engine_info: EngineInfo | None = None,
         policy: AgentPolicy = UNCONFINED,
         limiter: Limiter | None = None,
+        login: LoginState | None = None,
+        backoff: Callable[[int, float | None], float] = backoff_s,
+        more_accounts: Sequence[tuple[str, Engine, EngineInfo, LoginState]] = (),
     ) -> None:
-        """Most callers want :meth:`create`; this takes a ready engine (tests give a fake) and
-        the agents' policy (:func:`~._codex.sandbox_probe.choose_policy`)."""
+        """Most callers want :meth:`create`; this takes a ready engine (tests give a fake), the
+        agents' policy (:func:`~._codex.sandbox_probe.choose_policy`), how codex is logged in
+        (``max_concurrent_turns``' default), the pause before a throttled turn is sent again
+        (:func:`~._turn.admission.backoff_s`) and, with ``accounts`` in the config, the engine
+        of each account after the first (``engine`` is the first's)."""
         self.config = config
         self.binary = binary
         self.policy = policy
         self.limiter = limiter  # what bounds each agent's commands (create() makes it)
-        self.login = LoginState(None, None)  # what `codex login status` said (create() asks)
         self.codex_models: tuple[CodexModel, ...] = ()  # what codex offers (create() asks)
-        self.engine_info = engine_info or EngineInfo(engine.name, engine.name)
-        self._engine = engine
         self._env: dict[str, str] = dict(os.environ if env is None else env)
-        self.codex_home: Path = default_codex_home(self._env)
         self.state_dir: Path = default_state_dir(self._env)  # the workspaces' records
-        self._locator = RolloutLocator(self.codex_home)
         self._telemetry = telemetry_from_env(self._env)
+        self.on_rate_limits: Callable[[dict[str, Any]], None] | None = None
+        self._backoff = backoff
+        configured = {a.name: a for a in config.accounts}
+        first = config.accounts[0].name if config.accounts else "default"
+        login = login or LoginState(None, None)
+        info = engine_info or EngineInfo(engine.name, engine.name)
+        accounts = [
+            self._account(name, engine_, info_, login_, configured.get(name))
+            for name, engine_, info_, login_ in [(first, engine, info, login), *more_accounts]
+        ]
+        pinned = {agent: a.name for a in config.accounts for agent in a.agents}
+        lock_dir = lock_dir or default_lock_dir()
+        self._accounts = Accounts(accounts, pinned, lock_dir)
+        default = self._accounts.default
+        self.login = default.login  # what `codex login status` said
+        self.engine_info = default.engine_info
+        self.codex_home: Path = default.codex_home
         self._bridge = BridgeManager(
             self.codex_home,
             config.tool_timeout_s,
             traced(self._telemetry, tool_handler),
             socket_dir=socket_dir,
         )
-        self._locks = WorkspaceLocks(lock_dir or default_lock_dir())
+        self._locks = WorkspaceLocks(lock_dir)
         self._agents = Agents(self._start_queued)
-        # The account's admission (concurrent model streams), for `status`, once it exists.
-        self.admission_status: Callable[[], dict[str, Any]] | None = None
+
+    def _account(
+        self,
+        name: str,
+        engine: Engine,
+        info: EngineInfo,
+        login: LoginState,
+        configured: AccountConfig | None,
+    ) -> Account:
+        env = dict(self._env)
+        if configured is not None:
+            env["CODEX_HOME"] = configured.codex_home
+        home = default_codex_home(env)
+        limit = (
+            (configured.max_concurrent_turns if configured is not None else None)
+            or self.config.max_concurrent_turns
+            or default_limit(login.method)
+        )
+        admission = Admission(limit, name=name, on_report=self._reported)
+        return Account(name, home, env, engine, info, RolloutLocator(home), admission, login)
+
+    @property
+    def _admission(self) -> Admission:
+        """The first account's admission."""
+        return self._accounts.default.admission
+
+    @property
+    def _engine(self) -> Engine:
+        """The first account's engine."""
+        return self._accounts.default.engine
 
     @classmethod
     async def create(
@@ -154,32 +204,33 @@ class CodexProvider:
         choosing = asyncio.ensure_future(
             choose_agent_policy(config, binary, environment, socket_dir, lock_dir)
         )
-        asking = asyncio.ensure_future(
-            asyncio.gather(
-                login_state(binary.path, environment), list_models(binary.path, environment)
-            )
-        )
+        # Each account: its own CODEX_HOME, engine (an app-server of its own) and login.
+        homes: list[str | None] = [a.codex_home for a in config.accounts] or [None]
+        envs = [environment if h is None else {**environment, "CODEX_HOME": h} for h in homes]
+        asking = [asyncio.ensure_future(login_state(binary.path, e)) for e in envs]
+        engines: list[tuple[Engine, EngineInfo]] = []
+        listing = asyncio.ensure_future(list_models(binary.path, environment))
         limiter = None
         try:
             if config.sandbox != "none":
                 limiter = await asyncio.to_thread(
                     Limiter.open, AgentLimits.from_config(config), binary.native
                 )
-            engine, info = await choose_engine(config, binary, environment, limiter)
+            for account_env in envs:
+                engines.append(await choose_engine(config, binary, account_env, limiter))
+            policy = await choosing
+            logins = [await a for a in asking]
         except BaseException:
             choosing.cancel()
-            asking.cancel()
+            for task in [*asking, listing]:
+                task.cancel()
+            for engine_, _ in engines:
+                await engine_.close()
             if limiter is not None:
                 limiter.close()
             raise
-        try:
-            policy = await choosing
-        except BaseException:
-            asking.cancel()
-            await engine.close()
-            if limiter is not None:
-                limiter.close()
-            raise
+        names = [a.name for a in config.accounts] or ["default"]
+        (engine, info), *others = engines
         provider = cls(
             config,
             engine,
@@ -191,9 +242,13 @@ class CodexProvider:
             engine_info=info,
             policy=policy,
             limiter=limiter,
+            login=logins[0],
+            more_accounts=[
+                (name, e, i, login)
+                for name, (e, i), login in zip(names[1:], others, logins[1:], strict=True)
+            ],
         )
-        provider.login, models = await asking
-        provider.codex_models = tuple(models)
+        provider.codex_models = tuple(await listing)
         provider._sweep_on_start()
         return provider
 
@@ -211,12 +266,35 @@ class CodexProvider:
             running = slot.running.describe() if slot.running is not None else None
             queued = [q.turn_id for q in slot.queue if q.waiting]
             agents.append({"agent": agent_id, "turn": running, "queued": queued})
-        admission = self.admission_status() if self.admission_status is not None else None
+        admission = {"accounts": self.accounts()}
         return {"agents": agents, "engine": self._engine.status(), "admission": admission}
 
     def busy(self, agent_id: str) -> bool:
         """Does the agent have a running turn here (or requests waiting for one)?"""
         return self._agents.busy(agent_id)
+
+    def accounts(self) -> list[dict[str, Any]]:
+        """Each account now, as plain data (``initialize``, a status request): its CODEX_HOME,
+        its login, its limit, its running and waiting turns, what codex last said of its rate
+        limits."""
+        return [account.snapshot() for account in self._accounts.all]
+
+    def account_of(self, agent_id: str) -> str | None:
+        """The name of the agent's account, if it has one yet."""
+        account = self._accounts.known(agent_id)
+        return account.name if account is not None else None
+
+    def _reported(self, admission: Admission) -> None:
+        """codex reported an account's rate limits anew (the protocol server tells the host)."""
+        if self.on_rate_limits is not None:
+            home = next(a.codex_home for a in self._accounts.all if a.admission is admission)
+            self.on_rate_limits(
+                {
+                    "account": admission.name,
+                    "codex_home": str(home),
+                    "rate_limits": admission.rate_limits,
+                }
+            )
 
     # -- turns -------------------------------------------------------------------------------
     def _validate(self, request: TurnRequest) -> None:
@@ -228,7 +306,7 @@ class CodexProvider:
             )
         request.check_images(
             readable=self.policy.readable if self.policy.confined else None,
-            urls=self._engine.name != "exec",  # codex exec takes files and data: URLs
+            urls=self.engine_info.name != "exec",  # codex exec takes files and data: URLs
         )
 
     async def start_turn(
@@ -287,6 +365,10 @@ class CodexProvider:
     ) -> Turn:
         agent_id = request.agent.id
         bridge = self._bridge.for_turn(turn_id, agent_id, request.tools)
+        # Its place at the account is taken now, before anything waits: turns are admitted in
+        # the order they came.
+        account = self._accounts.of(agent_id)
+        ticket = account.admission.enter(turn_id, agent_id)
         slot.starting = True
         self._agents.remember_turn_id(turn_id)
         workspace = str(request.agent.workspace)
@@ -297,8 +379,8 @@ class CodexProvider:
                 agent_id,
                 request.agent.workspace,
                 state_dir=self.state_dir,
-                codex_home=self.codex_home,
-                engine_holds=self._engine.holds_thread,
+                codex_home=account.codex_home,
+                engine_holds=account.engine.holds_thread,
                 owner_known=self._agents.owner_known(agent_id, workspace),
             )
             self._agents.owner_checked(agent_id, workspace)
@@ -310,6 +392,7 @@ class CodexProvider:
                 claim.release()
                 raise
         except BaseException:
+            ticket.release()
             if not pending:
                 self._agents.forget_turn_id(turn_id)  # refused: the host may use the id again
             raise
@@ -320,8 +403,8 @@ class CodexProvider:
         setup = TurnSetup(
             request=request,
             turn_id=turn_id,
-            engine=self._engine,
-            locator=self._locator,
+            engine=account.engine,
+            locator=account.locator,
             model=model,
             effort=effort,
             turn_timeout_s=self.config.turn_timeout_s,
@@ -344,6 +427,9 @@ class CodexProvider:
                 traceparent=request.traceparent,
             ),
             on_end=lambda: self._agents.ended(agent_id, turn_id),
+            ticket=ticket,
+            max_retries=self.config.max_turn_retries,
+            backoff=self._backoff,
         )
         turn, task = start_turn(setup)
         self._agents.started(agent_id, turn, task)
@@ -411,28 +497,52 @@ class CodexProvider:
         )
         try:
             thread_id = claim.stored.thread_id
-            path = None
+            found = None
             if thread_id is not None and is_thread_id(thread_id):
-                path = await asyncio.to_thread(self._locator.find, thread_id)
-            if thread_id is None or path is None:
+                found = await asyncio.to_thread(self._find_thread, agent.id, thread_id)
+            if thread_id is None or found is None:
                 return None
+            account, path = found
             # A loaded thread's history is in codex's memory, and its later records would go
             # to the replaced file: the engine lets go of it first.
-            await self._engine.release_thread(thread_id)
-            return await asyncio.to_thread(self._rewrite, path, thread_id, ids, marker)
+            await account.engine.release_thread(thread_id)
+            return await asyncio.to_thread(
+                self._rewrite, path, thread_id, ids, marker, account.codex_home
+            )
         finally:
             claim.release()
 
-    def _rewrite(self, path: Path, thread_id: str, ids: list[str], marker: str) -> ConsumeOutcome:
-        with thread_writer_lock(self.codex_home, thread_id):
+    def _find_thread(self, agent_id: str, thread_id: str) -> tuple[Account, Path] | None:
+        """The thread's account and rollout: the agent's account first, then every other (an
+        agent whose assignment was lost still has its threads where they were)."""
+        known = self._accounts.known(agent_id)
+        for account in [known] if known is not None else []:
+            path = account.locator.find(thread_id)
+            if path is not None:
+                return account, path
+        for account in self._accounts.all:
+            if account is not known and (path := account.locator.find(thread_id)) is not None:
+                return account, path
+        return None
+
+    @staticmethod
+    def _rewrite(
+        path: Path, thread_id: str, ids: list[str], marker: str, codex_home: Path
+    ) -> ConsumeOutcome:
+        with thread_writer_lock(codex_home, thread_id):
             return rewrite_rollout(path, thread_id, ids, marker)
 
     def _sweep_on_start(self) -> None:
         """Remove what consumes killed mid-rewrite left (full-size temporaries beside rollouts),
         in the background: a long-used CODEX_HOME has many day folders."""
 
+        homes = [account.codex_home for account in self._accounts.all]
+
         def sweep() -> None:
-            for root in (self.codex_home / "sessions", self.codex_home / "archived_sessions"):
+            roots = [
+                home / folder for home in homes for folder in ("sessions", "archived_sessions")
+            ]
+            for root in roots:
                 if not root.is_dir():
                     continue
                 for folder in {p.parent for p in root.rglob(".rollout-*.tmp")}:
@@ -447,7 +557,8 @@ class CodexProvider:
         """Cancel every running turn, wait for them to end, stop the engine and the bridge, and
         wait for what codex left to be ended (gently, bounded: see ``_codex/guard.py``)."""
         await self._agents.close(reason)
-        await self._engine.close()
+        for account in self._accounts.all:
+            await account.engine.close()
         await self._bridge.close()
         await guard().settle()
         await asyncio.to_thread(self._telemetry.close)

@@ -385,7 +385,7 @@ async def test_an_app_server_that_stopped_answering_does_not_hold_up_the_shutdow
     codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
     plugin = await RawPlugin.spawn(codex_env)
-    await plugin.initialize()
+    await plugin.initialize({"max_concurrent_turns": 4})  # all four at the model at once
     for i in range(4):
         model_server.enqueue(Hang())
         (tmp_path / f"ws-{i}").mkdir()

@@ -210,7 +210,8 @@ async def test_a_failing_model_fails_the_turn_with_an_error_the_host_can_act_on(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, case: str
 ) -> None:
     reply, code, retryable, needle = FAILURES[case]
-    provider = await make_provider(codex_env)
+    # The plugin sends a throttled turn again itself (tests/e2e/test_admission.py): not here.
+    provider = await make_provider(codex_env, max_turn_retries=0)
     model_server.enqueue(reply() if callable(reply) else reply)  # type: ignore[arg-type]
     events, result = await run_turn(provider, workspace, "hi")
 

@@ -29,7 +29,8 @@ async def test_status_shows_three_busy_agents_to_the_host_and_the_operator(
         model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": COMMAND}), f"c{n}"))
     model_server.enqueue(*(Message("done") for _ in agents))
     async with await PluginClient.spawn(env=env) as plugin:
-        await plugin.initialize(host_config(), events=sorted(ACTIVITY_TYPES))
+        # Three at once: the account's default admits 2.
+        await plugin.initialize(host_config(max_concurrent_turns=3), events=sorted(ACTIVITY_TYPES))
         turns = []
         for name in agents:
             ws = tmp_path / name
@@ -54,7 +55,8 @@ async def test_status_shows_three_busy_agents_to_the_host_and_the_operator(
             assert process["uptime_s"] >= 0
         else:
             assert process is None
-        assert status["admission"] is None
+        [account] = status["admission"]["accounts"]
+        assert (account["account"], account["running"], account["waiting"]) == ("default", 3, 0)
         # The operator, from a shell: the same, through the control socket (0600 in a 0700 folder).
         [control] = list(sockets.glob("control-*.sock"))
         assert stat.S_IMODE(control.stat().st_mode) == 0o600

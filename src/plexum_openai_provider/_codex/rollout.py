@@ -349,12 +349,16 @@ class UsageTally:
         # The thread's tokens after the last model response and the model's window:
         # token_count's last_token_usage.total_tokens and model_context_window (0.136-0.171).
         self.context: tuple[int, int | None] | None = None
+        self.rate_limits: dict[str, Any] | None = None  # the newest the turn's records hold
 
     def add(self, record: RolloutRecord) -> None:
         payload = record.payload
         if record.type == "token_usage_record" and "turn_token_usage" in payload:
             self._recorded = Usage.from_wire(payload["turn_token_usage"])
         elif record.type == "event_msg" and payload.get("type") == "token_count":
+            limits = account_rate_limits(payload.get("rate_limits"))
+            if limits is not None:
+                self.rate_limits = limits
             info = payload.get("info")
             if isinstance(info, dict) and isinstance(info.get("last_token_usage"), dict):
                 last = Usage.from_wire(info["last_token_usage"])
@@ -368,6 +372,41 @@ class UsageTally:
 
     def total(self) -> Usage | None:
         return self._recorded if self._recorded is not None else self._summed
+
+
+def account_rate_limits(data: Any) -> dict[str, Any] | None:
+    """The account's rate limits as codex records them with each model response's token count
+    (from the service's ``x-codex-primary-*`` / ``x-codex-secondary-*`` headers; 0.163-0.171)::
+
+        "rate_limits": {"limit_id": "codex", "primary": {"used_percent": 42.5,
+          "window_minutes": 300, "resets_at": 1796340794}, "secondary": {…}, "credits": null,
+          "plan_type": null, "rate_limit_reached_type": null, …}
+
+    as ``{"primary": {used_percent, window_minutes, resets_at}, "secondary": …, "plan_type": …,
+    "reached": …}`` (a window codex did not report is None); None when it holds no window."""
+    if not isinstance(data, dict):
+        return None
+
+    def window(value: Any) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            return None
+        out = {}
+        for key in ("used_percent", "window_minutes", "resets_at"):
+            number = value.get(key)
+            ok = isinstance(number, (int, float)) and not isinstance(number, bool)
+            out[key] = number if ok else None
+        return out if out["used_percent"] is not None else None
+
+    primary, secondary = window(data.get("primary")), window(data.get("secondary"))
+    if primary is None and secondary is None:
+        return None
+    plan, reached = data.get("plan_type"), data.get("rate_limit_reached_type")
+    return {
+        "primary": primary,
+        "secondary": secondary,
+        "plan_type": plan if isinstance(plan, str) else None,
+        "reached": reached if isinstance(reached, str) else None,
+    }
 
 
 def turn_usage(records: Iterable[RolloutRecord]) -> Usage | None:

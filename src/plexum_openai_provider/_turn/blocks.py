@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from .._codex.rollout import (
     Block,
@@ -120,6 +121,10 @@ class BlockWatcher:
     def context(self) -> tuple[int, int | None] | None:
         """The thread's tokens and the model's window, as the rollout last recorded them."""
         return self._usage.context
+
+    def rate_limits(self) -> dict[str, Any] | None:
+        """The account's rate limits codex recorded during the run, the newest."""
+        return self._usage.rate_limits
 
     def _read(self) -> bool:
         if self._tail is None:

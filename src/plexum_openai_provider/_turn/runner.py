@@ -50,10 +50,11 @@ from ..events import (
 )
 from ..requests import Timing, TurnError, TurnRequest, TurnResult, TurnStatus
 from ..telemetry import TurnTrace
+from .admission import Ticket, backoff_s
 from .blocks import BlockWatcher, rollout_start
 from .delivery import Delivery, save_delivery
 from .mapping import AttemptMapper, AttemptState
-from .messages import TurnPlan
+from .messages import TurnPlan, plan_turn
 from .workspace import WorkspaceClaim
 
 __all__ = ["BridgeHooks", "Turn", "TurnSetup"]
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 # Failures the same turn, sent again, can get past (codex's own failures are classified by
 # _codex/failures.py): codex died, a deadline passed, the plugin failed inside.
 RETRYABLE = frozenset({"codex_failed", "codex_exited", "timeout", "model_unreachable", "internal"})
+# Failures of the account's load, not of the turn: the plugin sends the turn again itself, after a
+# pause (see .admission), while turn_timeout_s and ``max_turn_retries`` allow.
+THROTTLED = frozenset({"rate_limited", "overloaded"})
 # How often a turn reads the rollout while a tool call is open (codex says nothing meanwhile), and
 # otherwise (a call codex reports no item for, such as code mode's, is still seen while it runs).
 BLOCK_TICK_S = 0.05
@@ -114,6 +118,10 @@ class TurnSetup:
     # Called once the turn is over, before its result is delivered (whoever registered the turn
     # as running unregisters it here, so that a caller who has the result finds the agent free).
     on_end: Callable[[], None] | None = None
+    # The turn's place at its account (None: admitted, nothing to report); released here.
+    ticket: Ticket | None = None
+    max_retries: int = 0  # times a throttled turn is sent again, at most
+    backoff: Callable[[int, float | None], float] = backoff_s  # the pause before the n-th
 
 
 @dataclass
@@ -158,6 +166,8 @@ class Turn:
         self.activity = "starting"
         self.last_output = ""  # the last line a running command printed
         self._wanted = setup.request.events
+        self._thread = setup.claim.stored.thread_id  # the thread recorded for the agent
+        self._deadline = time.monotonic() + setup.turn_timeout_s
 
     def _start(self) -> asyncio.Task[TurnResult]:
         self._task = asyncio.create_task(self._run(), name=f"turn {self.turn_id}")
@@ -245,6 +255,7 @@ class Turn:
         started = self._started
         setup = self._setup
         log_context(agent=setup.request.agent.id, turn=self.turn_id)
+        result: TurnResult | None = None
         try:
             result = await self._drive()
         except ProviderError as exc:
@@ -253,6 +264,8 @@ class Turn:
             log.exception("turn %s failed inside the plugin", self.turn_id)
             result = self._failed("internal", f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            if setup.ticket is not None:
+                self._account_outcome(setup.ticket, result)
             try:
                 await setup.bridge.end()
             except Exception:
@@ -292,8 +305,168 @@ class Turn:
         self._emit([error_event(error)])
         return TurnResult(self.turn_id, "failed", thread_id, error=error)
 
+    # -- the account -------------------------------------------------------------------------
+    async def _wait_for_account(self) -> TurnError | None:
+        """Wait for the turn's place at the account (telling the host at once that it waits);
+        the error that ends the turn instead (cancelled, the deadline, a spent quota)."""
+        ticket = self._setup.ticket
+        if ticket is None:
+            return None
+        spent = self._spent(ticket)
+        if spent is not None:
+            return spent
+        if ticket.state != "running":
+            admission = ticket.admission
+            place = ticket.place
+            self._emit(
+                [
+                    Notice(
+                        "waiting_for_account",
+                        f"the account runs {_turns(admission.limit)} at once; this turn waits"
+                        f" for one to end ({_ordinal(place)} in line)",
+                        {
+                            "account": admission.name,
+                            "place": place,
+                            "limit": admission.limit,
+                            "running": admission.snapshot()["running"],
+                        },
+                    )
+                ]
+            )
+            self.activity = "waiting for the account"
+            waited = await self._wait_until(ticket.admitted(), self._deadline)
+            if waited == "cancel":
+                return TurnError("cancelled", self._cancel_reason)
+            if waited == "timeout":
+                return TurnError(
+                    "timeout",
+                    f"the turn waited turn_timeout_s={self._setup.turn_timeout_s:g} s for the"
+                    f" account ({_turns(admission.limit)} at once) and did not run",
+                    True,
+                )
+            log.info("turn %s: admitted after %.2f s", self.turn_id, ticket.waited_s)
+        return self._spent(ticket)
+
+    @staticmethod
+    def _spent(ticket: Ticket) -> TurnError | None:
+        spent = ticket.admission.spent_now()
+        if spent is None:
+            return None
+        message, left = spent
+        return TurnError("usage_limit", message, True, False, round(left, 3))
+
+    def _unrun(self, error: TurnError) -> TurnResult:
+        """The turn ends before codex ran."""
+        self._emit([error_event(error)])
+        status: TurnStatus = "cancelled" if error.code == "cancelled" else "failed"
+        return TurnResult(self.turn_id, status, self._thread, error=error)
+
+    def _retry_delay(self, attempt: _Attempt, retry: int) -> float | None:
+        """The pause before this run of a throttled turn is sent again; None: it is not."""
+        setup, state = self._setup, attempt.state
+        if attempt.status is not None or state.done is not None or state.failed is None:
+            return None
+        if retry > setup.max_retries or self.cancelled:
+            return None
+        failure = classify(state.failed, state.failed_info)
+        if failure.code not in THROTTLED:
+            return None
+        delay = setup.backoff(retry, failure.retry_after_s)
+        if time.monotonic() + delay >= self._deadline:
+            return None
+        return delay
+
+    async def _again(self, attempt: _Attempt, retry: int, delay: float) -> bool:
+        """Before a throttled turn is sent again: its blocks so far, a ``retrying`` notice, the
+        pause, its place at the account again. False if it is not sent again after all (the
+        attempt then says why: cancelled, the deadline, a spent quota)."""
+        setup, state = self._setup, attempt.state
+        assert state.failed is not None
+        failure = classify(state.failed, state.failed_info)
+        if attempt.watcher is not None:
+            rest = await asyncio.to_thread(attempt.watcher.finish)
+            self._emit(attempt.mapper.blocks(rest) if attempt.mapper is not None else rest)
+            self._report(attempt.watcher)
+            attempt.watcher = None
+        self._emit(
+            [
+                Notice(
+                    "retrying",
+                    f"codex failed the turn ({failure.code}: {failure.message}); it is sent again"
+                    f" in {delay:.2f} s (retry {retry} of at most {setup.max_retries})",
+                    {"reason": failure.code, "delay_s": round(delay, 3), "retry": retry},
+                )
+            ]
+        )
+        ticket = setup.ticket
+        if ticket is not None:
+            ticket.again("throttled")
+        self.activity = f"sent again in {delay:.1f} s ({failure.code})"
+        waited = await self._wait_until(None, time.monotonic() + delay)
+        error: TurnError | None = None
+        if waited == "cancel":
+            error = TurnError("cancelled", self._cancel_reason)
+        elif ticket is not None:
+            error = await self._wait_for_account()
+        if error is None and state.thread_id is not None:
+            # What codex took stays taken (see .delivery): the turn is sent again with what the
+            # thread has not had, which, once codex took the messages, is none of them.
+            self._plan = plan_turn(setup.request.conversation, self.record, state.thread_id)
+            return True
+        if error is not None:
+            attempt.status = "cancelled" if error.code == "cancelled" else "failed"
+            attempt.error = error
+            return False
+        return True
+
+    def _report(self, watcher: BlockWatcher) -> None:
+        """What codex recorded of the account's rate limits, to the account."""
+        limits = watcher.rate_limits()
+        if limits is not None and self._setup.ticket is not None:
+            self._setup.ticket.admission.reported(limits)
+
+    def _account_outcome(self, ticket: Ticket, result: TurnResult | None) -> None:
+        """The turn is over: free its place, and tell the account how the model took it."""
+        error = result.error if result is not None else None
+        if result is not None and result.status == "completed":
+            ticket.release("completed")
+        elif error is not None and error.code in THROTTLED and self._run_now is not None:
+            ticket.release("throttled")
+        else:
+            ran = self._run_now is not None  # not a turn that failed at once for a spent quota
+            if error is not None and error.code == "usage_limit" and ran and error.retry_after_s:
+                ticket.admission.spend(error.message, error.retry_after_s)
+            ticket.release("other")
+
+    async def _wait_until(
+        self, waiting: Awaitable[Any] | None, until: float
+    ) -> Literal["done", "cancel", "timeout"]:
+        """Wait for ``waiting`` (None: only the time) unless the turn is cancelled or ``until``
+        passes first."""
+        if self._cancel.is_set():
+            return "cancel"
+        if self._cancel_waiter is None:
+            self._cancel_waiter = asyncio.ensure_future(self._cancel.wait())
+        waiters: set[asyncio.Future[Any]] = {self._cancel_waiter}
+        task = asyncio.ensure_future(waiting) if waiting is not None else None
+        if task is not None:
+            waiters.add(task)
+        try:
+            done, _ = await asyncio.wait(
+                waiters,
+                timeout=max(until - time.monotonic(), 0.0),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+        if task is not None and task in done:
+            return "done"
+        return "cancel" if self._cancel.is_set() else "timeout"
+
     async def _drive(self) -> TurnResult:
         setup = self._setup
+        self._deadline = time.monotonic() + setup.turn_timeout_s  # the wait for the account counts
         self._emit(setup.notices)
         stored = setup.claim.stored
         if stored.problem is not None:
@@ -306,6 +479,9 @@ class Turn:
                     )
                 ]
             )
+        refused = await self._wait_for_account()
+        if refused is not None:
+            return self._unrun(refused)
         await setup.bridge.start()
         waiting = setup.agent_lock.locked()  # a consume of this agent runs
         self.activity = "waiting for the agent's lock" if waiting else "starting"
@@ -314,22 +490,30 @@ class Turn:
         try:
             self.activity = "starting codex"
             try:
-                attempt = await self._attempt(stored.thread_id)
                 resume = stored.thread_id
-                if attempt.state.resume_failed is not None and not self.cancelled:
-                    if attempt.watcher is not None:
-                        attempt.watcher.close()
-                    self._emit(
-                        [
-                            Notice(
-                                "resume_failed",
-                                f"codex no longer knows thread {resume}; this turn starts a new"
-                                " thread and the earlier context is lost",
-                            )
-                        ]
-                    )
-                    attempt = await self._attempt(None)
-                return await self._finish(attempt)
+                retries = 0
+                while True:
+                    attempt = await self._attempt(resume)
+                    if attempt.state.resume_failed is not None and not self.cancelled:
+                        if attempt.watcher is not None:
+                            attempt.watcher.close()
+                        self._emit(
+                            [
+                                Notice(
+                                    "resume_failed",
+                                    f"codex no longer knows thread {resume}; this turn starts a"
+                                    " new thread and the earlier context is lost",
+                                )
+                            ]
+                        )
+                        attempt = await self._attempt(None)
+                    delay = self._retry_delay(attempt, retries + 1)
+                    if delay is None:
+                        return await self._finish(attempt)
+                    retries += 1
+                    if not await self._again(attempt, retries, delay):
+                        return await self._finish(attempt)
+                    resume = attempt.state.thread_id or resume
             finally:
                 # Inside the lock: a consume waiting for it finds the workspace free.
                 setup.claim.release()
@@ -347,7 +531,7 @@ class Turn:
         if resume is not None:
             rollout, offset = await asyncio.to_thread(rollout_start, setup.locator, resume)
         watcher = attempt.watcher = BlockWatcher(setup.locator, rollout, offset)
-        plan = setup.plan
+        plan = self._plan  # with what was steered into it, and what codex took before a retry
         given = plan.input(resuming=resume is not None)
         history = plan.history if resume is None else ()
         if history:
@@ -377,7 +561,7 @@ class Turn:
         run = await setup.engine.start_run(spec)
         mapper = attempt.mapper = AttemptMapper(resume)
         self._run_now, self._state = run, mapper.state
-        deadline = time.monotonic() + setup.turn_timeout_s
+        deadline = self._deadline
         idle_since = time.monotonic()
         stop_started: float | None = None
         # Items running now (a command, a tool call): codex says nothing until one completes
@@ -531,9 +715,10 @@ class Turn:
         self, event: seam.ThreadStarted, state: AttemptState, watcher: BlockWatcher
     ) -> None:
         setup = self._setup
-        stored = setup.claim.stored.thread_id
+        stored = self._thread
         resumed = event.thread_id == stored and not state.new_thread
         await asyncio.to_thread(watcher.thread, event.thread_id, event.rollout, resumed=resumed)
+        self._thread = event.thread_id
         if event.thread_id != stored:
             try:
                 await asyncio.to_thread(setup.claim.record.save, event.thread_id)
@@ -602,6 +787,7 @@ class Turn:
         if attempt.watcher is not None:
             rest = await asyncio.to_thread(attempt.watcher.finish)
             self._emit(attempt.mapper.blocks(rest) if attempt.mapper is not None else rest)
+            self._report(attempt.watcher)
         if self._recording is not None:
             await self._recording
         if attempt.status is None:
@@ -674,6 +860,14 @@ def _doing(call: ToolStarted) -> str:
     if isinstance(args, dict) and isinstance(args.get("cmd"), str):
         return ("$ " + " ".join(args["cmd"].split()))[:200]
     return f"{call.name} {call.arguments}"[:200]
+
+
+def _turns(n: int) -> str:
+    return f"{n} turn{'' if n == 1 else 's'}"
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def error_event(error: TurnError) -> ErrorEvent:

@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the answers as JSON, for scripts")
     doctor = sub.add_parser("doctor", help="check the codex install, login and registrations")
     doctor.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
+    doctor.add_argument(
+        "--account", help="the config's account (its CODEX_HOME) to check (default: the first)"
+    )
     from .login import add_parsers  # stdlib and this package's light modules only
 
     add_parsers(sub)

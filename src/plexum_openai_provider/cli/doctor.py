@@ -277,7 +277,10 @@ def doctor_command(ns: argparse.Namespace) -> int:
         logging.getLogger("plexum_openai_provider").setLevel(logging.ERROR)
     try:
         config = load_config_file(ns.config) if ns.config else HostConfig()
+        home = config.account_home(ns.account)
     except ProviderError as exc:
         print(f"problem  {exc}", file=sys.stdout)
         return 1
+    if home is not None:  # the account's CODEX_HOME is the one checked (and codex's)
+        os.environ["CODEX_HOME"] = home
     return asyncio.run(_doctor(config))

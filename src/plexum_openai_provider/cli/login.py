@@ -42,11 +42,12 @@ def login_command(ns: argparse.Namespace) -> int:
 
     try:
         config = load_config_file(ns.config) if ns.config else HostConfig()
+        account_home = config.account_home(ns.account)
         binary = asyncio.run(resolve_codex(config.binary))
     except ProviderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    home = codex_home()
+    home = Path(account_home) if account_home is not None else codex_home()
     argv = [binary.path, *(["logout"] if ns.command == "logout" else ["login"])]
     if ns.command == "login":
         if ns.action == "status":
@@ -82,6 +83,10 @@ def add_parsers(sub: Any) -> None:
     for parser in (login, logout):
         parser.add_argument(
             "--config", type=Path, help="JSON file with HostConfig keys (its binary is used)"
+        )
+        parser.add_argument(
+            "--account",
+            help="the config's account (its CODEX_HOME) to log in (default: the first)",
         )
         parser.add_argument(
             "--codex-option",

@@ -52,8 +52,14 @@ def _plugin_line(status: dict[str, Any]) -> str:
     if isinstance(loaded, list):
         line += f", {len(loaded)} loaded thread{'s' if len(loaded) != 1 else ''}"
     admission = status.get("admission")
-    if isinstance(admission, dict):
-        line += f", admission {json.dumps(admission, separators=(',', ':'))}"
+    accounts = admission.get("accounts") if isinstance(admission, dict) else None
+    for account in accounts if isinstance(accounts, list) else []:
+        if isinstance(account, dict):
+            line += (
+                f"; account {account.get('account')}: {account.get('running')} running,"
+                f" {account.get('waiting')} waiting, limit {account.get('limit')}"
+                f" of {account.get('max_concurrent_turns')}"
+            )
     return line
 
 

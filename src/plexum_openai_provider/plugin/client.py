@@ -74,6 +74,7 @@ class PluginClient:
         self._serving = asyncio.create_task(self.connection.serve())
         self._stderr_task = asyncio.create_task(self._read_stderr())
         self.initialize_result: dict[str, Any] | None = None
+        self.rate_limits: list[Any] = []  # account/rate_limits notifications, as received
 
     @classmethod
     async def spawn(
@@ -236,6 +237,9 @@ class PluginClient:
                         stream.put(event_from_dict(params["event"]))
                     except (TypeError, ValueError) as exc:  # a newer plugin's event: skip it
                         log.warning("skipped an event this client does not know: %s", exc)
+            return None
+        if method == "account/rate_limits":
+            self.rate_limits.append(params)
             return None
         if method == "host/call_tool":
             return await self._call_tool(params)

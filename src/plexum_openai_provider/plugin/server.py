@@ -73,6 +73,7 @@ class PluginServer:
         self._events: frozenset[str] = BASE_TYPES  # what the host asked for (initialize)
         # Ids of turns that have ended, so that a cancel racing with the end is not an error.
         self._ended: deque[str] = deque(maxlen=4096)
+        self._sending: set[asyncio.Task[None]] = set()  # notifications not tied to a turn
         self.shutdown_requested = asyncio.Event()
         self.router = Router(to_jsonrpc)
         self.router.add("initialize", self._initialize, self._typed(InitializeParams))
@@ -134,6 +135,7 @@ class PluginServer:
             raise
         self.provider = provider
         self._events = events
+        provider.on_rate_limits = self._rate_limits
         host = params.host_info or {}
         binary = provider.binary
         log.info(
@@ -181,12 +183,28 @@ class PluginServer:
             ),
             # How codex authenticates (never a secret): a host can say "log in" before a turn fails.
             "login": provider.login.describe(),
+            # Each account's admission: how many turns run at once, running, waiting.
+            "accounts": provider.accounts(),
         }
 
     async def _create_provider(self, config: dict[str, Any] | None) -> CodexProvider:
         return await CodexProvider.create(
             HostConfig.parse(config), env=self._env, tool_handler=self._call_host_tool
         )
+
+    def _rate_limits(self, params: dict[str, Any]) -> None:
+        """``account/rate_limits``: what codex reported of an account's rate limits."""
+        connection = self.connection
+        if connection is None:
+            return
+
+        async def send() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                await connection.notify("account/rate_limits", params)
+
+        task = asyncio.ensure_future(send())
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
 
     async def _call_host_tool(self, call: ToolCallRequest) -> ToolOutput:
         """``host/call_tool``; the bridge bounds it by ``tool_timeout_s``."""

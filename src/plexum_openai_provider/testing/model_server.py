@@ -29,11 +29,18 @@ whose JavaScript calls it and returns its result as text (:meth:`FunctionCall.as
 A reply is a list of these output items (several calls in one response), or one of them. Replies
 queued with :meth:`ScriptedModelServer.enqueue` are used first, in order; after that the
 ``script`` callable decides (by default :func:`echo_script`).
+
+An account's limits, as the real service enforces them: ``max_in_flight=K`` answers a request that
+comes while K are being answered with HTTP 429 ``rate_limit_exceeded`` (recorded in
+:attr:`ScriptedModelServer.refused`, not in ``requests``; :attr:`~ScriptedModelServer.peak_in_flight`
+is the most it answered at once); ``rate_limit_headers`` go with every answer (codex reads its
+account's rate limits from ``x-codex-primary-*`` headers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -65,6 +72,16 @@ __all__ = [
 ]
 
 DEFAULT_USAGE = Usage(100, 0, 10, 0)
+# What the service answers a request beyond an account's concurrent streams.
+RATE_LIMITED_BODY = json.dumps(
+    {
+        "error": {
+            "type": "rate_limit_exceeded",
+            "code": "rate_limit_exceeded",
+            "message": "Rate limit reached: too many concurrent requests",
+        }
+    }
+).encode()
 
 
 def _wire_usage(usage: Usage) -> dict[str, Any]:
@@ -309,11 +326,19 @@ class ScriptedModelServer:
         self,
         script: Callable[[ResponsesRequest], Reply] = echo_script,
         usage: Usage | None = None,
+        *,
+        max_in_flight: int | None = None,
+        rate_limit_headers: dict[str, str] | None = None,
     ) -> None:
         self.script = script
         self.usage = usage or DEFAULT_USAGE
         self.code_mode = False  # send FunctionCalls as code mode's exec (see the module docstring)
+        self.max_in_flight = max_in_flight
+        self.rate_limit_headers = dict(rate_limit_headers or {})
         self.requests: list[ResponsesRequest] = []
+        self.refused: list[ResponsesRequest] = []  # 429s for being over max_in_flight
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._queue: list[Reply] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -405,23 +430,37 @@ class ScriptedModelServer:
                 await self._send(writer, 404, "application/json", b'{"error": "not found"}')
                 return
             request = ResponsesRequest(json.loads(body or b"{}"), headers)
-            reply = self._next_reply(request)
-            if isinstance(reply, Hang):
-                self._hung.append(writer)
+            if self.max_in_flight is not None and self.in_flight >= self.max_in_flight:
+                self.refused.append(request)
+                await self._send(writer, 429, "application/json", RATE_LIMITED_BODY)
                 return
-            if isinstance(reply, Wait):
-                await asyncio.to_thread(reply.until.wait, reply.timeout_s)
-                reply = reply.then
-            if isinstance(reply, HttpError):
-                await self._send(writer, reply.status, "application/json", reply.body.encode())
-                return
-            await self._stream(writer, reply)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await self._answer(writer, request)
+            finally:
+                self.in_flight -= 1
         except (asyncio.IncompleteReadError, ConnectionError):
             return
         except asyncio.CancelledError:  # the server stops (Python 3.11's stream callback would
             return  # log a cancelled handler as an error)
         if not writer.is_closing():
             writer.close()
+
+    async def _answer(self, writer: asyncio.StreamWriter, request: ResponsesRequest) -> None:
+        reply = self._next_reply(request)
+        if isinstance(reply, Hang):
+            self._hung.append(writer)
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()  # in flight until codex gives up or the server stops
+            return
+        if isinstance(reply, Wait):
+            await asyncio.to_thread(reply.until.wait, reply.timeout_s)
+            reply = reply.then
+        if isinstance(reply, HttpError):
+            await self._send(writer, reply.status, "application/json", reply.body.encode())
+            return
+        await self._stream(writer, reply)
 
     async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
         if "content-length" in headers:
@@ -443,10 +482,13 @@ class ScriptedModelServer:
         head = (
             f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\n"
             f"content-type: {content_type}\r\ncontent-length: {len(payload)}\r\n"
-            "connection: close\r\n\r\n"
+            f"{self._extra_headers()}connection: close\r\n\r\n"
         )
         writer.write(head.encode() + payload)
         await writer.drain()
+
+    def _extra_headers(self) -> str:
+        return "".join(f"{k}: {v}\r\n" for k, v in self.rate_limit_headers.items())
 
     async def _stream(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
         """The reply as server-sent events. A reply that pauses (a message with ``delay_s``) is
@@ -476,7 +518,8 @@ class ScriptedModelServer:
             if paced:
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                    b"connection: close\r\n\r\n"
+                    + self._extra_headers().encode()
+                    + b"connection: close\r\n\r\n"
                 )
             if self.code_mode:
                 items = [i.as_code_mode() if isinstance(i, FunctionCall) else i for i in items]

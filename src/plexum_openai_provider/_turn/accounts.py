@@ -1,0 +1,130 @@
+"""The accounts a provider runs turns on, and which agent is on which.
+
+An account is one codex login: its ``CODEX_HOME`` (threads, rollouts, the login itself), its own
+engine (an app-server of its own: codex serves one CODEX_HOME per process), its admission (see
+:mod:`.admission`). One account is what a plugin without ``accounts`` in its config has: the
+environment's CODEX_HOME, as before.
+
+An agent stays on one account: its threads live in that account's CODEX_HOME, and another
+account's codex would not find them. The operator may pin agents (an account's ``agents``); any
+other agent goes, on its first turn, to the account with the least load (running and waiting
+turns for each turn it may run), and is remembered there, in ``<lock dir>/accounts.json``
+(written atomically, read distrustfully: anything malformed is no assignment, and the agent is
+assigned again).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .._codex.login import LoginState
+from .._codex.rollout import RolloutLocator
+from .._engine.seam import Engine
+from .._engine.select import EngineInfo
+from .._io.files import NotRegularFile, atomic_write, read_small_regular_file
+from .admission import Admission
+
+__all__ = ["ASSIGNMENTS_FILE", "Account", "Accounts"]
+
+log = logging.getLogger(__name__)
+
+ASSIGNMENTS_FILE = "accounts.json"
+_READ_LIMIT = 4 * 1024 * 1024
+
+
+@dataclass
+class Account:
+    name: str
+    codex_home: Path
+    env: dict[str, str]  # the environment codex runs with (its CODEX_HOME)
+    engine: Engine
+    engine_info: EngineInfo
+    locator: RolloutLocator
+    admission: Admission
+    login: LoginState
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            **self.admission.snapshot(),
+            "codex_home": str(self.codex_home),
+            "login": self.login.describe(),
+        }
+
+
+class Accounts:
+    """The accounts, in the operator's order (the first is the default), and the agents on each."""
+
+    def __init__(
+        self,
+        accounts: Sequence[Account],
+        pinned: Mapping[str, str],
+        folder: Path | None,
+    ) -> None:
+        assert accounts, "at least one account"
+        self.all = list(accounts)
+        self._by_name = {a.name: a for a in accounts}
+        self._pinned = dict(pinned)
+        self._file = folder / ASSIGNMENTS_FILE if folder is not None and len(accounts) > 1 else None
+        self._assigned: dict[str, str] = self._load()
+
+    @property
+    def default(self) -> Account:
+        return self.all[0]
+
+    def of(self, agent_id: str) -> Account:
+        """The agent's account: pinned, remembered, else the least loaded (and remembered)."""
+        if len(self.all) == 1:
+            return self.all[0]
+        name = self._pinned.get(agent_id) or self._assigned.get(agent_id)
+        account = self._by_name.get(name) if name is not None else None
+        if account is not None:
+            return account
+        account = min(self.all, key=_load)
+        self._assigned[agent_id] = account.name
+        self._save()
+        log.info("agent %r: on account %s (the least loaded)", agent_id, account.name)
+        return account
+
+    def known(self, agent_id: str) -> Account | None:
+        """The agent's account if it has one yet (a consume assigns none)."""
+        if len(self.all) == 1:
+            return self.all[0]
+        name = self._pinned.get(agent_id) or self._assigned.get(agent_id)
+        return self._by_name.get(name) if name is not None else None
+
+    def _load(self) -> dict[str, str]:
+        if self._file is None:
+            return {}
+        try:
+            content = read_small_regular_file(self._file, _READ_LIMIT)
+        except (NotRegularFile, OSError):
+            return {}
+        if content is None or content.truncated:
+            return {}
+        try:
+            data = json.loads(content.data)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            log.warning("%s does not hold agents' accounts; it is ignored", self._file)
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, str) and v in self._by_name}
+
+    def _save(self) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(self._file, json.dumps(self._assigned, sort_keys=True).encode() + b"\n")
+        except OSError as exc:
+            log.warning("the agents' accounts were not written to %s: %s", self._file, exc)
+
+
+def _load(account: Account) -> float:
+    admission = account.admission
+    return admission.load / max(admission.ceiling, 1)
