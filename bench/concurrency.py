@@ -67,8 +67,9 @@ async def measure(env: Env, fanouts: list[int], idle_agents: int, rounds: int) -
     out: dict[str, Any] = {"fanout": {}, "idle": {}}
     makers = {
         "bare": lambda: BareExec(env),
-        "exec": lambda: Plugin(env, "exec").start(),
-        "app": lambda: Plugin(env, "app-server").start(),
+        # The scripted model serves any number of streams: no account limit to respect here.
+        "exec": lambda: Plugin(env, "exec", max_concurrent_turns=64).start(),
+        "app": lambda: Plugin(env, "app-server", max_concurrent_turns=64).start(),
         "sdk": lambda: Sdk(env).start(),
     }
     for key, make in makers.items():

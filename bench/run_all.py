@@ -54,6 +54,11 @@ def main() -> None:
                 *("--idle-agents", "10" if quick else "50"),
             ],
         ),
+        (
+            "Many agents, one account",
+            "account_admission.py",
+            ["--agents", "16", "--streams", "3"],
+        ),
         ("Host-tool calls", "bridge_cost.py", ["--calls", "200" if quick else "500"]),
         (
             "Confinement and codex's features",
