@@ -23,6 +23,7 @@ from plexum_openai_provider._turn.admission import (
 )
 from plexum_openai_provider._turn.delivery import load_delivery
 from plexum_openai_provider._turn.messages import CONTINUE
+from plexum_openai_provider._turn.records import records_dir
 from plexum_openai_provider.events import event_to_dict
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
 from tests.helpers import provider_on, wait_until
@@ -256,7 +257,7 @@ async def test_a_throttled_turn_is_sent_again_and_codex_never_gets_a_message_twi
         (THREAD, CONTINUE),
         (THREAD, CONTINUE),
     ]
-    record = load_delivery(rig.agent("a").workspace)
+    record = load_delivery(records_dir(rig.provider.state_dir, rig.agent("a").workspace))
     assert record is not None and not record.open and record.thread_id == THREAD
     snapshot = rig.provider._admission.snapshot()
     # 2 (the default) cut to 1 by the first 429 and kept there by the second; the completed turn,
