@@ -140,7 +140,9 @@ class CodexProvider:
         ]
         pinned = {agent: a.name for a in config.accounts for agent in a.agents}
         lock_dir = lock_dir or default_lock_dir()
-        self._accounts = Accounts(accounts, pinned, lock_dir)
+        # Which account an agent is on lasts as long as its threads: in the state folder (the
+        # lock folder may be a tmpfs, gone at a reboot).
+        self._accounts = Accounts(accounts, pinned, self.state_dir)
         default = self._accounts.default
         self.login = default.login  # what `codex login status` said
         self.engine_info = default.engine_info

@@ -373,7 +373,7 @@ async def test_each_agent_stays_on_one_account_pinned_or_the_least_loaded(tmp_pa
         ("seat-1", str(tmp_path / "home-1"), 1),
         ("seat-2", str(tmp_path / "home-2"), 0),
     ]
-    assert json.loads((tmp_path / "locks" / "accounts.json").read_text()) == {
+    assert json.loads((tmp_path / "state" / "accounts.json").read_text()) == {
         "x": "seat-1",
         "y": "seat-2",
     }

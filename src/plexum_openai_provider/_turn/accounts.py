@@ -8,7 +8,7 @@ environment's CODEX_HOME, as before.
 An agent stays on one account: its threads live in that account's CODEX_HOME, and another
 account's codex would not find them. The operator may pin agents (an account's ``agents``); any
 other agent goes, on its first turn, to the account with the least load (running and waiting
-turns for each turn it may run), and is remembered there, in ``<lock dir>/accounts.json``
+turns for each turn it may run), and is remembered there, in ``<state dir>/accounts.json``
 (written atomically, read distrustfully: anything malformed is no assignment, and the agent is
 assigned again).
 """
