@@ -3,6 +3,7 @@ pieces around them (tool replies, the error mapping, files read distrustfully)."
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -24,6 +25,7 @@ from plexum_openai_provider import (
 )
 from plexum_openai_provider._codex.binary import CodexBinary, bundled_codex
 from plexum_openai_provider._engine import seam
+from plexum_openai_provider._engine.app_server.run import AppServerRun
 from plexum_openai_provider._engine.app_server_events import (
     AppServerTurn,
     SubAgentItems,
@@ -67,6 +69,56 @@ def test_a_recorded_app_server_turn_maps_to_seam_events() -> None:
         seam.TurnDone(Usage(200, 0, 20, 0), "turn", 259),  # codex's own durationMs
     ]
     assert turn.ended
+
+
+async def test_only_a_turn_whose_items_may_start_processes_is_swept_at_its_end() -> None:
+    """The look for what a turn left running (a walk of the app-server's processes) is made
+    after a turn with a command, a patch, a tool or an item of a kind not known, and after one
+    codex did not complete; not after a completed one of messages alone."""
+
+    class Owner:
+        request_timeout_s = 1.0
+
+        def __init__(self) -> None:
+            self.swept: list[str] = []
+
+        async def _interrupt(self, run: AppServerRun) -> None: ...
+
+        async def _end_left_running(self, server: object, thread_id: str) -> None:
+            self.swept.append(thread_id)
+
+    class Server:
+        def __init__(self) -> None:
+            self.gone = asyncio.Event()
+            self.runs: dict[str, object] = {}
+
+    def item(kind: str) -> dict[str, object]:
+        return {"turnId": TURN, "item": {"type": kind, "id": f"i-{kind}"}}
+
+    async def swept(notes: list[tuple[str, dict[str, object]]]) -> bool:
+        owner = Owner()
+        run = AppServerRun(owner, Server(), THREAD, None)  # type: ignore[arg-type]
+        run._started(TURN)
+        for method, params in notes:
+            run._notify(method, params)
+        await run.finish()
+        return owner.swept == [THREAD]
+
+    completed = ("turn/completed", {"turn": {"id": TURN, "status": "completed"}})
+    quiet = [(m, p) for m, p in recorded() if "call_sh" not in json.dumps(p)]
+    assert not await swept(quiet)
+    assert await swept(recorded())  # its command
+    for kind in ("commandExecution", "fileChange", "mcpToolCall", "someLaterKind"):
+        assert await swept([("item/started", item(kind)), completed]), kind
+    assert await swept([("item/completed", item("commandExecution")), completed])
+    words = [("item/started", item(k)) for k in ("userMessage", "agentMessage", "reasoning")]
+    assert not await swept([*words, completed])
+    assert await swept(words)  # codex did not say the turn ended
+    # Interrupted or failed: a command may have started unannounced (codex 0.163 announces it
+    # when its call returns).
+    for status in ("interrupted", "failed"):
+        ended = ("turn/completed", {"turn": {"id": TURN, "status": status}})
+        assert await swept([*words, ended]), status
 
 
 def test_a_message_that_was_not_streamed_arrives_whole_and_once() -> None:

@@ -82,7 +82,11 @@ class AppServerTurn:
         self.thread_id = thread_id
         self.turn_id = turn_id
         self.ended = False
+        self.completed = False  # codex ended it ``completed`` (not interrupted, not failed)
         self.thread_closed = False
+        # An item that may have started a process (a command, a patch, a tool; any kind this
+        # module does not know): only such a turn can have left one running.
+        self.tools_ran = False
         self._streamed: dict[str, str] = {}
         self._phases: dict[str, Phase] = {}  # a message's phase, from its item/started
         self._usage: Usage | None = None
@@ -148,6 +152,7 @@ class AppServerTurn:
             return [seam.Text(rest, item_id, phase)] if rest else []
         if kind in _NOT_TOOLS:
             return [seam.Other(f"item/completed {kind}")]
+        self.tools_ran = True
         if kind == "fileChange" and item.get("status") == "completed":
             changes = _changes(item.get("changes"))
             return [seam.FilesChanged(item_id, changes, item_id), seam.ItemDone(item_id, kind)]
@@ -155,12 +160,14 @@ class AppServerTurn:
 
     def _item_started(self, item: Any) -> list[seam.CodexEvent]:
         if not isinstance(item, dict):
+            self.tools_ran = True  # not known: as if it were one
             return [seam.Unparsed("item/started without an item")]
         kind = _str(item.get("type"))
         if kind == _MESSAGE:
             self._note_phase(item)
         if kind == _MESSAGE or kind in _NOT_TOOLS:
             return [seam.Other(f"item/started {kind}")]
+        self.tools_ran = True
         item_id = _str(item.get("id"))
         return [seam.ItemStarted(item_id, kind, item_id)]
 
@@ -181,6 +188,7 @@ class AppServerTurn:
         message = _error_text(error)
         duration = turn.get("durationMs")
         if status == "completed":
+            self.completed = True
             ms = duration if isinstance(duration, int) and not isinstance(duration, bool) else None
             return [seam.TurnDone(self._usage or Usage(), "turn", ms)]
         if status == "interrupted":

@@ -148,9 +148,25 @@ class AppServerRun:
         return True
 
     async def finish(self) -> seam.RunExit:
-        if self.engine is not None and self.server is not None and not self.server.gone.is_set():
+        if (
+            self.engine is not None
+            and self.server is not None
+            and not self.server.gone.is_set()
+            and self._may_have_left_processes()
+        ):
             await self.engine._end_left_running(self.server, self.thread_id)
         return self._exit
+
+    def _may_have_left_processes(self) -> bool:
+        """False only for a turn codex completed (``turn/completed``, status ``completed``) in
+        which nothing but messages, reasoning and plans happened. codex 0.163 announces a command
+        (``item/started``) when its call returns to the model (at its yield or its end), not when
+        it starts it: a turn it completed had every call return, so every command announced, while
+        an interrupted or failed one may have left one unannounced. What an earlier turn left was
+        ended with that turn. The look through the app-server's processes is then skipped: 0.5-0.7
+        ms in the event loop between codex's end and the turn's result."""
+        mapper = self._mapper
+        return mapper is None or not mapper.completed or mapper.tools_ran
 
     def stderr_tail(self) -> str:
         return self.server.process.stderr_tail() if self.server is not None else ""
