@@ -24,6 +24,7 @@ from tests.conftest import host_config
 from tests.helpers import wait_until
 
 SECRET = "VICTIM-SECRET-4242"
+CREDENTIALS = "CREDENTIALS-SK-0000"
 
 
 def output_text(output: Any) -> str:
@@ -104,6 +105,48 @@ async def test_an_agent_cannot_reach_a_workspace_nested_in_its_own(
     assert SECRET not in seen
     assert not (inner / ".codex" / "config.toml").exists()
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "sandbox",
+    [
+        pytest.param(
+            "workspace",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="HOLE: an agent replaces a workspace nested in its own by a link to"
+                " CODEX_HOME; the inner agent's next turn runs with CODEX_HOME as its writable"
+                " workspace (auth.json read, a file written there)",
+            ),
+        ),
+        "none",
+    ],
+)
+async def test_a_nested_workspace_swapped_for_a_link_confines_to_nothing_else(
+    codex_env: dict[str, str],
+    tmp_path: Path,
+    model_server: ScriptedModelServer,
+    codex_home: Path,
+    sandbox: str,
+) -> None:
+    outer = tmp_path / "outer"
+    inner = outer / "inner"
+    inner.mkdir(parents=True)
+    (codex_home / "auth.json").write_text(CREDENTIALS + "\n")
+    swap = f"mv inner inner-aside && ln -s {codex_home} inner && echo SWAPPED"
+    inner_cmd = "cat auth.json; touch pwned-by-inner && echo WROTE"
+    async with await PluginClient.spawn(env=codex_env) as plugin:
+        await plugin.initialize(host_config(sandbox=sandbox))
+        await run_calls(plugin, model_server, "inner", inner, [shell("true", "i0")], "t0")
+        await run_calls(plugin, model_server, "outer", outer, [shell(swap, "swap")], "t1")
+        await run_calls(plugin, model_server, "inner", inner, [shell(inner_cmd, "i1")], "t2")
+    seen = outputs(model_server)
+    print(f"{sandbox}: {seen['swap'][-60:]!r} then the inner agent: {seen['i1'][-80:]!r}")
+    if sandbox == "none":  # the control: unconfined, every step reaches
+        assert CREDENTIALS in seen["i1"] and (codex_home / "pwned-by-inner").exists()
+        return
+    assert CREDENTIALS not in seen["i1"]
+    assert not (codex_home / "pwned-by-inner").exists()
 
 
 @pytest.mark.parametrize(
