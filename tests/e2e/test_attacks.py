@@ -2,7 +2,7 @@
 
 Each test drives an agent (the scripted model makes it run shell commands or call codex's tools)
 and checks the host side: files outside the workspace, what the model server received. A test
-marked ``xfail(strict=True)`` with a reason starting "HOLE:" shows an attack that succeeds today:
+marked ``xfail(strict=True)`` with a reason starting "HOLE:" would show an attack that succeeds:
 it asserts what should hold, and starts passing (failing the suite, strictly) once it is fixed.
 Under ``sandbox: "none"`` (the control) the same attack reaches, so each test can fail.
 """
@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from plexum_openai_provider import AgentContext
+from plexum_openai_provider._jsonrpc import JsonRpcError
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Message, ScriptedModelServer, Wait
 from tests.conftest import host_config
@@ -58,28 +59,24 @@ def shell(cmd: str, call_id: str, **more: Any) -> FunctionCall:
     return FunctionCall("exec_command", json.dumps({"cmd": cmd, **more}), call_id=call_id)
 
 
-# -- holes ------------------------------------------------------------------------------------
+async def refused(turn: Any) -> str:
+    """The message of a turn the plugin refused before anything ran (-32602 on agent.workspace)."""
+    with pytest.raises(JsonRpcError) as refusal:
+        await turn.result()
+    assert refusal.value.code == -32602 and refusal.value.data == {"field": "agent.workspace"}
+    return str(refusal.value)
 
 
-@pytest.mark.parametrize(
-    "sandbox",
-    [
-        pytest.param(
-            "workspace",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="HOLE: a workspace inside another agent's workspace is not refused: the"
-                " outer agent reads and writes it, and a .codex/config.toml it plants there"
-                " makes codex start an MCP server outside the sandbox on the inner agent's"
-                " next new thread",
-            ),
-        ),
-        "none",
-    ],
-)
+# -- attacks that are refused -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sandbox", ["workspace", "none"])
 async def test_an_agent_cannot_reach_a_workspace_nested_in_its_own(
     codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer, sandbox: str
 ) -> None:
+    """A workspace that holds another agent's is refused, and so is one that lies in another's
+    (either could read and write the inner one, and plant a .codex/config.toml there whose MCP
+    server codex starts outside the sandbox); so is a workspace that has such a file."""
     outer = tmp_path / "outer"
     inner = outer / "inner"
     inner.mkdir(parents=True)
@@ -92,36 +89,29 @@ async def test_an_agent_cannot_reach_a_workspace_nested_in_its_own(
     )
     async with await PluginClient.spawn(env=codex_env) as plugin:
         await plugin.initialize(host_config(sandbox=sandbox))
-        await run_calls(plugin, model_server, "outer", outer, [shell(plant, "plant")], "t1")
-        model_server.enqueue(Message("inner's answer"))
-        inner_turn = plugin.start_turn("t2", AgentContext("inner", inner), "hi")
-        assert (await inner_turn.result()).status == "completed"
-    seen = outputs(model_server)["plant"]
-    print(f"{sandbox}: outer agent's command: {seen!r}")
-    print(f"{sandbox}: outside the sandbox: {marker.read_text() if marker.exists() else None!r}")
-    if sandbox == "none":  # the control: unconfined, every step reaches
-        assert SECRET in seen and marker.exists()
-        return
-    assert SECRET not in seen
-    assert not (inner / ".codex" / "config.toml").exists()
+        if sandbox == "none":  # the control: unconfined, every step reaches
+            await run_calls(plugin, model_server, "outer", outer, [shell(plant, "plant")], "t1")
+            await run_calls(plugin, model_server, "inner", inner, [], "t2")
+            print(f"none: {outputs(model_server)['plant']!r}, escaped: {marker.read_text()!r}")
+            assert SECRET in outputs(model_server)["plant"] and marker.exists()
+            return
+        await run_calls(plugin, model_server, "inner", inner, [shell("true", "i0")], "t0")
+        holds = plugin.start_turn("t1", AgentContext("outer", outer), "go")
+        print(f"{sandbox}: holds another's: {await refused(holds)}")
+        deeper = inner / "deeper"
+        deeper.mkdir()
+        lies_in = plugin.start_turn("t2", AgentContext("deeper", deeper), "go")
+        print(f"{sandbox}: lies in another's: {await refused(lies_in)}")
+        # A .codex/config.toml put there some other way (a cloned repository, say): refused.
+        (inner / ".codex").mkdir()
+        (inner / ".codex" / "config.toml").write_text(config)
+        configured = plugin.start_turn("t3", AgentContext("inner", inner), "hi")
+        print(f"{sandbox}: with a project config: {await refused(configured)}")
+    assert "plant" not in outputs(model_server)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(
-    "sandbox",
-    [
-        pytest.param(
-            "workspace",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="HOLE: an agent replaces a workspace nested in its own by a link to"
-                " CODEX_HOME; the inner agent's next turn runs with CODEX_HOME as its writable"
-                " workspace (auth.json read, a file written there)",
-            ),
-        ),
-        "none",
-    ],
-)
+@pytest.mark.parametrize("sandbox", ["workspace", "none"])
 async def test_a_nested_workspace_swapped_for_a_link_confines_to_nothing_else(
     codex_env: dict[str, str],
     tmp_path: Path,
@@ -129,6 +119,8 @@ async def test_a_nested_workspace_swapped_for_a_link_confines_to_nothing_else(
     codex_home: Path,
     sandbox: str,
 ) -> None:
+    """A workspace whose folder was swapped for a link (to CODEX_HOME) is refused: its records
+    are kept by real path, so its next turn would start a thread there, writable."""
     outer = tmp_path / "outer"
     inner = outer / "inner"
     inner.mkdir(parents=True)
@@ -138,41 +130,34 @@ async def test_a_nested_workspace_swapped_for_a_link_confines_to_nothing_else(
     async with await PluginClient.spawn(env=codex_env) as plugin:
         await plugin.initialize(host_config(sandbox=sandbox))
         await run_calls(plugin, model_server, "inner", inner, [shell("true", "i0")], "t0")
-        await run_calls(plugin, model_server, "outer", outer, [shell(swap, "swap")], "t1")
-        await run_calls(plugin, model_server, "inner", inner, [shell(inner_cmd, "i1")], "t2")
-    seen = outputs(model_server)
-    print(f"{sandbox}: {seen['swap'][-60:]!r} then the inner agent: {seen['i1'][-80:]!r}")
-    if sandbox == "none":  # the control: unconfined, every step reaches
-        assert CREDENTIALS in seen["i1"] and (codex_home / "pwned-by-inner").exists()
-        return
-    assert CREDENTIALS not in seen["i1"]
+        if sandbox == "none":  # the control: the outer agent swaps it, every step reaches
+            await run_calls(plugin, model_server, "outer", outer, [shell(swap, "swap")], "t1")
+            await run_calls(plugin, model_server, "inner", inner, [shell(inner_cmd, "i1")], "t2")
+            print(f"none: the inner agent: {outputs(model_server)['i1'][-80:]!r}")
+            assert CREDENTIALS in outputs(model_server)["i1"]
+            assert (codex_home / "pwned-by-inner").exists()
+            return
+        outer_turn = plugin.start_turn("t1", AgentContext("outer", outer), "go")
+        print(f"{sandbox}: the outer agent: {await refused(outer_turn)}")
+        inner.rename(outer / "inner-aside")  # as a process outside every sandbox could
+        inner.symlink_to(codex_home)
+        inner_turn = plugin.start_turn("t2", AgentContext("inner", inner), "go")
+        print(f"{sandbox}: the inner agent: {await refused(inner_turn)}")
     assert not (codex_home / "pwned-by-inner").exists()
 
 
-@pytest.mark.parametrize(
-    "sandbox",
-    [
-        pytest.param(
-            "workspace",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="HOLE: two commands at once detach the .git guard's placeholder (codex"
-                " removes it when the first ends); the second links .git/.plexum-no-link and"
-                " every later command in the workspace fails 'crosses writable symlink',"
-                " for good: nothing repairs it",
-            ),
-        ),
-        "none",
-    ],
-)
+@pytest.mark.parametrize("sandbox", ["workspace", "none"])
 async def test_two_commands_at_once_cannot_break_the_workspace(
     codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer, sandbox: str
 ) -> None:
+    """The .git guard is a file of the plugin's, bound read-only in each command's sandbox: a
+    command that ends removes nothing another still running relies on."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
     race = (
-        "for i in $(seq 60); do if ln -s / .git/.plexum-no-link 2>/dev/null; then"
-        " echo GUARD-LINKED-$i; break; fi; sleep 0.1; done"
+        "mkdir -p .git; for i in $(seq 60); do unlink .git/.plexum-no-link 2>/dev/null;"
+        " if ln -s / .git/.plexum-no-link 2>/dev/null; then echo GUARD-LINKED-$i; break; fi;"
+        " sleep 0.1; done; ls -l .git/.plexum-no-link"
     )
     calls = [
         shell("sleep 2", "first", yield_time_ms=250),  # runs on, in a session
@@ -185,7 +170,8 @@ async def test_two_commands_at_once_cannot_break_the_workspace(
     seen = outputs(model_server)
     print(f"{sandbox}: {seen['second']!r}\n{sandbox}: next turn: {seen['later']!r}")
     assert "RUNS" in seen["later"]
-    assert sandbox == "none" or "GUARD-LINKED" not in seen["second"]
+    # Unconfined (the control), nothing stops the link.
+    assert ("GUARD-LINKED" in seen["second"]) == (sandbox == "none")
 
 
 # -- regressions: attacks that are refused ----------------------------------------------------
