@@ -78,6 +78,9 @@ def test_a_workspace_near_what_no_agent_may_see_or_through_a_link_is_refused(
     (tmp_path / "ws" / ".codex" / "config.toml").write_text("[mcp_servers.x]\n")
     assert "has a .codex/config.toml" in refusal(guard, "a", tmp_path / "ws")
     guard.check("a", tmp_path / "ws", runs=False)  # a consume runs nothing there
+    (tmp_path / "ws" / ".codex" / "config.toml").unlink()
+    (tmp_path / "ws" / ".codex" / "hooks.json").write_text("{}")
+    assert "has a .codex/hooks.json" in refusal(guard, "a", tmp_path / "ws")
 
 
 def test_another_folder_at_a_checked_path_is_checked_again(tmp_path: Path) -> None:

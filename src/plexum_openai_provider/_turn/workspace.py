@@ -31,7 +31,10 @@ plugin's (:mod:`.records`), so the workspace is what is locked:
   path. And it has no ``.codex/config.toml``: codex 0.163 loads a workspace's own when a thread
   starts, even with the project's ``trust_level = "untrusted"``, and runs its ``mcp_servers``
   and ``notify`` outside the sandbox and the agent's limits (checked on every confined turn, a
-  resumed thread's too: one ``lstat``). The real path's device and inode are kept from
+  resumed thread's too; ``.codex/hooks.json`` as well, as a precaution). Only the workspace's
+  own counts: codex reads the ``.codex`` folders from the project root (the nearest folder up
+  with a ``.git``, codex's default ``project_root_markers``) down to the workspace, and the
+  plugin keeps a ``.git`` in a confined agent's workspace. The real path's device and inode are kept from
   the agent's first claim in this process: a later claim that finds another folder there is
   checked again in full.
 """
@@ -133,7 +136,9 @@ class WorkspaceLocks:
         return fd
 
 
-PROJECT_CONFIG = ".codex/config.toml"
+# What codex reads from a workspace and runs programs of, outside the sandbox (see the module
+# docstring); hooks.json is refused as a precaution (codex's hooks read it from a config folder).
+PROJECT_CONFIG = (".codex/config.toml", ".codex/hooks.json")
 
 
 def _refuse(workspace: Path, why: str) -> InvalidRequestError:
@@ -172,12 +177,13 @@ class WorkspaceGuard:
             info = os.stat(real)
         except OSError as exc:
             raise _refuse(workspace, f"cannot be used: {exc.strerror or exc}") from None
-        if runs and os.path.lexists(os.path.join(real, PROJECT_CONFIG)):
+        found = [name for name in PROJECT_CONFIG if runs and os.path.lexists(f"{real}/{name}")]
+        if found:
             raise _refuse(
                 workspace,
-                f"has a {PROJECT_CONFIG}: codex loads it when a thread starts and runs its"
-                " mcp_servers and notify outside the sandbox; remove it to run a confined agent"
-                " here",
+                f"has a {found[0]}: codex loads it when a thread starts and runs the programs it"
+                " names (mcp_servers, notify, hooks) outside the sandbox; remove it to run a"
+                " confined agent here",
             )
         pin = (info.st_dev, info.st_ino)
         with self._mutex:
