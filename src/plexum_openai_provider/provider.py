@@ -37,6 +37,7 @@ from ._codex.limits import AgentLimits, Limiter
 from ._codex.login import LoginState, login_state
 from ._codex.models import CodexModel, choose_model, list_models
 from ._codex.policy import UNCONFINED, AgentPolicy
+from ._codex.readable import credential_paths
 from ._codex.rollout import RolloutLocator
 from ._codex.sandbox_probe import choose_policy
 from ._codex.writer_lock import thread_writer_lock
@@ -52,6 +53,7 @@ from ._turn.records import default_state_dir
 from ._turn.runner import Turn, TurnSetup, start_turn
 from ._turn.thread_store import is_thread_id
 from ._turn.workspace import (
+    WorkspaceGuard,
     WorkspaceLocks,
     claim_workspace,
     default_lock_dir,
@@ -87,14 +89,21 @@ async def choose_agent_policy(
     CODEX_HOME (the environment's, every account's) or the plugin's socket, lock and state folders
     (the plugin's records of each workspace are in the last: nothing of the plugin's is in a
     workspace to protect)."""
-    never = [
+    return await choose_policy(
+        config, binary, env, never=_never_seen(config, env, socket_dir, lock_dir), protected=()
+    )
+
+
+def _never_seen(
+    config: HostConfig, env: Mapping[str, str], socket_dir: Path | None, lock_dir: Path | None
+) -> list[str]:
+    return [
         str(default_codex_home(env)),
         *(account.codex_home for account in config.accounts),
         str(socket_dir or default_socket_dir()),
         str(lock_dir or default_lock_dir()),
         str(default_state_dir(env)),
     ]
-    return await choose_policy(config, binary, env, never=never, protected=())
 
 
 class CodexProvider:
@@ -155,6 +164,16 @@ class CodexProvider:
         )
         self._locks = WorkspaceLocks(lock_dir)
         self._agents = Agents(self._start_queued)
+        # Where a confined agent's workspace may not be (another's, codex's homes, credentials).
+        self._guard = (
+            WorkspaceGuard(
+                self.state_dir,
+                _never_seen(config, self._env, socket_dir, lock_dir)
+                + credential_paths(self._env.get("HOME")),
+            )
+            if policy.confined
+            else None
+        )
 
     def _account(
         self,
@@ -384,6 +403,8 @@ class CodexProvider:
                 codex_home=account.codex_home,
                 engine_holds=account.engine.holds_thread,
                 owner_known=self._agents.owner_known(agent_id, workspace),
+                guard=self._guard,
+                others=self._agents.others_workspaces(agent_id),
             )
             self._agents.owner_checked(agent_id, workspace)
             try:
@@ -495,7 +516,13 @@ class CodexProvider:
         self, agent: AgentContext, ids: list[str], marker: str
     ) -> ConsumeOutcome | None:
         claim = await asyncio.to_thread(
-            lock_workspace, self._locks, agent.id, agent.workspace, state_dir=self.state_dir
+            lock_workspace,
+            self._locks,
+            agent.id,
+            agent.workspace,
+            state_dir=self.state_dir,
+            guard=self._guard,
+            others=self._agents.others_workspaces(agent.id),
         )
         try:
             thread_id = claim.stored.thread_id

@@ -97,8 +97,22 @@ def test_a_missing_git_folder_is_made_and_a_link_or_file_is_left_alone(tmp_path:
     for folder in (fresh, linked, worktree):
         folder.mkdir()
     assert prepare_git_folder(fresh) is True
-    assert (fresh / ".git").is_dir() and not any((fresh / ".git").iterdir())
-    assert prepare_git_folder(fresh) is True  # again: unchanged
+    guard = fresh / GIT_GUARD
+    assert [p.name for p in (fresh / ".git").iterdir()] == [guard.name]
+    assert guard.is_file() and not guard.is_symlink() and guard.read_bytes() == b""
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "kept").write_text("x")
+    for planted in ("link", "folder"):  # what a command could leave there: made again
+        guard.unlink()  # the file prepare_git_folder made
+        if planted == "link":
+            guard.symlink_to(target)
+        else:
+            (guard / "sub").mkdir(parents=True)
+            (guard / "sub" / "escape").symlink_to(target)
+        assert prepare_git_folder(fresh) is True
+        assert guard.is_file() and not guard.is_symlink() and guard.read_bytes() == b""
+    assert (target / "kept").read_text() == "x"  # links not followed
     (linked / ".git").symlink_to("/")
     assert prepare_git_folder(linked) is False
     assert (linked / ".git").readlink() == Path("/")

@@ -40,13 +40,19 @@ the run starts:
   command when ``.git`` is a symlink at the moment that command's sandbox is built: a link in
   its place is never followed into a bind (the agent reads codex's error);
 
-and before a confined run the plugin makes a missing ``.git`` an empty folder
-(:func:`prepare_git_folder`; git treats an empty one as no repository, and ``git init`` fills
-it): with the guard, a missing ``.git`` would get codex's read-only placeholder. Inside every
-command's sandbox ``.git`` is then a mount point (a bind of itself, or the placeholder), which
-no process of the agent can rename, remove or replace (EBUSY), so it cannot be swapped between
-two commands or while one is being set up (measured: a swap raced from outside the sandbox
-reached 1 of 30 setups; from inside it cannot start). A ``.git`` that is a file (a worktree's
+and before a confined run the plugin makes a missing ``.git`` an empty folder and the guard an
+empty file of its own (:func:`prepare_git_folder`; git treats an empty ``.git`` as no repository,
+and ``git init`` fills it). The guard must exist: codex covers a missing read-only path with a
+placeholder file it creates for the command and removes when that command ends, and that
+removal detaches the placeholder's mount in every other command's sandbox still running, so a
+second command could then put a link there, and every later command in the workspace failed
+"crosses writable symlink" (codex 0.163). An existing file is bound read-only in each command's
+sandbox, and nothing removes it when a command ends. Whatever is at the guard's path before a
+run (a link, a folder, a file an unconfined process left) is removed, links not followed, and
+the file made again. Inside every command's sandbox ``.git`` and the guard are then mount
+points, which no process of the agent can rename, remove or replace (EBUSY), so ``.git`` cannot
+be swapped between two commands or while one is being set up (measured: a swap raced from
+outside the sandbox reached 1 of 30 setups; from inside it cannot start). A ``.git`` that is a file (a worktree's
 ``gitdir:`` pointer) or a link when the run starts is not named: codex's own protection applies
 (the file and its gitdir read-only; a link refused). A repository the agent clones or creates
 below the top has its ``.git`` as a plain folder of the workspace, bound by nothing.
@@ -76,6 +82,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -186,12 +193,30 @@ UNCONFINED = AgentPolicy("none", 'sandbox is "none"')
 
 
 def prepare_git_folder(workspace: str | Path) -> bool:
-    """Before a confined run: a missing ``.git`` in ``workspace`` becomes an empty folder.
-    Whether ``.git`` is now a real folder (not a link, not a file), to be named writable."""
+    """Before a confined run: a missing ``.git`` in ``workspace`` becomes an empty folder, and
+    :data:`GIT_GUARD` an empty file made now (whatever was there removed, links not followed).
+    Whether ``.git`` is a real folder (not a link, not a file) with its guard, to be named
+    writable."""
     path = os.path.join(workspace, ".git")
     with contextlib.suppress(OSError):  # there already, or not ours to make: looked at below
         os.mkdir(path, 0o755)
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode)
+        folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:  # a link, a file, or unusable: codex's own protection applies
+        return False
+    name = os.path.basename(GIT_GUARD)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISDIR(os.lstat(name, dir_fd=folder).st_mode):
+                shutil.rmtree(name, dir_fd=folder)
+            else:
+                os.unlink(name, dir_fd=folder)
+        fd = os.open(
+            name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444, dir_fd=folder
+        )
+        os.close(fd)
+        return True
     except OSError:
         return False
+    finally:
+        os.close(folder)

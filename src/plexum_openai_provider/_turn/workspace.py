@@ -19,6 +19,24 @@ plugin's (:mod:`.records`), so the workspace is what is locked:
   paying for nothing.
 * **The records folder and CODEX_HOME can be written**: the thread id's temporary is written
   before codex runs (:meth:`~.thread_store.ThreadRecord.reserve`).
+* **A confined agent's workspace reaches nothing of another's** (:class:`WorkspaceGuard`, checked
+  before the records are opened, so a refused workspace changes nothing and no older-layout
+  records are adopted from it). Its path has no symbolic link in it: records are kept by real
+  path, so a workspace swapped for a link (by an agent whose workspace holds it) would start a
+  thread in the link's target, writable. It is not, does not hold and does not lie in another
+  agent's workspace (known from the state folder's records, so across plugin processes, and
+  from this process's claims): the outer agent could read and write the inner one's files, and
+  plant a ``.codex/config.toml`` there. It is not, does not hold and does not lie in a folder
+  no agent may see (CODEX_HOME, the plugin's state, socket and lock folders) or a credential
+  path. And it has no ``.codex/config.toml``: codex 0.163 loads a workspace's own when a thread
+  starts, even with the project's ``trust_level = "untrusted"``, and runs its ``mcp_servers``
+  and ``notify`` outside the sandbox and the agent's limits (checked on every confined turn, a
+  resumed thread's too; ``.codex/hooks.json`` as well, as a precaution). Only the workspace's
+  own counts: codex reads the ``.codex`` folders from the project root (the nearest folder up
+  with a ``.git``, codex's default ``project_root_markers``) down to the workspace, and the
+  plugin keeps a ``.git`` in a confined agent's workspace. The real path's device and inode are kept from
+  the agent's first claim in this process: a later claim that finds another folder there is
+  checked again in full.
 """
 
 from __future__ import annotations
@@ -28,10 +46,11 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._codex.readable import within
 from .._codex.writer_lock import is_thread_writer_locked
 from .._io.files import (
     NotRegularFile,
@@ -42,12 +61,13 @@ from .._io.files import (
 )
 from ..errors import AgentBusyError, CodexHomeError, InvalidRequestError
 from .delivery import Delivery, load_delivery
-from .records import open_records
+from .records import WORKSPACE_FILE, open_records
 from .thread_store import StoredThread, ThreadRecord, load_thread
 
 __all__ = [
     "OWNER_FILE",
     "WorkspaceClaim",
+    "WorkspaceGuard",
     "WorkspaceLocks",
     "claim_workspace",
     "default_lock_dir",
@@ -114,6 +134,135 @@ class WorkspaceLocks:
         os.ftruncate(fd, 0)
         os.pwrite(fd, note, 0)
         return fd
+
+
+# What codex reads from a workspace and runs programs of, outside the sandbox (see the module
+# docstring); hooks.json is refused as a precaution (codex's hooks read it from a config folder).
+PROJECT_CONFIG = (".codex/config.toml", ".codex/hooks.json")
+
+
+def _refuse(workspace: Path, why: str) -> InvalidRequestError:
+    return InvalidRequestError(f"agent.workspace {str(workspace)!r} {why}", field="agent.workspace")
+
+
+class WorkspaceGuard:
+    """What a confined agent's workspace may not be (see the module docstring); one per
+    provider. ``never``: folders no agent may see and credential paths. The full check runs on
+    an agent's first claim of a workspace in this process (and when another folder is found at
+    its path); later claims cost a ``realpath`` and a ``stat``."""
+
+    def __init__(self, state_dir: Path, never: Iterable[str]) -> None:
+        self.state_dir = state_dir
+        self.never = tuple(os.path.realpath(p) for p in never)
+        self._pins: dict[tuple[str, str], tuple[int, int]] = {}  # (agent, path) → (dev, ino)
+        # The state folder's records: (its folder's mtime and links, {records folder: path}).
+        self._known: tuple[tuple[int, int], dict[str, str]] = ((-1, -1), {})
+        self._mutex = threading.Lock()  # claims run in worker threads
+
+    def check(
+        self, agent_id: str, workspace: Path, others: Iterable[str] = (), *, runs: bool = True
+    ) -> None:
+        """InvalidRequestError (``agent.workspace``) if the workspace is refused. ``others``:
+        other agents' workspaces this process knows of; ``runs``: codex will run there (a
+        consume runs nothing: a project config is no matter)."""
+        path = os.path.normpath(workspace)
+        real = os.path.realpath(path)
+        if real != path:
+            raise _refuse(
+                workspace,
+                f"has a symbolic link in it (it is {real!r}); a confined agent's workspace is"
+                " given by its real path",
+            )
+        try:
+            info = os.stat(real)
+        except OSError as exc:
+            raise _refuse(workspace, f"cannot be used: {exc.strerror or exc}") from None
+        found = [name for name in PROJECT_CONFIG if runs and os.path.lexists(f"{real}/{name}")]
+        if found:
+            raise _refuse(
+                workspace,
+                f"has a {found[0]}: codex loads it when a thread starts and runs the programs it"
+                " names (mcp_servers, notify, hooks) outside the sandbox; remove it to run a"
+                " confined agent here",
+            )
+        pin = (info.st_dev, info.st_ino)
+        with self._mutex:
+            if self._pins.get((agent_id, real)) == pin:
+                return
+        self._check_place(agent_id, workspace, real, others)
+        with self._mutex:
+            self._pins[(agent_id, real)] = pin
+
+    def _check_place(
+        self, agent_id: str, workspace: Path, real: str, others: Iterable[str]
+    ) -> None:
+        guarded = next((g for g in self.never if within(g, real) or within(real, g)), None)
+        if guarded is not None:
+            raise _refuse(
+                workspace,
+                f"is, holds or lies in {guarded!r}, which no agent may see (codex's home, the"
+                " plugin's folders, credentials)",
+            )
+        for other in others:
+            other = os.path.realpath(other)
+            if other != real and (within(other, real) or within(real, other)):
+                raise _refuse(workspace, _nested(other, "another agent of this plugin"))
+        for folder, other in self._known_workspaces().items():
+            if other == real or not (within(other, real) or within(real, other)):
+                continue
+            owner = _owner_of(Path(folder))
+            if owner and owner != agent_id and os.path.isdir(other):
+                raise _refuse(
+                    workspace,
+                    _nested(
+                        other,
+                        f"agent {owner!r} (recorded in {folder}: remove that folder to forget it)",
+                    ),
+                )
+
+    def _known_workspaces(self) -> dict[str, str]:
+        """Every workspace the state folder has records of: records folder → real path (read
+        again only when a records folder was made or removed since: the link count tells one
+        made within the mtime's tick)."""
+        folder = self.state_dir / "workspaces"
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return {}
+        stamp = (info.st_mtime_ns, info.st_nlink)
+        with self._mutex:
+            if self._known[0] == stamp:
+                return self._known[1]
+        known: dict[str, str] = {}
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                named = _read_line(Path(entry.path) / WORKSPACE_FILE)
+                if named:
+                    known[entry.path] = named
+        with self._mutex:
+            self._known = (stamp, known)
+        return known
+
+
+def _nested(other: str, whose: str) -> str:
+    return (
+        f"holds or lies in {other!r}, the workspace of {whose}; a confined agent's workspace"
+        " may not hold another's (its agent could read and write it, and plant files codex runs)"
+    )
+
+
+def _read_line(path: Path) -> str | None:
+    try:
+        content = read_small_regular_file(path, 8192)
+    except (NotRegularFile, OSError):
+        return None
+    if content is None or content.truncated:
+        return None
+    return content.data.decode("utf-8", "surrogateescape").strip() or None
+
+
+def _owner_of(records: Path) -> str | None:
+    return _read_line(records / OWNER_FILE)
 
 
 @dataclass
@@ -191,6 +340,8 @@ def claim_workspace(
     codex_home: Path,
     engine_holds: Callable[[str], bool],
     owner_known: bool = False,
+    guard: WorkspaceGuard | None = None,
+    others: Iterable[str] = (),
 ) -> WorkspaceClaim:
     """Everything that must hold before a turn runs (blocking I/O: call it in a worker thread).
     Raises AgentBusyError, InvalidRequestError or CodexHomeError, holding nothing then.
@@ -199,7 +350,10 @@ def claim_workspace(
     process already checked (and recorded) that the workspace is this agent's. The thread id's
     temporary is reserved only when a new thread will be started (no usable stored id): a
     resumed thread needs no write unless codex replaces it, and that rare failure is then a
-    notice, not a lost turn."""
+    notice, not a lost turn. ``guard`` (confined agents): checked first, with ``others``, the
+    other agents' workspaces this process knows of."""
+    if guard is not None:
+        guard.check(agent_id, workspace, others)
     key = locks.acquire(agent_id, workspace)
     record: ThreadRecord | None = None
     try:
@@ -232,11 +386,19 @@ def claim_workspace(
 
 
 def lock_workspace(
-    locks: WorkspaceLocks, agent_id: str, workspace: Path, *, state_dir: Path
+    locks: WorkspaceLocks,
+    agent_id: str,
+    workspace: Path,
+    *,
+    state_dir: Path,
+    guard: WorkspaceGuard | None = None,
+    others: Iterable[str] = (),
 ) -> WorkspaceClaim:
     """The cross-process lock and the owner rule (for a consume, which claims nothing):
     AgentBusyError if another process has the lock, InvalidRequestError if the workspace is
-    another agent's."""
+    another agent's or ``guard`` refuses it (records of a refused workspace are not opened)."""
+    if guard is not None:
+        guard.check(agent_id, workspace, others, runs=False)
     key = locks.acquire(agent_id, workspace)
     try:
         records = _open_records(state_dir, workspace)

@@ -392,7 +392,7 @@ def chat_command(ns: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         env = dict(os.environ)
         if ns.workspace is not None:
-            workspace = ns.workspace.expanduser().absolute()
+            workspace = ns.workspace.expanduser().resolve()  # a confined agent's is its real path
         elif ns.demo:
             workspace = Path(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="plexum-chat-"))

@@ -86,7 +86,7 @@ def run_command(ns: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         env = None
         if ns.workspace is not None:
-            workspace = ns.workspace.expanduser().absolute()
+            workspace = ns.workspace.expanduser().resolve()  # a confined agent's is its real path
         elif ns.demo:
             workspace = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="plexum-run-")))
         else:
