@@ -47,7 +47,6 @@ from .seam import (
     ResumeFailed,
     RunExit,
     RunSpec,
-    SubAgentTool,
     Text,
     ThreadStarted,
     TurnDone,
@@ -213,9 +212,7 @@ class ExecRun:
         return [
             Text(w.text, w.item_id, None, w.sub_agent)
             if isinstance(w, SubAgentMessage)
-            else SubAgentTool(
-                w.sub_agent, w.call_id, w.name, w.arguments, w.namespace, w.output, w.is_error
-            )
+            else w  # a SubAgentTool already
             for w in work
         ]
 

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 
 from .._codex.command import McpServerSpec
 from .._codex.policy import UNCONFINED, AgentPolicy
+from .._codex.sub_agents import SubAgentBlock
 from ..conversation import ImagePart
 from ..events import FileChange, Phase, PlanStep, Usage
 
@@ -215,18 +216,9 @@ class Unparsed:
     reason: str
 
 
-@dataclass(frozen=True)
-class SubAgentTool:
-    """A tool call a codex sub-agent made and its result (the agent's own come from the
-    rollout)."""
-
-    sub_agent: str
-    call_id: str
-    name: str
-    arguments: str
-    namespace: str | None
-    output: str
-    is_error: bool
+# A tool call a codex sub-agent made and its result (the agent's own come from the rollout):
+# the same value the rollout reader makes of a sub-agent's thread.
+SubAgentTool: TypeAlias = SubAgentBlock
 
 
 @dataclass(frozen=True)
