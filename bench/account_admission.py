@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import Table, machine
+from common import Table, bench_env, machine
 
 from plexum_openai_provider import AgentContext
 from plexum_openai_provider.events import ErrorEvent, Notice
@@ -37,8 +35,6 @@ from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import (
     Message,
     ResponsesRequest,
-    ScriptedModelServer,
-    write_codex_home,
 )
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -67,21 +63,9 @@ async def one_turn(plugin: PluginClient, root: Path, name: str) -> tuple[float, 
 async def run_case(
     label: str, src: Path, config: dict[str, Any], agents: int, streams: int, engine: str
 ) -> list[object]:
-    with (
-        tempfile.TemporaryDirectory(prefix="plexum-admission-") as tmp,
-        ScriptedModelServer(slow_echo, max_in_flight=streams) as server,
-    ):
-        root = Path(tmp)
-        write_codex_home(root / "codex-home", server.base_url)
-        (root / "home").mkdir()
-        env = dict(
-            os.environ,
-            CODEX_HOME=str(root / "codex-home"),
-            HOME=str(root / "home"),
-            PLEXUM_SOCKET_DIR=str(root / "s"),
-            PLEXUM_LOCK_DIR=str(root / "locks"),
-            PYTHONPATH=str(src),
-        )
+    with bench_env(slow_echo, max_in_flight=streams) as bench:
+        server, root = bench.server, bench.root
+        env = {**bench.env, "PYTHONPATH": str(src)}
         async with await PluginClient.spawn(env=env) as plugin:
             await plugin.initialize({"engine": engine, **config})
             alone, _, _ = await one_turn(plugin, root, "alone")

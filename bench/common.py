@@ -46,13 +46,15 @@ class Env:
 
 
 @contextmanager
-def bench_env() -> Iterator[Env]:
+def bench_env(*script: Any, **server_options: Any) -> Iterator[Env]:
+    """A scripted model (``ScriptedModelServer(*script, **server_options)``), a CODEX_HOME and a
+    HOME of its own, the plugin's socket and lock folders, in a temporary folder."""
     codex = bundled_codex()
     if codex is None:
         raise SystemExit("the bundled codex is not installed: pip install -e '.[dev,bench]'")
     with (
         tempfile.TemporaryDirectory(prefix="plexum-bench-") as tmp,
-        ScriptedModelServer() as server,
+        ScriptedModelServer(*script, **server_options) as server,
     ):
         root = Path(tmp)
         write_codex_home(root / "codex-home", server.base_url)

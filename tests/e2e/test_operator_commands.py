@@ -29,18 +29,23 @@ PNG = base64.b64decode(
 pytestmark = pytest.mark.one_engine
 
 
-def test_chat_shows_an_agent_at_work(tmp_path: Path) -> None:
-    """Its reasoning (dimmed), its plan, the running command with a spinner and the last line it
-    printed, as it prints (chat runs on app-server, the default engine)."""
+def demo_chat(tmp_path: Path) -> pexpect.spawn:
+    """``chat --demo`` in a terminal of 50 x 200, for agent ``demo`` in ``tmp_path/agent``."""
     workspace = tmp_path / "agent"
     workspace.mkdir()
-    chat = pexpect.spawn(
+    return pexpect.spawn(
         PLUGIN,
         ["chat", "--demo", "--workspace", str(workspace), "--agent", "demo"],
         encoding="utf-8",
         timeout=60,
         dimensions=(50, 200),
     )
+
+
+def test_chat_shows_an_agent_at_work(tmp_path: Path) -> None:
+    """Its reasoning (dimmed), its plan, the running command with a spinner and the last line it
+    printed, as it prints (chat runs on app-server, the default engine)."""
+    chat = demo_chat(tmp_path)
     try:
         chat.expect("you> ")
         chat.sendline("work")
@@ -57,15 +62,8 @@ def test_chat_shows_an_agent_at_work(tmp_path: Path) -> None:
 
 
 def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
+    chat = demo_chat(tmp_path)
     workspace = tmp_path / "agent"
-    workspace.mkdir()
-    chat = pexpect.spawn(
-        PLUGIN,
-        ["chat", "--demo", "--workspace", str(workspace), "--agent", "demo"],
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(50, 200),
-    )
     try:
         chat.expect("you> ")
         chat.sendline("hello there")
