@@ -421,6 +421,48 @@ async def test_a_session_the_plugin_does_not_understand_is_left_untouched(
         await provider.consume(AgentContext("cx", workspace), ["c1"])
 
 
+@pytest.mark.one_engine
+async def test_an_items_id_allocation_goes_through_a_consume_to_the_resumed_codex(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    """codex 0.171 may give a response item an `id_allocation` (how it derived the item's id;
+    tests/unit/test_rollout.py has its shape) and drops from the model's history an item whose
+    allocation it cannot read back. A consumed call and output keep theirs, and the resumed codex
+    sends the model both, consumed, with the rest of the thread's history."""
+    provider = await provider_for(codex_env)
+    model_server.enqueue(
+        FunctionCall("t", json.dumps(SECRET_ARGS), call_id="c_alloc", namespace=NS), Message("ok")
+    )
+    await run(provider, workspace, "first", tools=(ToolSpec("t"),))
+    path = rollout_of(provider, workspace)
+    allocation = {"prefix": "fco", "salt": "c_alloc", "ordinal": 2, "value": 1}
+    planted = []
+    for line in path.read_bytes().splitlines(keepends=True):
+        record = json.loads(line)
+        if record["type"] == "response_item" and record["payload"].get("call_id") == "c_alloc":
+            record["payload"]["id_allocation"] = allocation
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        planted.append(line)
+    path.write_bytes(b"".join(planted))
+    result = await provider.consume(AgentContext("cx", workspace), ["c_alloc"])
+    assert result.consumed == ["c_alloc"]
+    kept = [
+        json.loads(line)["payload"]
+        for line in path.read_bytes().splitlines()
+        if b'"id_allocation"' in line
+    ]
+    assert [p["id_allocation"] for p in kept] == [allocation, allocation]
+    _, second = await run(provider, workspace, "second", tools=(ToolSpec("t"),))
+    assert second.status == "completed"
+    request = model_server.requests[-1]
+    assert sent_calls(request) == {"c_alloc": "{}"}
+    assert sent_outputs(request) == {"c_alloc": MARKER}
+    said = request.user_texts()
+    assert [t for t in said if t.endswith(("first", "second"))] == said[-2:]
+    assert "ok" in request.assistant_texts()
+    assert '"id_allocation"' not in request.raw  # codex keeps it from the model
+
+
 async def test_consume_through_the_plugin_and_a_compressed_archived_rollout(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:

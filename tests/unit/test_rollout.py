@@ -4,16 +4,21 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
-from plexum_openai_provider._codex.consume import rewrite_rollout
+import pytest
+
+from plexum_openai_provider._codex.consume import append_response_items, rewrite_rollout
+from plexum_openai_provider._codex.records import message_item
 from plexum_openai_provider._codex.rollout import (
     RolloutLocator,
     read_records,
     tool_blocks,
     turn_usage,
 )
+from plexum_openai_provider.errors import SessionFormatError
 from plexum_openai_provider.events import Usage
 
 DATA = Path(__file__).parent.parent / "data"
@@ -101,6 +106,79 @@ def test_consuming_a_code_mode_call_makes_its_input_and_output_the_marker(tmp_pa
     assert (block.arguments, block.output) == ("[used]", "[used]")
     again = rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
     assert (again.consumed, again.rewritten) == (["call_js"], False)
+
+
+# codex 0.171 may give a response item an `id_allocation`: how codex derived the item's id. It
+# wrote none in the sessions tried (plain, tool, code-mode, resumed, interrupted, compacted and
+# forked turns); the shape is the one codex 0.171.0 reads back (its rollout reader names a
+# missing `salt`, `ordinal` or `value`, and takes `prefix` and `suffix` as strings), where its
+# serializer writes it: after the item's other fields.
+ID_ALLOCATION = {"prefix": "ctco", "salt": "call_js", "ordinal": 3, "value": 1, "suffix": "x"}
+
+
+def dumped(record: dict[str, object]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def test_an_items_id_allocation_is_kept_by_blocks_and_consume(tmp_path: Path) -> None:
+    path = tmp_path / CODE_MODE.name
+    lines = []
+    for line in CODE_MODE.read_bytes().splitlines(keepends=True):
+        record = json.loads(line)
+        if record["type"] == "response_item" and record["payload"].get("call_id") == "call_js":
+            record["payload"]["id_allocation"] = ID_ALLOCATION
+            line = dumped(record)
+        lines.append(line)
+    path.write_bytes(b"".join(lines))
+    assert tool_blocks(read_records(path)) == tool_blocks(read_records(CODE_MODE))
+    outcome = rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
+    assert (outcome.consumed, outcome.rewritten) == (["call_js"], True)
+    after = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert [r["ordinal"] for r in after] == list(range(len(lines)))
+    items = [r["payload"] for r in after if r["payload"].get("id_allocation")]
+    assert [(p["type"], p.get("input", p.get("output"))) for p in items] == [
+        ("custom_tool_call", "[used]"),
+        ("custom_tool_call_output", "[used]"),
+    ]
+    assert all(list(p.items())[-1] == ("id_allocation", ID_ALLOCATION) for p in items)
+
+
+def test_a_record_of_a_type_the_plugin_does_not_know_is_passed_over(tmp_path: Path) -> None:
+    """codex 0.171 skips a record whose type it does not know ("skipping unknown rollout line"),
+    and so does the plugin: no block from it, copied byte for byte by a consume, and what is
+    appended after it is numbered after it."""
+    path = tmp_path / CODE_MODE.name
+    lines = CODE_MODE.read_bytes().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    unknown = b'{"timestamp":"%s","ordinal":%d,"type":"a_later_record","payload":{"ordinal":7}}\n'
+    extra = unknown % (last["timestamp"].encode(), last["ordinal"] + 1)
+    path.write_bytes(b"".join(lines) + extra)
+    assert tool_blocks(read_records(path)) == tool_blocks(read_records(CODE_MODE))
+    append_response_items(path, CODE_MODE_THREAD, [message_item("developer", "later")])
+    rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
+    after = path.read_bytes().splitlines(keepends=True)
+    assert after[len(lines)] == extra
+    assert json.loads(after[-1])["ordinal"] == last["ordinal"] + 2
+
+
+def test_only_a_records_own_ordinal_counts(tmp_path: Path) -> None:
+    """A session whose records have no ordinal (codex's legacy history mode) is consumed even
+    where a payload has an "ordinal" near the start of its line; a numbered session with one
+    record whose own ordinal is missing is refused, whatever its payload holds."""
+    path = tmp_path / CODE_MODE.name
+    own = re.compile(rb'^(\{"timestamp":"[^"]*",)"ordinal":\d+,')
+    lines = [own.sub(rb"\1", line) for line in CODE_MODE.read_bytes().splitlines(keepends=True)]
+    early = b'{"timestamp":"2026-12-03T22:26:11.000Z","type":"event_msg","payload":{"ordinal":1}}\n'
+    path.write_bytes(b"".join(lines) + early)
+    outcome = rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
+    assert outcome.consumed == ["call_js"]
+    assert b'"ordinal":' not in path.read_bytes().replace(b'{"ordinal":1}', b"")
+    numbered = CODE_MODE.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(numbered[:-1]) + own.sub(rb"\1", numbered[-1]) + early)
+    before = path.read_bytes()
+    with pytest.raises(SessionFormatError, match="some records have an ordinal and some"):
+        rewrite_rollout(path, CODE_MODE_THREAD, ["call_js"], "[used]")
+    assert path.read_bytes() == before
 
 
 SUB_AGENT = DATA / "rollout-0.163-sub-agent.jsonl"  # codex 0.163 exec, gpt-6.1-sol's sub-agent

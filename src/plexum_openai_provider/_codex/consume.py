@@ -35,7 +35,8 @@ from .rollout import open_rollout
 __all__ = ["ConsumeOutcome", "append_response_items", "rewrite_rollout"]
 
 _CALL_ID = re.compile(rb'"call_id":"([^"\\]+)"')
-_RECORD_START = b'{"timestamp":'
+_RECORD_START = b'{"timestamp":"'
+_ORDINAL = b'"ordinal":'
 
 
 @dataclass(frozen=True)
@@ -79,12 +80,15 @@ class _Guard:
         self.record(line)
 
     def record(self, line: bytes) -> None:
-        # A cheap structural check of every line: codex writes `{"timestamp":…,"ordinal":N,…}`.
+        # A cheap structural check of every line: codex writes `{"timestamp":"…","ordinal":N,…}`.
         if not line.endswith(b"\n"):
             raise self.fail("its last line is incomplete (is a codex still writing it?)")
         if not line.startswith(_RECORD_START):
             raise self.fail("a record does not start with its timestamp")
-        if (b'"ordinal":' in line[:96]) != self.ordinals:
+        # The record's own ordinal is the key right after its timestamp; an "ordinal" further on
+        # is a payload's (a response item's id_allocation has one, codex 0.171).
+        end = line.find(b'",', len(_RECORD_START))
+        if (end > 0 and line.startswith(_ORDINAL, end + 2)) != self.ordinals:
             raise self.fail("some records have an ordinal and some have none")
 
     def last(self, line: bytes) -> int | None:

@@ -11,6 +11,13 @@ calls and their outputs (codex 0.136-0.169)::
                                        "output":"…" | [{"type":"input_text","text":"…"}]}}
     {"type":"response_item","payload":{"type":"custom_tool_call","name":"exec","input":"…",…}}
     {"type":"response_item","payload":{"type":"custom_tool_call_output","call_id":…,"output":…}}
+
+codex 0.171 may give a response item an ``id_allocation``, after its other fields: how codex
+derived the item's ``id`` (``{"prefix"?: str, "salt": str, "ordinal": int, "value": int,
+"suffix"?: str}``; it reads the item back only while the allocation has that shape, and drops
+the item from the model's history when it does not). It is not a record type: 0.171 has none
+of that name, and skips a record of a type it does not know. Nothing here needs it, and the
+consume rewrite keeps it as it is, with every field it does not change.
 """
 
 from __future__ import annotations
