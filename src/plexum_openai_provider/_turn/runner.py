@@ -6,14 +6,15 @@ whoever made it. It runs as a task: its events are read with ``async for event i
 :meth:`Turn.result` gives the :class:`~..requests.TurnResult` once every event has been delivered;
 :meth:`Turn.cancel` stops codex and ends the turn ``cancelled``.
 
-What a turn does, in order: report a stored thread id it cannot use; start the bridge; wait for the
-agent's lock (a consume may be rewriting); run codex, resuming the stored thread; if codex no
-longer knows that thread, say so and run again in a new one; map codex's events, keep the thread
-id, hand out tool-call blocks as they complete; end on codex's terminal event, a deadline
-(``idle_timeout_s`` without a word from codex while nothing of the turn runs, ``turn_timeout_s``
-in all, ``unreachable_timeout_s`` of codex reconnecting to a model that does not answer) or a
-cancel. codex's reconnect notices are not a word for ``idle_timeout_s``: it says them without end
-while it waits for the network.
+What a turn does, in order: report a stored thread id it cannot use; wait for its place at the
+account (:mod:`.turn_admission`); start the bridge; wait for the agent's lock (a consume may be
+rewriting); run codex, resuming the stored thread; if codex no longer knows that thread, say so and
+run again in a new one; map codex's events, keep the thread id, hand out tool-call blocks as they
+complete; send a run codex failed for the account's load again (the account says when); end on
+codex's terminal event, a deadline (``idle_timeout_s`` without a word from codex while nothing of
+the turn runs, ``turn_timeout_s`` in all, ``unreachable_timeout_s`` of codex reconnecting to a
+model that does not answer) or a cancel. codex's reconnect notices are not a word for
+``idle_timeout_s``: it says them without end while it waits for the network.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -52,9 +53,11 @@ from ..requests import Timing, TurnError, TurnRequest, TurnResult, TurnStatus
 from ..telemetry import TurnTrace
 from .admission import Ticket, backoff_s
 from .blocks import BlockWatcher, rollout_start
+from .cancel import Cancel
 from .delivery import Delivery, save_delivery
 from .mapping import AttemptMapper, AttemptState
 from .messages import TurnPlan, plan_turn
+from .turn_admission import TurnAdmission
 from .workspace import WorkspaceClaim
 
 __all__ = ["BridgeHooks", "Turn", "TurnSetup"]
@@ -64,9 +67,6 @@ log = logging.getLogger(__name__)
 # Failures the same turn, sent again, can get past (codex's own failures are classified by
 # _codex/failures.py): codex died, a deadline passed, the plugin failed inside.
 RETRYABLE = frozenset({"codex_failed", "codex_exited", "timeout", "model_unreachable", "internal"})
-# Failures of the account's load, not of the turn: the plugin sends the turn again itself, after a
-# pause (see .admission), while turn_timeout_s and ``max_turn_retries`` allow.
-THROTTLED = frozenset({"rate_limited", "overloaded"})
 # How often a turn reads the rollout while a tool call is open (codex says nothing meanwhile), and
 # otherwise (a call codex reports no item for, such as code mode's, is still seen while it runs).
 BLOCK_TICK_S = 0.05
@@ -143,9 +143,7 @@ class Turn:
         self.turn_id = setup.turn_id
         self.request = setup.request
         self._stream = EventStream()
-        self._cancel = asyncio.Event()
-        self._cancel_reason = "the turn was cancelled"
-        self._cancel_waiter: asyncio.Future[Any] | None = None
+        self._cancel = Cancel()
         self._task: asyncio.Task[TurnResult] | None = None
         # What the thread was given: the plan grows with each message steered into the turn.
         self._plan = setup.plan
@@ -168,6 +166,17 @@ class Turn:
         self._wanted = setup.request.events
         self._thread = setup.claim.stored.thread_id  # the thread recorded for the agent
         self._deadline = time.monotonic() + setup.turn_timeout_s
+        # Its place at the account: waited for, taken again after a 429, freed at the end.
+        self._account = TurnAdmission(
+            setup.ticket,
+            turn_id=self.turn_id,
+            cancel=self._cancel,
+            emit=self._emit,
+            doing=self._set_activity,
+            turn_timeout_s=setup.turn_timeout_s,
+            max_retries=setup.max_retries,
+            backoff=setup.backoff,
+        )
 
     def _start(self) -> asyncio.Task[TurnResult]:
         self._task = asyncio.create_task(self._run(), name=f"turn {self.turn_id}")
@@ -181,9 +190,7 @@ class Turn:
         return await asyncio.shield(self._task)
 
     def cancel(self, reason: str = "the turn was cancelled") -> None:
-        if not self._cancel.is_set():
-            self._cancel_reason = reason
-            self._cancel.set()
+        self._cancel.ask(reason)
 
     def describe(self) -> dict[str, Any]:
         """What the turn is doing now (for ``status``)."""
@@ -198,7 +205,7 @@ class Turn:
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel.asked
 
     @property
     def thread_id(self) -> str | None:
@@ -225,7 +232,7 @@ class Turn:
         return True
 
     # -- the run -----------------------------------------------------------------------------
-    def _emit(self, events: list[Event] | tuple[Event, ...]) -> None:
+    def _emit(self, events: Sequence[Event]) -> None:
         for event in events:
             self._note(event)
             self._setup.trace.event(event)
@@ -251,6 +258,9 @@ class Turn:
         elif isinstance(event, ReasoningDelta):
             self.activity = "reasoning"
 
+    def _set_activity(self, activity: str) -> None:
+        self.activity = activity
+
     async def _run(self) -> TurnResult:
         started = self._started
         setup = self._setup
@@ -264,15 +274,13 @@ class Turn:
             log.exception("turn %s failed inside the plugin", self.turn_id)
             result = self._failed("internal", f"internal error: {type(exc).__name__}: {exc}")
         finally:
-            if setup.ticket is not None:
-                self._account_outcome(setup.ticket, result)
+            self._account.end(result, ran=self._run_now is not None)
             try:
                 await setup.bridge.end()
             except Exception:
                 log.exception("turn %s: ending its bridge failed", self.turn_id)
             setup.claim.release()
-            if self._cancel_waiter is not None:
-                self._cancel_waiter.cancel()
+            self._cancel.close()
             if setup.on_end is not None:
                 setup.on_end()
             self._stream.end()
@@ -305,164 +313,11 @@ class Turn:
         self._emit([error_event(error)])
         return TurnResult(self.turn_id, "failed", thread_id, error=error)
 
-    # -- the account -------------------------------------------------------------------------
-    async def _wait_for_account(self) -> TurnError | None:
-        """Wait for the turn's place at the account (telling the host at once that it waits);
-        the error that ends the turn instead (cancelled, the deadline, a spent quota)."""
-        ticket = self._setup.ticket
-        if ticket is None:
-            return None
-        spent = self._spent(ticket)
-        if spent is not None:
-            return spent
-        if ticket.state != "running":
-            admission = ticket.admission
-            place = ticket.place
-            self._emit(
-                [
-                    Notice(
-                        "waiting_for_account",
-                        f"the account runs {_turns(admission.limit)} at once; this turn waits"
-                        f" for one to end ({_ordinal(place)} in line)",
-                        {
-                            "account": admission.name,
-                            "place": place,
-                            "limit": admission.limit,
-                            "running": admission.snapshot()["running"],
-                        },
-                    )
-                ]
-            )
-            self.activity = "waiting for the account"
-            waited = await self._wait_until(ticket.admitted(), self._deadline)
-            if waited == "cancel":
-                return TurnError("cancelled", self._cancel_reason)
-            if waited == "timeout":
-                return TurnError(
-                    "timeout",
-                    f"the turn waited turn_timeout_s={self._setup.turn_timeout_s:g} s for the"
-                    f" account ({_turns(admission.limit)} at once) and did not run",
-                    True,
-                )
-            log.info("turn %s: admitted after %.2f s", self.turn_id, ticket.waited_s)
-        return self._spent(ticket)
-
-    @staticmethod
-    def _spent(ticket: Ticket) -> TurnError | None:
-        spent = ticket.admission.spent_now()
-        if spent is None:
-            return None
-        message, left = spent
-        return TurnError("usage_limit", message, True, False, round(left, 3))
-
     def _unrun(self, error: TurnError) -> TurnResult:
         """The turn ends before codex ran."""
         self._emit([error_event(error)])
         status: TurnStatus = "cancelled" if error.code == "cancelled" else "failed"
         return TurnResult(self.turn_id, status, self._thread, error=error)
-
-    def _retry_delay(self, attempt: _Attempt, retry: int) -> float | None:
-        """The pause before this run of a throttled turn is sent again; None: it is not."""
-        setup, state = self._setup, attempt.state
-        if attempt.status is not None or state.done is not None or state.failed is None:
-            return None
-        if retry > setup.max_retries or self.cancelled:
-            return None
-        failure = classify(state.failed, state.failed_info)
-        if failure.code not in THROTTLED:
-            return None
-        delay = setup.backoff(retry, failure.retry_after_s)
-        if time.monotonic() + delay >= self._deadline:
-            return None
-        return delay
-
-    async def _again(self, attempt: _Attempt, retry: int, delay: float) -> bool:
-        """Before a throttled turn is sent again: its blocks so far, a ``retrying`` notice, the
-        pause, its place at the account again. False if it is not sent again after all (the
-        attempt then says why: cancelled, the deadline, a spent quota)."""
-        setup, state = self._setup, attempt.state
-        assert state.failed is not None
-        failure = classify(state.failed, state.failed_info)
-        if attempt.watcher is not None:
-            rest = await asyncio.to_thread(attempt.watcher.finish)
-            self._emit(attempt.mapper.blocks(rest) if attempt.mapper is not None else rest)
-            self._report(attempt.watcher)
-            attempt.watcher = None
-        self._emit(
-            [
-                Notice(
-                    "retrying",
-                    f"codex failed the turn ({failure.code}: {failure.message}); it is sent again"
-                    f" in {delay:.2f} s (retry {retry} of at most {setup.max_retries})",
-                    {"reason": failure.code, "delay_s": round(delay, 3), "retry": retry},
-                )
-            ]
-        )
-        ticket = setup.ticket
-        if ticket is not None:
-            ticket.again("throttled")
-        self.activity = f"sent again in {delay:.1f} s ({failure.code})"
-        waited = await self._wait_until(None, time.monotonic() + delay)
-        error: TurnError | None = None
-        if waited == "cancel":
-            error = TurnError("cancelled", self._cancel_reason)
-        elif ticket is not None:
-            error = await self._wait_for_account()
-        if error is None and state.thread_id is not None:
-            # What codex took stays taken (see .delivery): the turn is sent again with what the
-            # thread has not had, which, once codex took the messages, is none of them.
-            self._plan = plan_turn(setup.request.conversation, self.record, state.thread_id)
-            return True
-        if error is not None:
-            attempt.status = "cancelled" if error.code == "cancelled" else "failed"
-            attempt.error = error
-            return False
-        return True
-
-    def _report(self, watcher: BlockWatcher) -> None:
-        """What codex recorded of the account's rate limits, to the account."""
-        limits = watcher.rate_limits()
-        if limits is not None and self._setup.ticket is not None:
-            self._setup.ticket.admission.reported(limits)
-
-    def _account_outcome(self, ticket: Ticket, result: TurnResult | None) -> None:
-        """The turn is over: free its place, and tell the account how the model took it."""
-        error = result.error if result is not None else None
-        if result is not None and result.status == "completed":
-            ticket.release("completed")
-        elif error is not None and error.code in THROTTLED and self._run_now is not None:
-            ticket.release("throttled")
-        else:
-            ran = self._run_now is not None  # not a turn that failed at once for a spent quota
-            if error is not None and error.code == "usage_limit" and ran and error.retry_after_s:
-                ticket.admission.spend(error.message, error.retry_after_s)
-            ticket.release("other")
-
-    async def _wait_until(
-        self, waiting: Awaitable[Any] | None, until: float
-    ) -> Literal["done", "cancel", "timeout"]:
-        """Wait for ``waiting`` (None: only the time) unless the turn is cancelled or ``until``
-        passes first."""
-        if self._cancel.is_set():
-            return "cancel"
-        if self._cancel_waiter is None:
-            self._cancel_waiter = asyncio.ensure_future(self._cancel.wait())
-        waiters: set[asyncio.Future[Any]] = {self._cancel_waiter}
-        task = asyncio.ensure_future(waiting) if waiting is not None else None
-        if task is not None:
-            waiters.add(task)
-        try:
-            done, _ = await asyncio.wait(
-                waiters,
-                timeout=max(until - time.monotonic(), 0.0),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            if task is not None and not task.done():
-                task.cancel()
-        if task is not None and task in done:
-            return "done"
-        return "cancel" if self._cancel.is_set() else "timeout"
 
     async def _drive(self) -> TurnResult:
         setup = self._setup
@@ -479,7 +334,7 @@ class Turn:
                     )
                 ]
             )
-        refused = await self._wait_for_account()
+        refused = await self._account.wait(self._deadline)
         if refused is not None:
             return self._unrun(refused)
         await setup.bridge.start()
@@ -507,7 +362,11 @@ class Turn:
                             ]
                         )
                         attempt = await self._attempt(None)
-                    delay = self._retry_delay(attempt, retries + 1)
+                    delay = (
+                        self._account.retry_delay(attempt.state, retries + 1, self._deadline)
+                        if attempt.status is None
+                        else None
+                    )
                     if delay is None:
                         return await self._finish(attempt)
                     retries += 1
@@ -520,12 +379,30 @@ class Turn:
         finally:
             setup.agent_lock.release()
 
+    async def _again(self, attempt: _Attempt, retry: int, delay: float) -> bool:
+        """Before a throttled run is sent again: its blocks so far, then its account's pause and
+        place (see .turn_admission). False if it is not sent again after all (the attempt then
+        says why: cancelled, the deadline, a spent quota)."""
+        if attempt.watcher is not None:
+            await self._last_blocks(attempt.watcher, attempt.mapper)
+            attempt.watcher = None
+        error = await self._account.again(attempt.state, retry, delay, self._deadline)
+        if error is not None:
+            attempt.status = "cancelled" if error.code == "cancelled" else "failed"
+            attempt.error = error
+            return False
+        if attempt.state.thread_id is not None:
+            # What codex took stays taken (see .delivery): the turn is sent again with what the
+            # thread has not had, which, once codex took the messages, is none of them.
+            self._plan = plan_turn(self.request.conversation, self.record, attempt.state.thread_id)
+        return True
+
     async def _attempt(self, resume: str | None) -> _Attempt:
         setup = self._setup
         attempt = _Attempt()
         if self.cancelled:
             attempt.status = "cancelled"
-            attempt.error = TurnError("cancelled", self._cancel_reason)
+            attempt.error = self._cancel.error()
             return attempt
         rollout, offset = (None, 0)
         if resume is not None:
@@ -586,7 +463,7 @@ class Turn:
             kind, event = await self._next(run, wait, watch_cancel=stop_started is None)
             if kind == "cancel":
                 attempt.status = "cancelled"
-                attempt.error = TurnError("cancelled", self._cancel_reason)
+                attempt.error = self._cancel.error()
                 stop_started = time.monotonic()
                 await run.stop()
                 continue
@@ -694,20 +571,17 @@ class Turn:
         self, run: seam.CodexRun, wait: float, *, watch_cancel: bool
     ) -> tuple[Literal["event", "timeout", "cancel"], seam.CodexEvent | None]:
         """The run's next event, unless the turn is cancelled or ``wait`` passes first."""
-        if watch_cancel and self._cancel.is_set():
+        if watch_cancel and self._cancel.asked:
             return "cancel", None
         get = asyncio.ensure_future(run.next_event())
         waiters: set[asyncio.Future[Any]] = {get}
         if watch_cancel:
-            # One waiter for the whole turn, not one per event: a turn sees many events.
-            if self._cancel_waiter is None:
-                self._cancel_waiter = asyncio.ensure_future(self._cancel.wait())
-            waiters.add(self._cancel_waiter)
+            waiters.add(self._cancel.waiter())
         done, _ = await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
         if get in done:
             return "event", get.result()
         get.cancel()  # a queue's get loses nothing when cancelled
-        if watch_cancel and self._cancel.is_set():
+        if watch_cancel and self._cancel.asked:
             return "cancel", None
         return "timeout", None
 
@@ -785,9 +659,7 @@ class Turn:
         state = attempt.state
         thread_id = state.thread_id
         if attempt.watcher is not None:
-            rest = await asyncio.to_thread(attempt.watcher.finish)
-            self._emit(attempt.mapper.blocks(rest) if attempt.mapper is not None else rest)
-            self._report(attempt.watcher)
+            await self._last_blocks(attempt.watcher, attempt.mapper)
         if self._recording is not None:
             await self._recording
         if attempt.status is None:
@@ -827,6 +699,13 @@ class Turn:
             self._emit([error_event(error)])
         return TurnResult(self.turn_id, attempt.status, thread_id, None, error)
 
+    async def _last_blocks(self, watcher: BlockWatcher, mapper: AttemptMapper | None) -> None:
+        """The run's blocks not yet handed out; what codex recorded of the account's rate limits,
+        to the account."""
+        rest = await asyncio.to_thread(watcher.finish)
+        self._emit(mapper.blocks(rest) if mapper is not None else rest)
+        self._account.report(watcher.rate_limits())
+
     def _context(self, state: AttemptState, watcher: BlockWatcher | None) -> list[Event]:
         """How full the thread is now: the engine's word (app-server), else the rollout's."""
         if state.context is not None:
@@ -860,14 +739,6 @@ def _doing(call: ToolStarted) -> str:
     if isinstance(args, dict) and isinstance(args.get("cmd"), str):
         return ("$ " + " ".join(args["cmd"].split()))[:200]
     return f"{call.name} {call.arguments}"[:200]
-
-
-def _turns(n: int) -> str:
-    return f"{n} turn{'' if n == 1 else 's'}"
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def error_event(error: TurnError) -> ErrorEvent:
