@@ -11,10 +11,12 @@ Use from Python::
     result = await turn.result()
     await provider.close()
 
-The provider owns the life cycle and nothing else: which turns run (one per agent; a request for
-a busy agent is refused, steered into its running turn or queued: ``when_busy``), turn ids, each
-agent's lock (turns and consumes of an agent never overlap), the engine, the bridge. A turn
-is handed what it needs as values (:class:`~._turn.runner.TurnSetup`) and never reaches back.
+The provider owns the life cycle and nothing else: it starts the pieces and wires them. Its
+agents (each one's lock, running turn and queue, turn ids; what a request for a busy agent
+becomes: ``when_busy``) are :mod:`._turn.agents`; its accounts (each login's CODEX_HOME, engine
+and admission; which agent is on which) :mod:`._turn.accounts`; consume :mod:`._turn.consume`;
+host tools the bridge. A turn is handed what it needs as values
+(:class:`~._turn.runner.TurnSetup`) and never reaches back.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from typing import Any
 from ._bridge.manager import BridgeManager
 from ._bridge.names import default_socket_dir
 from ._codex.binary import CodexBinary, resolve_codex
-from ._codex.consume import ConsumeOutcome, rewrite_rollout
 from ._codex.guard import guard
 from ._codex.home import codex_home as default_codex_home
 from ._codex.limits import AgentLimits, Limiter
@@ -38,39 +39,22 @@ from ._codex.login import LoginState, login_state
 from ._codex.models import CodexModel, choose_model, list_models
 from ._codex.policy import UNCONFINED, AgentPolicy
 from ._codex.readable import credential_paths
-from ._codex.rollout import RolloutLocator
 from ._codex.sandbox_probe import choose_policy
-from ._codex.writer_lock import thread_writer_lock
 from ._engine.seam import Engine
 from ._engine.select import EngineInfo, choose_engine
-from ._io.files import sweep_temporaries
-from ._turn.accounts import Account, Accounts
-from ._turn.admission import Admission, backoff_s, default_limit
+from ._turn.accounts import Accounts, StartedAccount
+from ._turn.admission import Admission, backoff_s
 from ._turn.agents import Agents, AgentSlot
-from ._turn.busy import MAX_QUEUED, QueuedTurn, SteeredTurn
+from ._turn.busy import QueuedTurn, SteeredTurn
+from ._turn.consume import Consumer, sweep_rewrites
 from ._turn.messages import plan_turn
 from ._turn.records import default_state_dir
 from ._turn.runner import Turn, TurnSetup, start_turn
-from ._turn.thread_store import is_thread_id
-from ._turn.workspace import (
-    WorkspaceGuard,
-    WorkspaceLocks,
-    claim_workspace,
-    default_lock_dir,
-    lock_workspace,
-)
-from .config import AccountConfig, HostConfig
+from ._turn.workspace import WorkspaceGuard, WorkspaceLocks, claim_workspace, default_lock_dir
+from .config import HostConfig
 from .errors import AgentBusyError, InvalidRequestError
 from .events import Notice
-from .requests import (
-    WHEN_BUSY,
-    AgentContext,
-    ConsumeResult,
-    ToolHandler,
-    TurnRequest,
-    WhenBusy,
-    check_text,
-)
+from .requests import WHEN_BUSY, AgentContext, ConsumeResult, ToolHandler, TurnRequest, WhenBusy
 from .telemetry import telemetry_from_env, traced
 
 __all__ = ["CodexProvider", "EngineInfo", "choose_agent_policy"]
@@ -122,7 +106,7 @@ class CodexProvider:
         limiter: Limiter | None = None,
         login: LoginState | None = None,
         backoff: Callable[[int, float | None], float] = backoff_s,
-        more_accounts: Sequence[tuple[str, Engine, EngineInfo, LoginState]] = (),
+        more_accounts: Sequence[StartedAccount] = (),
     ) -> None:
         """Most callers want :meth:`create`; this takes a ready engine (tests give a fake), the
         agents' policy (:func:`~._codex.sandbox_probe.choose_policy`), how codex is logged in
@@ -139,19 +123,19 @@ class CodexProvider:
         self._telemetry = telemetry_from_env(self._env)
         self.on_rate_limits: Callable[[dict[str, Any]], None] | None = None
         self._backoff = backoff
-        configured = {a.name: a for a in config.accounts}
         first = config.accounts[0].name if config.accounts else "default"
         login = login or LoginState(None, None)
         info = engine_info or EngineInfo(engine.name, engine.name)
-        accounts = [
-            self._account(name, engine_, info_, login_, configured.get(name))
-            for name, engine_, info_, login_ in [(first, engine, info, login), *more_accounts]
-        ]
-        pinned = {agent: a.name for a in config.accounts for agent in a.agents}
         lock_dir = lock_dir or default_lock_dir()
         # Which account an agent is on lasts as long as its threads: in the state folder (the
         # lock folder may be a tmpfs, gone at a reboot).
-        self._accounts = Accounts(accounts, pinned, self.state_dir)
+        self._accounts = Accounts.configured(
+            config,
+            self._env,
+            [(first, engine, info, login), *more_accounts],
+            self.state_dir,
+            self._rate_limits_reported,
+        )
         default = self._accounts.default
         self.login = default.login  # what `codex login status` said
         self.engine_info = default.engine_info
@@ -174,26 +158,15 @@ class CodexProvider:
             if policy.confined
             else None
         )
-
-    def _account(
-        self,
-        name: str,
-        engine: Engine,
-        info: EngineInfo,
-        login: LoginState,
-        configured: AccountConfig | None,
-    ) -> Account:
-        env = dict(self._env)
-        if configured is not None:
-            env["CODEX_HOME"] = configured.codex_home
-        home = default_codex_home(env)
-        limit = (
-            (configured.max_concurrent_turns if configured is not None else None)
-            or self.config.max_concurrent_turns
-            or default_limit(login.method)
+        self._consumer = Consumer(
+            self._agents,
+            self._accounts,
+            self._locks,
+            state_dir=self.state_dir,
+            guard=self._guard,
+            telemetry=self._telemetry,
+            marker=config.consume_marker,
         )
-        admission = Admission(limit, name=name, on_report=self._reported)
-        return Account(name, home, env, engine, info, RolloutLocator(home), admission, login)
 
     @property
     def _admission(self) -> Admission:
@@ -270,7 +243,7 @@ class CodexProvider:
             ],
         )
         provider.codex_models = tuple(await listing)
-        provider._sweep_on_start()
+        sweep_rewrites([account.codex_home for account in provider._accounts.all])
         return provider
 
     @property
@@ -279,16 +252,12 @@ class CodexProvider:
 
     def status(self) -> dict[str, Any]:
         """What runs now (the ``status`` request): each agent with a running or waiting turn,
-        the engine (its codex process, its loaded threads), the account's admission."""
-        agents = []
-        for agent_id, slot in self._agents.slots():
-            if slot.running is None and not slot.queue:
-                continue
-            running = slot.running.describe() if slot.running is not None else None
-            queued = [q.turn_id for q in slot.queue if q.waiting]
-            agents.append({"agent": agent_id, "turn": running, "queued": queued})
-        admission = {"accounts": self.accounts()}
-        return {"agents": agents, "engine": self._engine.status(), "admission": admission}
+        the engine (its codex process, its loaded threads), the accounts' admission."""
+        return {
+            "agents": self._agents.describe(),
+            "engine": self._engine.status(),
+            "admission": {"accounts": self.accounts()},
+        }
 
     def busy(self, agent_id: str) -> bool:
         """Does the agent have a running turn here (or requests waiting for one)?"""
@@ -298,24 +267,17 @@ class CodexProvider:
         """Each account now, as plain data (``initialize``, a status request): its CODEX_HOME,
         its login, its limit, its running and waiting turns, what codex last said of its rate
         limits."""
-        return [account.snapshot() for account in self._accounts.all]
+        return self._accounts.snapshots()
 
     def account_of(self, agent_id: str) -> str | None:
         """The name of the agent's account, if it has one yet."""
         account = self._accounts.known(agent_id)
         return account.name if account is not None else None
 
-    def _reported(self, admission: Admission) -> None:
+    def _rate_limits_reported(self, report: dict[str, Any]) -> None:
         """codex reported an account's rate limits anew (the protocol server tells the host)."""
         if self.on_rate_limits is not None:
-            home = next(a.codex_home for a in self._accounts.all if a.admission is admission)
-            self.on_rate_limits(
-                {
-                    "account": admission.name,
-                    "codex_home": str(home),
-                    "rate_limits": admission.rate_limits,
-                }
-            )
+            self.on_rate_limits(report)
 
     # -- turns -------------------------------------------------------------------------------
     def _validate(self, request: TurnRequest) -> None:
@@ -355,31 +317,11 @@ class CodexProvider:
                 f"when_busy {when_busy!r} is not known ({', '.join(WHEN_BUSY)})",
                 field="when_busy",
             )
-        agent_id = request.agent.id
-        slot = self._agents.slot(agent_id)
+        slot = self._agents.slot(request.agent.id)
         turn_id = request.turn_id or f"t-{uuid.uuid4().hex[:12]}"
         if not slot.busy:
             return await self._start(slot, request, turn_id)
-        if when_busy == "refuse":
-            raise AgentBusyError(agent_id)
-        if len(slot.queue) >= MAX_QUEUED:
-            raise AgentBusyError(agent_id, holder=f"a queue of {MAX_QUEUED} waiting messages")
-        self._agents.remember_turn_id(turn_id)
-        running = slot.running
-        if when_busy == "steer" and running is not None and not slot.queue:
-            try:
-                plan = plan_turn(
-                    request.conversation, running.record, running.thread_id, pending=True
-                )
-            except BaseException:
-                self._agents.forget_turn_id(turn_id)
-                raise
-            if await running.steer(plan):
-                log.info("turn %s of agent %r joined turn %s", turn_id, agent_id, running.turn_id)
-                return SteeredTurn(turn_id, running)
-        queued = QueuedTurn(turn_id, request, lambda q: self._agents.unqueue(agent_id, q))
-        self._agents.enqueue(agent_id, queued)
-        return queued
+        return await self._agents.when_busy(request, turn_id, when_busy)
 
     async def _start(
         self, slot: AgentSlot, request: TurnRequest, turn_id: str, *, pending: bool = False
@@ -481,105 +423,12 @@ class CodexProvider:
         self, agent: AgentContext, block_ids: Sequence[str], marker: str | None = None
     ) -> ConsumeResult:
         """Rewrite the agent's codex session so that a resumed turn sends the model ``"{}"`` as
-        these calls' arguments and ``marker`` as their outputs. Waits for a running turn of the
-        agent; takes codex's writer lock of the thread (a codex started meanwhile fails cleanly).
-        Raises InvalidRequestError, AgentBusyError (another plugin process works in the
-        workspace), SessionFormatError, or ThreadBusyError."""
-        agent.validate()
-        if not isinstance(block_ids, (list, tuple)) or not all(
-            isinstance(b, str) and b for b in block_ids
-        ):
-            raise InvalidRequestError(
-                "block_ids must be a list of non-empty strings", field="block_ids"
-            )
-        check_text(list(block_ids), "block_ids")
-        if marker is not None and (not isinstance(marker, str) or not marker):
-            raise InvalidRequestError("marker must be a non-empty string", field="marker")
-        check_text(marker, "marker")
-        marker = marker or self.config.consume_marker
-        ids = list(block_ids)
-        async with self._agent_lock(agent.id):
-            with self._telemetry.consume(agent.id):
-                outcome = await self._consume(agent, ids, marker)
-        if outcome is None:
-            return ConsumeResult([], ids)
-        log.info(
-            "consume for agent %r: %d consumed, %d not found%s",
-            agent.id,
-            len(outcome.consumed),
-            len(outcome.not_found),
-            "" if outcome.rewritten else " (nothing to rewrite)",
-        )
-        return ConsumeResult(outcome.consumed, outcome.not_found)
-
-    async def _consume(
-        self, agent: AgentContext, ids: list[str], marker: str
-    ) -> ConsumeOutcome | None:
-        claim = await asyncio.to_thread(
-            lock_workspace,
-            self._locks,
-            agent.id,
-            agent.workspace,
-            state_dir=self.state_dir,
-            guard=self._guard,
-            others=self._agents.others_workspaces(agent.id),
-        )
-        try:
-            thread_id = claim.stored.thread_id
-            found = None
-            if thread_id is not None and is_thread_id(thread_id):
-                found = await asyncio.to_thread(self._find_thread, agent.id, thread_id)
-            if thread_id is None or found is None:
-                return None
-            account, path = found
-            # A loaded thread's history is in codex's memory, and its later records would go
-            # to the replaced file: the engine lets go of it first.
-            await account.engine.release_thread(thread_id)
-            return await asyncio.to_thread(
-                self._rewrite, path, thread_id, ids, marker, account.codex_home
-            )
-        finally:
-            claim.release()
-
-    def _find_thread(self, agent_id: str, thread_id: str) -> tuple[Account, Path] | None:
-        """The thread's account and rollout: the agent's account first, then every other (an
-        agent whose assignment was lost still has its threads where they were)."""
-        known = self._accounts.known(agent_id)
-        for account in [known] if known is not None else []:
-            path = account.locator.find(thread_id)
-            if path is not None:
-                return account, path
-        for account in self._accounts.all:
-            if account is not known and (path := account.locator.find(thread_id)) is not None:
-                return account, path
-        return None
-
-    @staticmethod
-    def _rewrite(
-        path: Path, thread_id: str, ids: list[str], marker: str, codex_home: Path
-    ) -> ConsumeOutcome:
-        with thread_writer_lock(codex_home, thread_id):
-            return rewrite_rollout(path, thread_id, ids, marker)
-
-    def _sweep_on_start(self) -> None:
-        """Remove what consumes killed mid-rewrite left (full-size temporaries beside rollouts),
-        in the background: a long-used CODEX_HOME has many day folders."""
-
-        homes = [account.codex_home for account in self._accounts.all]
-
-        def sweep() -> None:
-            roots = [
-                home / folder for home in homes for folder in ("sessions", "archived_sessions")
-            ]
-            for root in roots:
-                if not root.is_dir():
-                    continue
-                for folder in {p.parent for p in root.rglob(".rollout-*.tmp")}:
-                    for removed in sweep_temporaries(folder):
-                        log.info("removed %s, left by a consume that was killed", removed)
-
-        task = asyncio.ensure_future(asyncio.to_thread(sweep))
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+        these calls' arguments and ``marker`` (default: the config's ``consume_marker``) as their
+        outputs. Waits for a running turn of the agent; takes codex's writer lock of the thread (a
+        codex started meanwhile fails cleanly). Raises InvalidRequestError, AgentBusyError
+        (another plugin process works in the workspace), SessionFormatError, or ThreadBusyError
+        (see :mod:`._turn.consume`)."""
+        return await self._consumer.consume(agent, block_ids, marker)
 
     # -- life cycle --------------------------------------------------------------------------
     async def close(self, reason: str = "the plugin is shutting down") -> None:

@@ -242,13 +242,13 @@ async def test_consume_while_a_turn_runs_is_deferred_and_loses_nothing(
     turn = await provider.start_turn(TurnRequest(agent, "two", tools=(ToolSpec("t"),)))
     await asyncio.wait_for(entered.wait(), 30)
     rewrites: list[bytes] = []
-    original = provider._rewrite
+    original = provider._consumer._rewrite
 
     def spy(path: Path, *args: Any) -> Any:
         rewrites.append(path.read_bytes())  # the rollout as the rewrite finds it
         return original(path, *args)
 
-    provider._rewrite = spy  # type: ignore[method-assign]
+    provider._consumer._rewrite = spy  # type: ignore[method-assign]
     consume = asyncio.create_task(provider.consume(agent, ["c_first", "c_second"]))
     # The consume waits on the agent's lock (not on codex's writer lock, further on).
     lock = provider._agent_lock("cx")

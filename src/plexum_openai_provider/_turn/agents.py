@@ -1,10 +1,10 @@
 """The agents a provider serves: each one's lock, running turn and queue, and the turn ids used.
 
 One turn runs per agent at a time; a request for a busy agent is refused, steered into the
-running turn or queued (``when_busy``, decided by the provider). This table keeps what that
-decision needs and starts an agent's next queued request when its turn ends, in a task of its own
-(starting a turn claims the workspace: I/O). It knows nothing of codex: how a queued request
-starts is the ``start`` function it is given.
+running turn or queued, as its ``when_busy`` says (:meth:`Agents.when_busy`). This table keeps
+what that needs and starts an agent's next queued request when its turn ends, in a task of its own
+(starting a turn claims the workspace: I/O). It knows nothing of codex: how a request starts is
+the provider's, and a queued one is started by the ``start`` function it is given.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..errors import ProviderError
-from .busy import QueuedTurn
+from ..errors import AgentBusyError, ProviderError
+from ..requests import TurnRequest, WhenBusy
+from .busy import MAX_QUEUED, QueuedTurn, SteeredTurn
+from .messages import plan_turn
 from .runner import Turn
 
 __all__ = ["AgentSlot", "Agents", "StartQueued"]
@@ -101,11 +104,48 @@ class Agents:
         """The workspaces of the other agents known here (a confined agent may not read them)."""
         return [w for a, w in self._owners if a != agent_id]
 
-    def slots(self) -> list[tuple[str, AgentSlot]]:
-        """Every agent and its slot, by agent id."""
-        return sorted(self._slots.items())
+    def describe(self) -> list[dict[str, Any]]:
+        """Each agent with a running or waiting turn, by agent id (``status``)."""
+        out = []
+        for agent_id, slot in sorted(self._slots.items()):
+            if slot.running is None and not slot.queue:
+                continue
+            running = slot.running.describe() if slot.running is not None else None
+            queued = [q.turn_id for q in slot.queue if q.waiting]
+            out.append({"agent": agent_id, "turn": running, "queued": queued})
+        return out
 
     # -- the running turn and the queue ------------------------------------------------------
+    async def when_busy(
+        self, request: TurnRequest, turn_id: str, when_busy: WhenBusy
+    ) -> SteeredTurn | QueuedTurn:
+        """A request for a busy agent: ``"refuse"`` raises AgentBusyError; ``"steer"`` gives the
+        message to the running turn (codex's ``turn/steer``), or, where codex cannot take it,
+        queues it; ``"queue"`` runs it as one of the agent's next turns, in order. A full queue
+        (:data:`~.busy.MAX_QUEUED`) refuses it."""
+        agent_id = request.agent.id
+        slot = self.slot(agent_id)
+        if when_busy == "refuse":
+            raise AgentBusyError(agent_id)
+        if len(slot.queue) >= MAX_QUEUED:
+            raise AgentBusyError(agent_id, holder=f"a queue of {MAX_QUEUED} waiting messages")
+        self.remember_turn_id(turn_id)
+        running = slot.running
+        if when_busy == "steer" and running is not None and not slot.queue:
+            try:
+                plan = plan_turn(
+                    request.conversation, running.record, running.thread_id, pending=True
+                )
+            except BaseException:
+                self.forget_turn_id(turn_id)
+                raise
+            if await running.steer(plan):
+                log.info("turn %s of agent %r joined turn %s", turn_id, agent_id, running.turn_id)
+                return SteeredTurn(turn_id, running)
+        queued = QueuedTurn(turn_id, request, lambda q: self.unqueue(agent_id, q))
+        self.enqueue(agent_id, queued)
+        return queued
+
     def started(self, agent_id: str, turn: Turn, task: asyncio.Task[object]) -> None:
         """The agent's turn runs; once it ends (also when its task ends in a way its own
         ``finally`` never saw: cancelled unstarted), the agent's next request may start."""
