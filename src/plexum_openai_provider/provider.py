@@ -251,12 +251,13 @@ class CodexProvider:
         return list(self.config.supported_models)
 
     def status(self) -> dict[str, Any]:
-        """What runs now (the ``status`` request): each agent with a running or waiting turn,
-        the engine (its codex process, its loaded threads), the accounts' admission."""
+        """What runs now (the ``status`` request): each agent with a running or waiting turn
+        (and its account), the first account's engine (its codex process, its loaded threads),
+        each account's admission, login and engine."""
         return {
-            "agents": self._agents.describe(),
+            "agents": self._agents.describe(self.account_of),
             "engine": self._engine.status(),
-            "admission": {"accounts": self.accounts()},
+            "admission": {"accounts": self._accounts.snapshots(held=True)},
         }
 
     def busy(self, agent_id: str) -> bool:

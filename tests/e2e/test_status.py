@@ -57,6 +57,10 @@ async def test_status_shows_three_busy_agents_to_the_host_and_the_operator(
             assert process is None
         [account] = status["admission"]["accounts"]
         assert (account["account"], account["running"], account["waiting"]) == ("default", 3, 0)
+        assert [a["account"] for a in status["agents"]] == ["default"] * 3
+        assert account["engine"]["name"] == engine
+        # Its own engine (the first account's is also the top-level one).
+        assert (account["engine"]["process"] or {}).get("pid") == (process or {}).get("pid")
         # The operator, from a shell: the same, through the control socket (0600 in a 0700 folder).
         [control] = list(sockets.glob("control-*.sock"))
         assert stat.S_IMODE(control.stat().st_mode) == 0o600
@@ -70,6 +74,13 @@ async def test_status_shows_three_busy_agents_to_the_host_and_the_operator(
         [answer] = json.loads(as_json.stdout)
         assert [a["agent"] for a in answer["status"]["agents"]] == agents
         print(table.stdout)  # the closing note's figure
+        # Limited to one account: the same here, where there is one; an unknown one is refused.
+        one = await _cli(env, "status", "--account", "default")
+        assert one.returncode == 0 and "account default:" in one.stdout
+        assert all(f"  {name} " in one.stdout for name in agents)
+        unknown = await _cli(env, "status", "--account", "seat-9")
+        assert unknown.returncode == 2 and unknown.stdout == ""
+        assert "no running plugin has account 'seat-9' (default)" in unknown.stderr
         for reader in readers:
             await reader
         for turn in turns:

@@ -41,6 +41,14 @@ class EngineInfo:
     codex_verified: bool = True  # the codex version is one the whole suite passed on
     newer_than_verified: bool = False  # ... and it is newer than all of them
 
+    def describe(self) -> dict[str, Any]:
+        """As ``initialize`` reports it (``engine``, and each account's)."""
+        return {
+            "name": self.name,
+            "requested": self.requested,
+            "fallback_reason": self.fallback_reason,
+        }
+
 
 IDLE_UNLOAD_ENV = "PLEXUM_IDLE_UNLOAD_S"
 MAX_LOADED_ENV = "PLEXUM_MAX_LOADED_THREADS"

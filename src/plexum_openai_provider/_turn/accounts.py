@@ -57,11 +57,18 @@ class Account:
     admission: Admission
     login: LoginState
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, *, held: bool = False) -> dict[str, Any]:
+        """The account now, as plain data: its admission, CODEX_HOME, login and engine (with
+        ``held``, also what the engine holds now: its codex process, its loaded threads)."""
+        engine = self.engine_info.describe()
+        if held:
+            now = self.engine.status()
+            engine |= {"process": now.get("process"), "loaded_threads": now.get("loaded_threads")}
         return {
             **self.admission.snapshot(),
             "codex_home": str(self.codex_home),
             "login": self.login.describe(),
+            "engine": engine,
         }
 
 
@@ -126,9 +133,9 @@ class Accounts:
         name = self._pinned.get(agent_id) or self._assigned.get(agent_id)
         return self._by_name.get(name) if name is not None else None
 
-    def snapshots(self) -> list[dict[str, Any]]:
+    def snapshots(self, *, held: bool = False) -> list[dict[str, Any]]:
         """Each account now, as plain data (see :meth:`Account.snapshot`)."""
-        return [account.snapshot() for account in self.all]
+        return [account.snapshot(held=held) for account in self.all]
 
     def find_thread(self, agent_id: str, thread_id: str) -> tuple[Account, Path] | None:
         """The thread's account and rollout: the agent's account first, then every other (an

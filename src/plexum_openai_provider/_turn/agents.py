@@ -104,15 +104,22 @@ class Agents:
         """The workspaces of the other agents known here (a confined agent may not read them)."""
         return [w for a, w in self._owners if a != agent_id]
 
-    def describe(self) -> list[dict[str, Any]]:
-        """Each agent with a running or waiting turn, by agent id (``status``)."""
+    def describe(self, account_of: Callable[[str], str | None]) -> list[dict[str, Any]]:
+        """Each agent with a running or waiting turn, by agent id, and its account (``status``)."""
         out = []
         for agent_id, slot in sorted(self._slots.items()):
             if slot.running is None and not slot.queue:
                 continue
             running = slot.running.describe() if slot.running is not None else None
             queued = [q.turn_id for q in slot.queue if q.waiting]
-            out.append({"agent": agent_id, "turn": running, "queued": queued})
+            out.append(
+                {
+                    "agent": agent_id,
+                    "account": account_of(agent_id),
+                    "turn": running,
+                    "queued": queued,
+                }
+            )
         return out
 
     # -- the running turn and the queue ------------------------------------------------------

@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     status = sub.add_parser("status", help="what the running plugins of this user are doing")
     status.add_argument("--json", action="store_true", help="the answers as JSON, for scripts")
+    status.add_argument(
+        "--account", help="only this account of the config: its turns, its agents, its engine"
+    )
     doctor = sub.add_parser("doctor", help="check the codex install, login and registrations")
     doctor.add_argument("--config", type=Path, help="JSON file with HostConfig keys")
     doctor.add_argument(

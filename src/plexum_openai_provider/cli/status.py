@@ -3,7 +3,9 @@
 Asks each plugin of this user through its control socket (see ``plugin/control.py``) and prints
 a table: per plugin its codex process, then each agent with a turn running or waiting (the turn,
 how long it runs, what it does now, the last line its command printed). ``--json`` prints the
-answers as they are, one JSON document, for scripts.
+answers as they are, one JSON document, for scripts. ``--account NAME`` limits both to that account
+of the config (the plugins that have it; its engine, its admission, the agents on it); a name no
+plugin that answered has is an error (exit 2).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 from ..plugin.control import PluginAnswer, ask_all
 
-__all__ = ["format_status", "status_command"]
+__all__ = ["for_account", "format_status", "status_command"]
+
+EXIT_USAGE = 2
 
 
 def _age(seconds: Any) -> str:
@@ -51,16 +55,50 @@ def _plugin_line(status: dict[str, Any]) -> str:
     loaded = engine.get("loaded_threads")
     if isinstance(loaded, list):
         line += f", {len(loaded)} loaded thread{'s' if len(loaded) != 1 else ''}"
+    for account in _accounts(status):
+        line += (
+            f"; account {account.get('account')}: {account.get('running')} running,"
+            f" {account.get('waiting')} waiting, limit {account.get('limit')}"
+            f" of {account.get('max_concurrent_turns')}"
+        )
+    return line
+
+
+def _accounts(status: dict[str, Any]) -> list[dict[str, Any]]:
     admission = status.get("admission")
     accounts = admission.get("accounts") if isinstance(admission, dict) else None
-    for account in accounts if isinstance(accounts, list) else []:
-        if isinstance(account, dict):
-            line += (
-                f"; account {account.get('account')}: {account.get('running')} running,"
-                f" {account.get('waiting')} waiting, limit {account.get('limit')}"
-                f" of {account.get('max_concurrent_turns')}"
-            )
-    return line
+    return [a for a in accounts if isinstance(a, dict)] if isinstance(accounts, list) else []
+
+
+def for_account(answers: list[PluginAnswer], name: str) -> list[PluginAnswer] | None:
+    """The answers limited to account ``name``: each plugin that has it, with only that account,
+    its engine and the agents on it (a plugin that did not answer stays: it may have it); None if
+    no plugin that answered has it."""
+    out: list[PluginAnswer] = []
+    found = False
+    for answer in answers:
+        if answer.status is None:
+            out.append(answer)
+            continue
+        mine = [a for a in _accounts(answer.status) if a.get("account") == name]
+        if not mine:
+            continue
+        found = True
+        status = dict(answer.status)
+        status["admission"] = {**status["admission"], "accounts": mine}
+        agents = status.get("agents")
+        status["agents"] = [
+            a for a in agents or [] if isinstance(a, dict) and a.get("account") == name
+        ]
+        engine = mine[0].get("engine")
+        if isinstance(engine, dict) and "process" in engine:  # what this account's engine holds
+            status["engine"] = {
+                "engine": engine.get("name"),
+                "process": engine.get("process"),
+                "loaded_threads": engine.get("loaded_threads"),
+            }
+        out.append(PluginAnswer(answer.path, status, None))
+    return out if found else None
 
 
 def format_status(answers: list[PluginAnswer]) -> str:
@@ -99,6 +137,19 @@ def format_status(answers: list[PluginAnswer]) -> str:
 
 def status_command(ns: argparse.Namespace) -> int:
     answers = asyncio.run(ask_all())
+    if ns.account is not None and answers:
+        limited = for_account(answers, ns.account)
+        if limited is None:
+            names = sorted(
+                {str(a.get("account")) for x in answers for a in _accounts(x.status or {})}
+            )
+            print(
+                f"error: no running plugin has account {ns.account!r}"
+                f" ({', '.join(names) if names else 'none of them has an account yet'})",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        answers = limited
     if ns.json:
         document = [
             {"socket": str(a.path), "status": a.status, "problem": a.problem} for a in answers

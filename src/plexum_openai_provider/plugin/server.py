@@ -168,11 +168,8 @@ class PluginServer:
                 "verified": engine.codex_verified,
                 "newer_than_verified": engine.newer_than_verified,
             },
-            "engine": {
-                "name": engine.name,
-                "requested": engine.requested,
-                "fallback_reason": engine.fallback_reason,
-            },
+            # The first account's (as `login`): each account's is in `accounts`.
+            "engine": engine.describe(),
             "events": sorted(events),
             "sandbox": provider.policy.describe(),
             # What each confined agent's commands may use, and what enforces it here.
@@ -182,8 +179,10 @@ class PluginServer:
                 else None
             ),
             # How codex authenticates (never a secret): a host can say "log in" before a turn fails.
+            # The first account's login: each account's is in `accounts`.
             "login": provider.login.describe(),
-            # Each account's admission: how many turns run at once, running, waiting.
+            # Each account's login, engine and admission (how many turns run at once, running,
+            # waiting).
             "accounts": provider.accounts(),
         }
 
