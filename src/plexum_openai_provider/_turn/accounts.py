@@ -10,11 +10,11 @@ gets by default (:func:`.admission.default_limit`); what codex reports of its ra
 on with its name and CODEX_HOME.
 
 An agent stays on one account: its threads live in that account's CODEX_HOME, and another
-account's codex would not find them (a consume, which assigns no account, looks in every one). The operator may pin agents (an account's ``agents``); any
-other agent goes, on its first turn, to the account with the least load (running and waiting
-turns for each turn it may run), and is remembered there, in ``<state dir>/accounts.json``
-(written atomically, read distrustfully: anything malformed is no assignment, and the agent is
-assigned again).
+account's codex would not find them (a consume, which assigns no account, looks in every one). The
+operator may pin agents (an account's ``agents``); any other agent goes, on its first turn, to the
+account with the least load (running and waiting turns for each turn it may run), and is
+remembered there, in ``<state dir>/accounts.json`` (written atomically, read distrustfully:
+anything malformed is no assignment, and the agent is assigned again).
 """
 
 from __future__ import annotations
