@@ -416,7 +416,8 @@ async def test_a_session_the_plugin_does_not_understand_is_left_untouched(
         return  # older codex writes no ordinals at all
     no_ordinal = json.loads(lines[-1])
     del no_ordinal["ordinal"]
-    path.write_bytes(b"".join(lines[:-1]) + json.dumps(no_ordinal).encode() + b"\n")
+    compact = json.dumps(no_ordinal, separators=(",", ":")).encode()  # as codex writes
+    path.write_bytes(b"".join(lines[:-1]) + compact + b"\n")
     with pytest.raises(SessionFormatError, match="ordinal"):
         await provider.consume(AgentContext("cx", workspace), ["c1"])
 
