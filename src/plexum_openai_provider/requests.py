@@ -269,15 +269,17 @@ class TurnRequest:
         (the host names it, the plugin reads it: not a way around the sandbox; the path is the
         file read, no link on the way: see :meth:`ImagePart.read`); without ``urls`` an http(s)
         image is refused."""
-        roots = None
-        if readable is not None:
-            roots = [os.path.realpath(r) for r in (str(self.agent.workspace), *readable)]
+        roots: list[str] | None = None
         for i, message in enumerate(self.conversation):
             for j, part in enumerate(message.content):
                 if not isinstance(part, ImagePart):
                     continue
                 where = f"messages[{i}].content[{j}]"
-                if part.path is not None and roots is not None:
+                if part.path is not None and readable is not None:
+                    if roots is None:  # only for a request with an image file (a path each)
+                        roots = [
+                            os.path.realpath(r) for r in (str(self.agent.workspace), *readable)
+                        ]
                     path = str(part.path)
                     if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots):
                         raise InvalidRequestError(

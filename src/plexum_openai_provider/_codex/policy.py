@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import shutil
 import stat
@@ -158,6 +159,11 @@ class AgentPolicy:
         if git_folder:
             roots.update({".git": "write", GIT_GUARD: "read"})
         roots.update({name: "read" for name in self.protected})
+        # `:minimal`, not the system's folders by name: codex resolves a named folder to its
+        # real path, so on a merged-/usr system `/bin` and `/lib64` (links) would be missing in
+        # the sandbox (codex 0.163-0.171). With `:minimal`, codex resolves every entry of the
+        # profile again on each turn (~20 lstat and readlink calls an entry): the profile stays
+        # as short as it can.
         filesystem: dict[str, Any] = {":minimal": "read"}
         filesystem.update({folder: "read" for folder in self.readable})
         filesystem[":workspace_roots"] = roots
@@ -171,11 +177,17 @@ class AgentPolicy:
         """The policy for a turn in ``workspace``: without a readable folder that holds it or
         ``others`` (other agents' workspaces), which would let the agent read what lies beside
         it there."""
-        if not self.confined:
+        if not self.confined or not self.readable:
             return self
         spaces = [os.path.realpath(w) for w in (workspace, *others)]
-        kept = tuple(f for f in self.readable if exposed(os.path.realpath(f), spaces) is None)
+        kept = tuple(f for f, real in self._real_readable if exposed(real, spaces) is None)
         return self if kept == self.readable else dataclasses.replace(self, readable=kept)
+
+    @functools.cached_property
+    def _real_readable(self) -> tuple[tuple[str, str], ...]:
+        """Each readable folder with its real path, resolved once (they are the operator's and
+        the daemon's PATH's, fixed at start; a turn resolved them all again)."""
+        return tuple((f, os.path.realpath(f)) for f in self.readable)
 
     def describe(self) -> dict[str, Any]:
         """What ``initialize`` reports."""
