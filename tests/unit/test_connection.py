@@ -126,3 +126,34 @@ async def test_a_request_carries_members_beside_its_params() -> None:
     assert request["trace"] == trace and request["method"] == "turn/start"
     assert request["params"] == {"x": 1}
     await peers.close()
+
+
+async def test_notifications_go_to_their_handler_as_read_in_order_and_requests_still_answer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A connection given ``on_notification`` hands each notification to it as it is read (no
+    task each): in order, a failing one logged and the next still handled; requests still go to
+    the handler and are answered."""
+    pipe, answers = Pipe(), Pipe()
+    seen: list[tuple[str, Any]] = []
+
+    def on_notification(method: str, params: Any) -> None:
+        if method == "boom":
+            raise ValueError("no")
+        seen.append((method, params))
+
+    async def handler(method: str, params: Any, is_notification: bool) -> Any:
+        assert not is_notification, "a notification reached the request handler"
+        return {"echo": params}
+
+    connection = Connection(pipe.reader, answers, handler, on_notification=on_notification)
+    for i, method in enumerate(["a", "boom", "b", "c"]):
+        pipe.write(json.dumps({"jsonrpc": "2.0", "method": method, "params": i}).encode() + b"\n")
+    pipe.write(b'{"jsonrpc": "2.0", "id": 7, "method": "ask", "params": "x"}\n')
+    pipe.close()
+    with caplog.at_level(logging.ERROR):
+        await connection.serve()
+        await connection.wait_handlers(1.0)
+    assert seen == [("a", 0), ("b", 2), ("c", 3)]
+    assert "handler of boom failed" in caplog.text
+    assert answers.sent == [{"jsonrpc": "2.0", "id": 7, "result": {"echo": "x"}}]

@@ -43,12 +43,13 @@ from .errors import (
     JsonRpcError,
 )
 
-__all__ = ["Connection", "Handler", "Writer"]
+__all__ = ["Connection", "Handler", "NotificationHandler", "Writer"]
 
 log = logging.getLogger(__name__)
 
 # A handler gets (method, params, is_notification) and returns the result or raises JsonRpcError.
 Handler = Callable[[str, Any, bool], Awaitable[Any]]
+NotificationHandler = Callable[[str, Any], None]
 
 
 class Writer(Protocol):
@@ -71,8 +72,12 @@ class Connection:
         name: str = "peer",
         strict: bool = True,
         call_off: bool = False,
+        on_notification: NotificationHandler | None = None,
     ) -> None:
         self._strict = strict
+        # Notifications handled as they are read, in order, without a task each (a turn on
+        # app-server is a score of them); else they go to ``handler`` like requests.
+        self._on_notification = on_notification
         self._call_off = call_off
         self._reader = reader
         self._writer = writer
@@ -241,6 +246,12 @@ class Connection:
         assert isinstance(method, str)
         params = message.get("params")
         is_notification = request_id is _MISSING
+        if is_notification and self._on_notification is not None:
+            try:
+                self._on_notification(method, params)
+            except Exception:
+                log.exception("handler of %s failed", method)
+            return
         task = asyncio.create_task(self._dispatch(method, params, request_id, is_notification))
         self._track(task)
         if not is_notification:

@@ -41,7 +41,12 @@ class AppServer:
         self.process = process
         self._on_gone = on_gone
         self.connection = Connection(
-            process.stdout, process.stdin, self._on_message, name="codex app-server", strict=False
+            process.stdout,
+            process.stdin,
+            self._on_request,
+            name="codex app-server",
+            strict=False,
+            on_notification=self._on_notification,
         )
         self.runs: dict[str, ServedRun] = {}  # thread id → the run of its turn
         # What marks every process this app-server starts (see _codex/guard.py).
@@ -65,12 +70,13 @@ class AppServer:
             for run in list(self.runs.values()):
                 run._server_gone(self.exit_code, detail)
 
-    async def _on_message(self, method: str, params: Any, is_notification: bool) -> Any:
-        if not is_notification:
-            # Approvals and questions: none should come (approvalPolicy never, no dynamic tools);
-            # an answer keeps codex from waiting for ever.
-            log.warning("codex app-server asked %s, which this plugin does not answer", method)
-            raise JsonRpcError(METHOD_NOT_FOUND, f"{method} is not supported by this client")
+    async def _on_request(self, method: str, params: Any, is_notification: bool) -> Any:
+        # Approvals and questions: none should come (approvalPolicy never, no dynamic tools);
+        # an answer keeps codex from waiting for ever.
+        log.warning("codex app-server asked %s, which this plugin does not answer", method)
+        raise JsonRpcError(METHOD_NOT_FOUND, f"{method} is not supported by this client")
+
+    def _on_notification(self, method: str, params: Any) -> None:
         thread = params.get("threadId") if isinstance(params, dict) else None
         if method == "thread/closed" and isinstance(thread, str):
             waiter = self.closed_waiters.pop(thread, None)
@@ -78,21 +84,20 @@ class AppServer:
                 waiter.set_result(None)
         if not isinstance(thread, str):
             log.debug("codex app-server: %s", method)
-            return None
+            return
         self._note_sub_agents(thread, params.get("item"))
         if thread in self.sub_agents:
             root, agent = self.sub_agents[thread]
             parent = self.runs.get(root)
             if parent is not None:
                 parent._notify_sub_agent(agent, method, params)
-            return None
+            return
         run = self.runs.get(thread)
         if run is not None:
             run._notify(method, params)
         else:
             queue = self.early.setdefault(thread, deque(maxlen=64))
             queue.append((method, params))
-        return None
 
     def _note_sub_agents(self, thread: str, item: Any) -> None:
         """Remember the sub-agents an item of ``thread`` names (a sub-agent's own sub-agents
