@@ -43,8 +43,7 @@ PHASES = [
     ("claim", "  claim of the workspace (worker thread)"),
     ("plan", "  message planning"),
     ("rollout_start", "rollout offset (worker thread)"),
-    ("project_docs", "project-instructions check (worker thread)"),
-    ("git_folder", "`.git` made a folder (worker thread)"),
+    ("workspace", "`.git` made a folder, project-instructions check (worker thread)"),
     ("limits", "the agent's cgroup made (event loop)"),
     ("turn/start", "`turn/start` answered (codex's)"),
     ("open_record", "delivery record, open (at TurnStarted, beside the model)"),
@@ -93,8 +92,7 @@ def instrument() -> None:
     )
     runner.Turn._await_turn_record = timed("turn_record", runner.Turn._await_turn_record)
     runner.BlockWatcher.finish = timed("blocks", runner.BlockWatcher.finish)
-    app_server.skip_project_docs = timed("project_docs", app_server.skip_project_docs)
-    app_server.prepare_git_folder = timed("git_folder", app_server.prepare_git_folder)
+    app_server._prepare_workspace = timed("workspace", app_server._prepare_workspace)
     limits.Limiter.prepare = timed("limits", limits.Limiter.prepare)  # type: ignore[method-assign]
     request = app_server_server.AppServer.request
     app_server_server.AppServer.request = timed(  # type: ignore[method-assign]
