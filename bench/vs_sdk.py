@@ -38,14 +38,22 @@ from common import (
     ms,
 )
 
+from plexum_openai_provider._turn.admission import API_KEY_LIMIT
 
-async def contenders(env: Env, unconfined: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"plugin": await Plugin(env, "app-server").start()}
+
+async def contenders(env: Env, unconfined: bool, burst: int) -> dict[str, Any]:
+    # The scripted model needs no login, and a codex not logged in gets a ChatGPT account's
+    # admission limit (2 turns at once); the SDK admits every turn: the plugin gets an API
+    # key's, above the largest burst, as the comparison is meant.
+    limit = {"max_concurrent_turns": max(API_KEY_LIMIT, burst)}
+    out: dict[str, Any] = {"plugin": await Plugin(env, "app-server", **limit).start()}
     mode = out["plugin"].initialize["sandbox"]["mode"]
     if mode != "workspace":
         raise SystemExit(f"the plugin's default sandbox here is {mode!r}, not confined: {out}")
     if unconfined:
-        out["plugin, sandbox none"] = await Plugin(env, "app-server", sandbox="none").start()
+        out["plugin, sandbox none"] = await Plugin(
+            env, "app-server", sandbox="none", **limit
+        ).start()
     out["SDK"] = await Sdk(env).start()
     return out
 
@@ -139,7 +147,7 @@ def report(
 
 async def main_async(rounds: int, burst_rounds: int, sizes: list[int], unconfined: bool) -> str:
     with bench_env() as env:
-        who = await contenders(env, unconfined)
+        who = await contenders(env, unconfined, max(sizes))
         try:
             turns = await resumed(env, who, rounds)
             at_once = await bursts(env, who, sizes, burst_rounds)
