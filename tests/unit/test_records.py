@@ -16,7 +16,7 @@ import pytest
 from plexum_openai_provider import AgentContext, InvalidRequestError
 from plexum_openai_provider._engine.app_server.run import input_items
 from plexum_openai_provider._engine.exec import _image_files
-from plexum_openai_provider._turn.delivery import load_delivery
+from plexum_openai_provider._turn.delivery import Delivery, load_delivery, save_delivery
 from plexum_openai_provider._turn.records import (
     WORKSPACE_FILE,
     open_records,
@@ -232,3 +232,21 @@ async def test_two_providers_see_each_other_s_claims(tmp_path: Path) -> None:
     assert str(records_dir(tmp_path / "state", workspace) / OWNER_FILE) in err.value.message
     await one.close()
     await two.close()
+
+
+def test_the_record_that_takes_messages_is_durable_and_the_one_that_closes_the_turn_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The open record (codex has these messages) is fsynced, file and folder; the closed one
+    (the turn answered) is not: losing it leaves the open one, which gives codex nothing twice.
+    Both replace the record whole."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    opened = Delivery("t-1", None, ("d1",), True, None)
+    save_delivery(tmp_path, opened)
+    assert len(synced) == 2 and load_delivery(tmp_path) == opened
+    synced.clear()
+    save_delivery(tmp_path, opened.closed())
+    assert synced == [] and load_delivery(tmp_path) == opened.closed()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["delivered"]

@@ -7,7 +7,10 @@ took them ended without an answer, and which instructions the thread has: what
 or was cancelled after codex had its input and the host sends the same conversation again.
 
 Written atomically, like the thread record (a temporary file, fsync, rename, fsync of the folder):
-a crash leaves the old record or the new one. Read distrustfully (the older layout's file, moved in
+a crash leaves the old record or the new one. The record that closes a turn ("it answered") is
+written without the fsyncs, which were most of the time from codex's end to the turn's result
+(1.4 ms of 1.8 here): a crash or power cut that takes it back leaves the open record, as a crash
+just before it was written does, and an open record gives codex nothing twice. Read distrustfully (the older layout's file, moved in
 from the workspace, may be an unconfined agent's: a regular file only, bounded, and anything
 malformed is no record at all, which at worst gives codex a message again rather than losing
 one).
@@ -75,4 +78,4 @@ def save_delivery(records: Path, record: Delivery) -> None:
         "open": record.open,
         "instructions": record.instructions,
     }
-    atomic_write(records / DELIVERY_FILE, json.dumps(data).encode() + b"\n")
+    atomic_write(records / DELIVERY_FILE, json.dumps(data).encode() + b"\n", durable=record.open)
