@@ -617,6 +617,11 @@ class Turn:
         if record is None:
             return
         before = self._recording
+        if not record.open and (before is None or before.done()):
+            # The closing record has no fsync (see .delivery): a few calls, written here rather
+            # than after a worker thread's hop, which waits for a core while codex ends its turn.
+            self._save_now(record)
+            return
 
         async def write() -> None:
             if before is not None:
@@ -645,7 +650,16 @@ class Turn:
         try:
             await asyncio.to_thread(save_delivery, self._setup.claim.records, record)
         except OSError as exc:
-            log.warning("turn %s: the delivery record was not written: %s", self.turn_id, exc)
+            self._not_saved(exc)
+
+    def _save_now(self, record: Delivery) -> None:
+        try:
+            save_delivery(self._setup.claim.records, record)
+        except OSError as exc:
+            self._not_saved(exc)
+
+    def _not_saved(self, exc: OSError) -> None:
+        log.warning("turn %s: the delivery record was not written: %s", self.turn_id, exc)
 
     async def _await_turn_record(self, watcher: BlockWatcher, mapper: AttemptMapper) -> None:
         deadline = time.monotonic() + ROLLOUT_LAG_S
