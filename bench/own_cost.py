@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import functools
 import logging
 import os
@@ -35,7 +34,6 @@ import plexum_openai_provider._turn.runner as runner
 import plexum_openai_provider.provider as provider
 from plexum_openai_provider import AgentContext, HostConfig
 from plexum_openai_provider._codex.guard import guard
-from plexum_openai_provider.plugin.serve import WORKER_THREADS
 from plexum_openai_provider.requests import TurnRequest
 from plexum_openai_provider.testing import FakeEngine, FakeRun, exec_lines
 
@@ -200,9 +198,6 @@ def report(columns: list[tuple[str, dict[str, tuple[float, float]]]]) -> str:
 async def main_async(turns: int, burst: int) -> str:
     logging.disable(logging.WARNING)  # the fake seam's turns have no rollout to read usage from
     guard().enable_subreaper()  # as the plugin process is
-    asyncio.get_running_loop().set_default_executor(  # as the plugin process's (plugin/serve.py)
-        concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="plexum-io")
-    )
     instrument()
     with bench_env() as env:
         os.environ.update(env.env)  # codex's and the plugin's folders: the benchmark's own

@@ -10,7 +10,6 @@ above the bound plus that grace (``examples/plexum.service``)."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -33,7 +32,6 @@ log = logging.getLogger(__name__)
 # From the shutdown's start to the exit, at most. Measured (docs/guarantees.md): 0.1-0.2 s with
 # turns running on either engine; about 2.7 s when the app-server stopped answering.
 SHUTDOWN_BOUND_S = 10.0
-WORKER_THREADS = 32  # for file work: threads that wait on the disk cost no CPU
 # Past the bound, how long the event loop's own end may take before the process just exits.
 _EXIT_GRACE_S = 2.0
 
@@ -42,13 +40,6 @@ async def serve(in_fd: int, out_fd: int) -> None:
     # What codex orphans (a slow login shell's snapshot, a tool that left its session) comes
     # here and is ended with its run; see _codex/guard.py.
     guard().enable_subreaper()
-    loop = asyncio.get_running_loop()
-    # The plugin's worker threads mostly wait on the disk (a record's fsync waits for the
-    # journal, other agents' writes and codex's included): asyncio's default of cores + 4 made a
-    # burst of agents' claims wait behind each other's fsyncs.
-    loop.set_default_executor(
-        concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="plexum-io")
-    )
     server = PluginServer()
     reader, writer = await open_streams(in_fd, out_fd)
     # A host/call_tool the plugin no longer waits for is called off (protocol.md).
@@ -59,6 +50,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
         await control.start()
     except (OSError, ProviderError) as exc:  # the protocol works without it
         log.warning("no control socket (status from a shell): %s", exc)
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         # A host that stops its child with terminate() (or a Ctrl-C) gets a clean end, not a
         # crash that orphans codex and its tools.
