@@ -44,6 +44,11 @@ def main() -> None:
             "own_cost.py",
             ["--turns", "6" if quick else "30", "--burst", "4" if quick else "16"],
         ),
+        (
+            "What the agents' profile costs a plain turn",
+            "profile_cost.py",
+            ["--turns", "20" if quick else "100"],
+        ),
         ("Turns on each engine", "engines.py", ["--rounds", "4" if quick else "20"]),
         (
             "Agents at once, and memory",
