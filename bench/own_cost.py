@@ -106,15 +106,18 @@ def watch_runs(engine: Any, ends: dict[str, float]) -> None:
 
     async def wrapped(spec: Any) -> Any:
         run = await start_run(spec)
-        next_event, finish = run.next_event, run.finish
+        next_event, ready, finish = run.next_event, run.ready, run.finish
 
-        async def next_event_stamped() -> Any:
-            event = await next_event()
+        def stamped(event: Any) -> Any:
             if event is None:
                 ends[str(spec.workspace)] = time.perf_counter()
             return event
 
+        async def next_event_stamped() -> Any:
+            return stamped(await next_event())
+
         run.next_event = next_event_stamped
+        run.ready = lambda: stamped(ready())
         run.finish = timed("finish", finish)
         return run
 

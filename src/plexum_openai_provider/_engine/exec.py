@@ -34,6 +34,7 @@ from .._io.framing import OversizeLine
 from ..conversation import ImagePart
 from ..errors import CodexProcessError, ProviderError
 from .seam import (
+    NOT_YET,
     CodexError,
     CodexEvent,
     CodexWarning,
@@ -43,6 +44,7 @@ from .seam import (
     ItemStarted,
     Other,
     PlanUpdated,
+    Ready,
     Reasoning,
     ResumeFailed,
     RunExit,
@@ -165,6 +167,10 @@ class ExecRun:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+
+    def ready(self) -> Ready:
+        # What a line gave beyond its first event; a line itself is parsed by next_event.
+        return self._first.pop(0) if self._first else NOT_YET
 
     async def next_event(self) -> CodexEvent | None:
         # Cancel-safe, as the seam asks: a caller that stops waiting loses no line, and the

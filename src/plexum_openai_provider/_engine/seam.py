@@ -11,6 +11,7 @@ recorded lines in unit tests (:mod:`plexum_openai_provider.testing.fake_codex`).
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeAlias
@@ -22,6 +23,7 @@ from ..conversation import ImagePart
 from ..events import FileChange, Phase, PlanStep, Usage
 
 __all__ = [
+    "NOT_YET",
     "CodexError",
     "CodexEvent",
     "CodexRun",
@@ -32,9 +34,11 @@ __all__ = [
     "HistoryEntry",
     "ItemDone",
     "ItemStarted",
+    "NotYet",
     "Other",
     "OutputDelta",
     "PlanUpdated",
+    "Ready",
     "Reasoning",
     "ResumeFailed",
     "RunExit",
@@ -251,6 +255,14 @@ CodexEvent: TypeAlias = (
 )
 
 
+class NotYet(enum.Enum):
+    NOT_YET = "not yet"
+
+
+NOT_YET = NotYet.NOT_YET  # what :meth:`CodexRun.ready` says when no event is at hand
+Ready: TypeAlias = "CodexEvent | Literal[NotYet.NOT_YET] | None"
+
+
 @dataclass(frozen=True)
 class RunExit:
     """How a run ended: ``exit_code`` of codex's process (None when codex lives on, as the
@@ -264,6 +276,11 @@ class CodexRun(Protocol):
     async def next_event(self) -> CodexEvent | None:
         """The next event; ``None`` once the run is over (then call :meth:`finish`). Safe to
         cancel: an event is not lost when a caller stops waiting."""
+        ...
+
+    def ready(self) -> Ready:
+        """What :meth:`next_event` would give now without waiting, or :data:`NOT_YET` (which a
+        run may always say): a turn takes the events at hand without a task and a wait each."""
         ...
 
     async def stop(self) -> None:

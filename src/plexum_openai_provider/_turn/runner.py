@@ -573,6 +573,9 @@ class Turn:
         """The run's next event, unless the turn is cancelled or ``wait`` passes first."""
         if watch_cancel and self._cancel.asked:
             return "cancel", None
+        ready = run.ready()  # most of a turn's events are at hand already: no task, no wait
+        if ready is not seam.NOT_YET:
+            return "event", ready
         get = asyncio.ensure_future(run.next_event())
         waiters: set[asyncio.Future[Any]] = {get}
         if watch_cancel:

@@ -125,6 +125,12 @@ class AppServerRun:
     async def next_event(self) -> seam.CodexEvent | None:
         return await self._queue.get()
 
+    def ready(self) -> seam.Ready:
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return seam.NOT_YET
+
     async def stop(self) -> None:
         if self.engine is not None and not self.ended.is_set():
             await self.engine._interrupt(self)
