@@ -165,10 +165,21 @@ script = (
 root = subprocess.Popen(["sh", "-c", script], env={**os.environ, **mark}, stdout=subprocess.PIPE)
 under, orphan = (int(root.stdout.readline()) for _ in range(2))
 stranger = subprocess.Popen(["sleep", "33"], env={**os.environ, "CODEX_THREAD_ID": "T"})
+def slept(pid):  # exec'd into sleep: only then does its environment name the thread
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().startswith(b"sleep")
+    except OSError:
+        return False
+
 try:
     deadline = time.monotonic() + 10
     # Once the first child has exited (a zombie: sleep never reaps it) only the command is left.
-    while descendants(root.pid) != [under] or orphan not in descendants(os.getpid()):
+    while (
+        descendants(root.pid) != [under]
+        or orphan not in descendants(os.getpid())
+        or not (slept(under) and slept(orphan))
+    ):
         assert time.monotonic() < deadline, (descendants(root.pid), under, orphan)
     assert sorted(thread_processes(root.pid, "T", mark)) == sorted([under, orphan])
     assert thread_processes(root.pid, "U", mark) == []
