@@ -2,7 +2,10 @@
 ``one_engine`` because it does not depend on how codex is driven, or ``engines(name, …)``
 because it tests what only those engines do. A test marked ``catalog`` also runs with the
 scripted model answering as catalog models (``answering_as``: gpt-5.5, and the first code-mode
-model the codex under test lists), where codex offers tools and sub-agents differently."""
+model the codex under test lists), where codex offers tools and sub-agents differently;
+``catalog(name, …)`` runs only those of ``CATALOG``: codex sends the scripted model and gpt-5.5
+the same input items (the instructions' words and the tools offered differ, not the messages,
+images or calls), so a test of those needs one of the two beside code mode."""
 
 from __future__ import annotations
 
@@ -20,8 +23,11 @@ from tests.conftest import CATALOG, CURRENT, ENGINES, OPEN_PROVIDERS
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if metafunc.definition.get_closest_marker("catalog"):
-        metafunc.parametrize("answering_as", CATALOG, indirect=True)
+    catalog = metafunc.definition.get_closest_marker("catalog")
+    if catalog is not None:
+        unknown = set(catalog.args) - set(CATALOG)
+        assert not unknown, f"catalog({', '.join(sorted(unknown))}): not in {CATALOG}"
+        metafunc.parametrize("answering_as", catalog.args or CATALOG, indirect=True)
     only = metafunc.definition.get_closest_marker("engines")
     if metafunc.definition.get_closest_marker("one_engine"):
         metafunc.parametrize("engine", ENGINES[:1], indirect=True)

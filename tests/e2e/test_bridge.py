@@ -64,7 +64,9 @@ def plugin_env(codex_env: dict[str, str], socket_dir: Path) -> dict[str, str]:
     return {**codex_env, "PLEXUM_SOCKET_DIR": str(socket_dir)}
 
 
-@pytest.mark.catalog
+# What differs between models is how codex offers the tool: the scripted model's plain offer is
+# the one every other host-tool test here runs on.
+@pytest.mark.catalog("gpt-5.5", "code-mode")
 async def test_the_model_calls_a_host_tool_and_gets_its_output(
     plugin_env: dict[str, str],
     workspace: Path,

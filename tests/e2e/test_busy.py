@@ -29,7 +29,7 @@ def carrying(server: ScriptedModelServer, text: str) -> list[int]:
     return [i for i, r in enumerate(server.requests) if text in (r.user_texts() or [""])[-1]]
 
 
-@pytest.mark.catalog
+@pytest.mark.catalog("scripted", "code-mode")
 async def test_a_steer_joins_the_running_turn_or_waits_as_the_next(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, engine: str
 ) -> None:

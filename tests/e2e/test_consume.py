@@ -104,7 +104,7 @@ def block_of(server: ScriptedModelServer, call: FunctionCall) -> ToolCall:
     return ToolCall(str(call.call_id), call.name, call.arguments, call.namespace)
 
 
-@pytest.mark.catalog
+@pytest.mark.catalog("scripted", "code-mode")
 async def test_blocks_carry_codex_call_ids_and_consume_reaches_the_model(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:

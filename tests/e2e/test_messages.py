@@ -129,7 +129,7 @@ async def test_every_missed_message_reaches_the_model_in_order_with_its_speaker_
     assert sent[4][-1] == CONTINUE and sum("CAROL-MSG" in t for t in sent[4]) == 1
 
 
-@pytest.mark.catalog
+@pytest.mark.catalog("scripted", "code-mode")
 async def test_images_reach_the_model_as_images(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
@@ -187,7 +187,7 @@ async def test_bad_messages_are_refused_naming_the_part_before_the_model(
     assert await plugin.close() == 0
 
 
-@pytest.mark.catalog
+@pytest.mark.catalog("scripted", "code-mode")
 async def test_a_new_thread_is_given_the_conversation_so_far(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
