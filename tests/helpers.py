@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,12 @@ def _live_processes() -> Iterator[tuple[int, Path]]:
             continue
         if stat[stat.rfind(")") + 2] != "Z":
             yield int(entry), folder
+
+
+def unique_sleep(seconds: int) -> str:
+    """A ``sleep`` of about ``seconds`` s whose command line no other process shares, to find it by
+    (other runs of these tests may be going on at once on the machine, with their own sleeps)."""
+    return f"sleep {seconds}.{uuid.uuid4().int % 10**6:06d}"
 
 
 def processes_matching(text: str) -> list[int]:

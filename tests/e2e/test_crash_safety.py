@@ -22,7 +22,7 @@ from plexum_openai_provider._turn.thread_store import SESSION_FILE
 from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
 from tests.conftest import host_config, records_of
-from tests.helpers import codex_processes, processes_matching, wait_until
+from tests.helpers import codex_processes, processes_matching, unique_sleep, wait_until
 from tests.raw_plugin import RawPlugin, turn_params
 
 
@@ -46,7 +46,7 @@ async def test_a_signal_ends_the_plugin_like_stdin_eof(
     codex_home: Path,
     sig: signal.Signals,
 ) -> None:
-    marker = f"sleep {600 + sig.value}.5"
+    marker = unique_sleep(600 + sig.value)
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
     await start_long_tool_turn(plugin, model_server, workspace, marker, "t-1")
@@ -66,7 +66,7 @@ async def test_a_signal_ends_the_plugin_like_stdin_eof(
 async def test_kill_9_of_the_plugin_leaves_nothing_and_the_next_plugin_serves_at_once(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
-    marker = "sleep 611.5"
+    marker = unique_sleep(611)
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
     first = await plugin.request("t-0", "turn/start", turn_params("t-0", "cx", workspace, "before"))
@@ -318,7 +318,7 @@ async def test_what_a_killed_consume_left_is_swept(
 async def test_a_slow_login_shell_leaves_nothing_behind(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, engine: str
 ) -> None:
-    marker = "sleep 8.765"
+    marker = unique_sleep(8)
     home = Path(codex_env["HOME"])
     (home / ".bashrc").write_text(f"{marker}\n")  # pyenv, conda and nvm set-ups can be this slow
     plugin = await RawPlugin.spawn(codex_env)

@@ -20,7 +20,13 @@ from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.plugin.serve import SHUTDOWN_BOUND_S
 from plexum_openai_provider.testing import FunctionCall, Hang, Message, ScriptedModelServer
 from tests.conftest import codex_under_test_version, host_config, records_of
-from tests.helpers import codex_processes, processes_matching, texts, wait_until
+from tests.helpers import (
+    codex_processes,
+    processes_matching,
+    texts,
+    unique_sleep,
+    wait_until,
+)
 from tests.raw_plugin import RawPlugin, turn_params
 
 
@@ -83,45 +89,47 @@ async def test_requests_before_initialize_and_busy_agents(
     assert await plugin.close() == 0
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"),
-    [
-        (lambda p: p.pop("turn_id"), "turn_id"),
-        (lambda p: p.update(turn_id=5), "turn_id"),
-        (lambda p: p["agent"].update(workspace="relative/path"), "agent.workspace"),
-        (lambda p: p["agent"].update(workspace="/no/such/dir"), "agent.workspace"),
-        (lambda p: p["agent"].pop("id"), "agent.id"),
-        (lambda p: p["agent"].update(id="../../etc"), None),  # a hostile id is just a name here
-        (lambda p: p.update(messages=[]), "messages"),
-        (lambda p: p.update(messages=[{"role": "assistant", "content": "x"}]), "messages"),
-        (lambda p: p.update(messages="hello"), "messages"),
-        (lambda p: p.update(model="gpt-unknown"), "model"),
-        (lambda p: p.update(effort="hyper"), "effort"),
-        (lambda p: p.update(effort=5), "effort"),
-        (lambda p: p.update(model="gpt-5.5", effort="ultra"), "effort"),
-        (lambda p: p["messages"][0].update(content="x" * (1024 * 1024 + 1)), "messages"),
-    ],
-)
+# Each a turn/start the plugin refuses, naming the field, before anything runs.
+INVALID_TURN_PARAMS = [
+    (lambda p: p.pop("turn_id"), "turn_id"),
+    (lambda p: p.update(turn_id=5), "turn_id"),
+    (lambda p: p["agent"].update(workspace="relative/path"), "agent.workspace"),
+    (lambda p: p["agent"].update(workspace="/no/such/dir"), "agent.workspace"),
+    (lambda p: p["agent"].pop("id"), "agent.id"),
+    (lambda p: p.update(messages=[]), "messages"),
+    (lambda p: p.update(messages=[{"role": "assistant", "content": "x"}]), "messages"),
+    (lambda p: p.update(messages="hello"), "messages"),
+    (lambda p: p.update(model="gpt-unknown"), "model"),
+    (lambda p: p.update(effort="hyper"), "effort"),
+    (lambda p: p.update(effort=5), "effort"),
+    (lambda p: p.update(model="gpt-5.5", effort="ultra"), "effort"),
+    (lambda p: p["messages"][0].update(content="x" * (1024 * 1024 + 1)), "messages"),
+]
+
+
 async def test_invalid_turn_params_name_the_field(
-    codex_env: dict[str, str],
-    workspace: Path,
-    model_server: ScriptedModelServer,
-    mutate: Any,
-    field: str | None,
+    codex_env: dict[str, str], workspace: Path, tmp_path: Path, model_server: ScriptedModelServer
 ) -> None:
+    # One plugin answers them all, one after the other (each refusal leaves it as it was, which
+    # the next one relies on: no model request, no thread recorded).
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
-    params = turn_params("t-1", "cx", workspace, "hi")
-    mutate(params)
-    answer = await plugin.request(1, "turn/start", params)
-    if field is None:
-        assert answer["result"]["status"] == "completed"
-    else:
-        assert answer["error"]["code"] == -32602, answer
-        assert answer["error"]["data"]["field"] == field
-        assert field.split(".")[-1] in answer["error"]["message"]
-        assert model_server.requests == []
-        assert not (records_of(codex_env, workspace) / "thread").exists()
+    for n, (mutate, field) in enumerate(INVALID_TURN_PARAMS):
+        params = turn_params(f"t-{n}", "cx", workspace, "hi")
+        mutate(params)
+        answer = await plugin.request(n, "turn/start", params)
+        assert answer.get("error", {}).get("code") == -32602, (field, answer)
+        assert answer["error"]["data"]["field"] == field, (field, answer)
+        assert field.split(".")[-1] in answer["error"]["message"], (field, answer)
+        assert model_server.requests == [], field
+        assert not (records_of(codex_env, workspace) / "thread").exists(), field
+    # A hostile agent id is just a name here: the turn runs (in a workspace of its own: a
+    # refused request may have claimed that one for agent cx).
+    other = tmp_path / "other"
+    other.mkdir()
+    params = turn_params("t-ok", "../../etc", other, "hi")
+    answer = await plugin.request("ok", "turn/start", params)
+    assert answer.get("result", {}).get("status") == "completed", answer
     assert await plugin.close() == 0
 
 
@@ -137,27 +145,28 @@ async def test_duplicate_turn_id_is_refused(
     assert await plugin.close() == 0
 
 
-@pytest.mark.parametrize(
-    ("config", "key"),
-    [
-        ({"bogus": 1}, "bogus"),
-        ({"idle_timeout_s": "soon"}, "idle_timeout_s"),
-        ({"binary": "/no/such/codex"}, "binary"),
-        ({"binary": "/bin/false"}, "binary"),
-        ({"binary": "definitely-not-on-path-codex"}, "binary"),
-    ],
-)
-async def test_bad_config_fails_initialize(
-    codex_env: dict[str, str], config: dict[str, Any], key: str
-) -> None:
+BAD_CONFIGS = [
+    ({"bogus": 1}, "bogus"),
+    ({"idle_timeout_s": "soon"}, "idle_timeout_s"),
+    ({"binary": "/no/such/codex"}, "binary"),
+    ({"binary": "/bin/false"}, "binary"),
+    ({"binary": "definitely-not-on-path-codex"}, "binary"),
+]
+
+
+# The configs name no engine: each fails before one is chosen.
+@pytest.mark.one_engine
+async def test_bad_config_fails_initialize(codex_env: dict[str, str]) -> None:
     plugin = await RawPlugin.spawn(codex_env)
-    answer = await plugin.request(1, "initialize", {"protocol_version": 1, "config": config})
-    assert answer["error"]["code"] == -32602
-    assert key in answer["error"]["message"]
-    assert answer["error"]["data"]["field"] == f"config.{key}"
-    # Still serving, still uninitialised, and a good initialize works.
-    assert (await plugin.request(2, "turn/cancel", {"turn_id": "x"}))["error"]["code"] == -32002
-    await plugin.initialize()
+    for n, (config, key) in enumerate(BAD_CONFIGS):
+        answer = await plugin.request(n, "initialize", {"protocol_version": 1, "config": config})
+        assert answer.get("error", {}).get("code") == -32602, (key, answer)
+        assert key in answer["error"]["message"], (key, answer)
+        assert answer["error"]["data"]["field"] == f"config.{key}", (key, answer)
+        # Still serving, still uninitialised (the next bad one is refused the same way).
+        cancel = await plugin.request(f"c-{n}", "turn/cancel", {"turn_id": "x"})
+        assert cancel["error"]["code"] == -32002, (key, cancel)
+    await plugin.initialize()  # and a good initialize works
     assert await plugin.close() == 0
 
 
@@ -286,6 +295,9 @@ async def test_eight_agents_at_once_keep_their_events_apart(
         )
 
 
+# The lines between host and plugin: how codex's own large line reaches the plugin (the same framer
+# on both engines) is tests/e2e/test_runner.py's ten MiB message, on each engine.
+@pytest.mark.one_engine
 async def test_sixteen_mib_lines_both_ways(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
@@ -351,7 +363,7 @@ async def test_ending_the_plugin_cancels_running_turns(
     codex_home: Path,
     how: str,
 ) -> None:
-    marker = "sleep 417"
+    marker = unique_sleep(417)
     model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": marker})))
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize()
@@ -413,18 +425,19 @@ def test_a_shutdown_past_its_bound_exits_and_the_watchdog_ends_codex(tmp_path: P
     # A shutdown that never ends (patched in: nothing the tests above can reach hangs it) while
     # a process the plugin started runs: the plugin exits 1 at the bound, and its watchdog ends
     # that process.
+    marker = unique_sleep(313)
     script = """
 import asyncio, os, subprocess, sys
 from plexum_openai_provider._codex.guard import guard
 from plexum_openai_provider.plugin import serve, server
 serve.SHUTDOWN_BOUND_S = 1.0
 async def never(self):
-    child = subprocess.Popen(["sleep", "313.5"], env={**os.environ, **guard().marker("t")})
+    child = subprocess.Popen(MARKER.split(), env={**os.environ, **guard().marker("t")})
     guard().started(child.pid)
     await asyncio.Event().wait()
 server.PluginServer.shutdown = never
 sys.exit(serve.serve_stdio())
-"""
+""".replace("MARKER", repr(marker))
     started = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-c", script], input=b"", capture_output=True, timeout=60
@@ -433,7 +446,7 @@ sys.exit(serve.serve_stdio())
     assert done.returncode == 1, done.stderr.decode()
     assert b"shutdown took over 1 s: exiting now" in done.stderr
     deadline = time.monotonic() + 10
-    while processes_matching("sleep 313.5"):
+    while processes_matching(marker):
         assert time.monotonic() < deadline, "the watchdog did not end the plugin's child"
         time.sleep(0.05)
     print(f"a shutdown past a 1 s bound: exit 1 after {took:.2f} s")

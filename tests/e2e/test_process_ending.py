@@ -74,6 +74,8 @@ class LoginShell:
         while not self.locked:
             assert time.monotonic() < deadline, "no login shell took the lock"
             await asyncio.sleep(0.01)
+        # The shell that holds it is found as nothing_left looks for it.
+        assert processes_matching(str(self.home / SCRIPT)), "the login shell is not seen"
 
     async def nothing_left(
         self, codex_home: Path, since: float, plugin: RawPlugin | None = None
@@ -85,7 +87,8 @@ class LoginShell:
             keep = {plugin.process.pid, *processes_matching(" app-server")}
         while True:
             left = [p for p in codex_processes(codex_home) if p not in keep]
-            left += processes_matching(SCRIPT)
+            # (by its path in this test's HOME: other runs of the suite may be going on at once)
+            left += processes_matching(str(self.home / SCRIPT))
             if not left and not self.locked:
                 return time.monotonic() - since
             if time.monotonic() - since > BOUND_S:

@@ -38,7 +38,13 @@ from plexum_openai_provider.testing import (
 )
 from plexum_openai_provider.testing import Usage as WireUsage
 from tests.conftest import OPEN_PROVIDERS, host_config, records_of
-from tests.helpers import codex_processes, processes_matching, texts, wait_until
+from tests.helpers import (
+    codex_processes,
+    processes_matching,
+    texts,
+    unique_sleep,
+    wait_until,
+)
 
 # codex warns once per turn that the scripted model has no metadata; it is a notice, not a failure.
 METADATA_WARNING = Notice(
@@ -325,7 +331,7 @@ async def test_turn_timeout_ends_a_turn_that_keeps_printing(
 async def test_cancel_mid_tool_leaves_no_process(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, codex_home: Path
 ) -> None:
-    marker = f"sleep {300 + uuid.uuid4().int % 600}"
+    marker = unique_sleep(300)
     model_server.enqueue(FunctionCall("exec_command", json.dumps({"cmd": marker})))
     model_server.enqueue(Message("never reached"))
     provider = await make_provider(codex_env)
@@ -374,16 +380,20 @@ PROMPTS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PROMPTS))
 async def test_prompt_reaches_the_model_byte_for_byte(
-    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer, name: str
+    codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer
 ) -> None:
-    prompt = PROMPTS[name]
-    model_server.enqueue(Message("ok"))
+    # One provider, each prompt the first turn of an agent of its own.
     provider = await make_provider(codex_env)
-    _, result = await run_turn(provider, workspace, prompt)
-    assert result.status == "completed"
-    assert model_server.requests[-1].last_user_text() == prompt
+    for name, prompt in PROMPTS.items():
+        workspace = tmp_path / name
+        workspace.mkdir()
+        model_server.enqueue(Message("ok"))
+        turn = await provider.start_turn(TurnRequest(AgentContext(name, workspace), prompt))
+        result = await turn.result()
+        assert result.status == "completed", (name, result)
+        assert model_server.requests[-1].last_user_text() == prompt, name
+    assert len(model_server.requests) == len(PROMPTS)
 
 
 async def test_ten_mib_agent_message_arrives_whole(
@@ -474,22 +484,24 @@ async def test_second_turn_for_a_busy_agent_is_refused(
     assert result.status == "completed"
 
 
-@pytest.mark.parametrize(
-    ("agent", "field"),
-    [
-        (AgentContext("cx", Path("relative/ws")), "agent.workspace"),
-        (AgentContext("cx", Path("/nonexistent/plexum/ws")), "agent.workspace"),
-        (AgentContext("", Path("/tmp")), "agent.id"),
-        (AgentContext("a\nb", Path("/tmp")), "agent.id"),
-        (AgentContext("x" * 500, Path("/tmp")), "agent.id"),
-    ],
-)
+INVALID_AGENTS = [
+    (AgentContext("cx", Path("relative/ws")), "agent.workspace"),
+    (AgentContext("cx", Path("/nonexistent/plexum/ws")), "agent.workspace"),
+    (AgentContext("", Path("/tmp")), "agent.id"),
+    (AgentContext("a\nb", Path("/tmp")), "agent.id"),
+    (AgentContext("x" * 500, Path("/tmp")), "agent.id"),
+]
+
+
+# Refused before an engine is asked for anything: one engine proves it.
+@pytest.mark.one_engine
 async def test_invalid_agent_is_refused_before_codex_runs(
-    codex_env: dict[str, str], model_server: ScriptedModelServer, agent: AgentContext, field: str
+    codex_env: dict[str, str], model_server: ScriptedModelServer
 ) -> None:
     provider = await make_provider(codex_env)
-    with pytest.raises(InvalidRequestError) as err:
-        await provider.start_turn(TurnRequest(agent, "hi"))
-    assert err.value.field == field
+    for agent, field in INVALID_AGENTS:
+        with pytest.raises(InvalidRequestError) as err:
+            await provider.start_turn(TurnRequest(agent, "hi"))
+        assert err.value.field == field, (agent, err.value)
     await asyncio.sleep(0)
     assert model_server.requests == []
