@@ -70,6 +70,8 @@ async def refused(turn: Any) -> str:
 # -- attacks that are refused -----------------------------------------------------------------
 
 
+# The plugin refuses these workspaces before codex runs; the control needs no particular engine.
+@pytest.mark.one_engine
 @pytest.mark.parametrize("sandbox", ["workspace", "none"])
 async def test_an_agent_cannot_reach_a_workspace_nested_in_its_own(
     codex_env: dict[str, str], tmp_path: Path, model_server: ScriptedModelServer, sandbox: str
@@ -114,6 +116,8 @@ async def test_an_agent_cannot_reach_a_workspace_nested_in_its_own(
     assert not marker.exists()
 
 
+# The plugin refuses these workspaces before codex runs; the control needs no particular engine.
+@pytest.mark.one_engine
 @pytest.mark.parametrize("sandbox", ["workspace", "none"])
 async def test_a_nested_workspace_swapped_for_a_link_confines_to_nothing_else(
     codex_env: dict[str, str],
@@ -157,13 +161,16 @@ async def test_two_commands_at_once_cannot_break_the_workspace(
     command that ends removes nothing another still running relies on."""
     workspace = tmp_path / "ws"
     workspace.mkdir()
+    # The second command tries to link the guard until the first has ended, and for 1 s more
+    # (its sandbox is gone by then), within 60 tries.
     race = (
-        "mkdir -p .git; for i in $(seq 60); do unlink .git/.plexum-no-link 2>/dev/null;"
+        "mkdir -p .git; n=0; for i in $(seq 60); do unlink .git/.plexum-no-link 2>/dev/null;"
         " if ln -s / .git/.plexum-no-link 2>/dev/null; then echo GUARD-LINKED-$i; break; fi;"
-        " sleep 0.1; done; ls -l .git/.plexum-no-link"
+        " if [ -e first.ended ]; then n=$((n + 1)); [ $n -gt 10 ] && break; fi;"
+        " sleep 0.1; done; ls first.ended; ls -l .git/.plexum-no-link"
     )
     calls = [
-        shell("sleep 2", "first", yield_time_ms=250),  # runs on, in a session
+        shell("sleep 1; touch first.ended", "first", yield_time_ms=250),  # runs on, in a session
         shell(race, "second", yield_time_ms=10000),
     ]
     async with await PluginClient.spawn(env=codex_env) as plugin:
@@ -173,6 +180,8 @@ async def test_two_commands_at_once_cannot_break_the_workspace(
     seen = outputs(model_server)
     print(f"{sandbox}: {seen['second']!r}\n{sandbox}: next turn: {seen['later']!r}")
     assert "RUNS" in seen["later"]
+    if sandbox == "workspace":  # it tried on past the first command's end
+        assert "first.ended" in seen["second"] and "No such file" not in seen["second"]
     # Unconfined (the control), nothing stops the link.
     assert ("GUARD-LINKED" in seen["second"]) == (sandbox == "none")
 

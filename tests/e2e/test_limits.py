@@ -9,6 +9,7 @@ time beside the hog is printed against its time alone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import textwrap
@@ -25,11 +26,13 @@ from tests.conftest import host_config
 from tests.helpers import wait_until
 
 LIMITS = {"processes": 128, "memory_mb": 256, "file_size_mb": 16}
-# Each hog prints how far it got, flushed, so what it reached survives its being killed.
+# Each hog prints how far it got, flushed, so what it reached survives its being killed. It starts
+# when the test has sent the other agent's turn (hog.go), so that the two run at once.
 HOGS = {
     "fork": """
         import os, time
-        open("hog.started", "w").close(); time.sleep(1)
+        open("hog.started", "w").close()
+        while not os.path.exists("hog.go"): time.sleep(0.01)  # the other agent's turn is under way
         r, w = os.pipe()
         children, error = [], "none"
         for _ in range(200):  # the limit is 128 processes
@@ -47,8 +50,9 @@ HOGS = {
             os.waitpid(pid, 0)
     """,
     "memory": """
-        import time
-        open("hog.started", "w").close(); time.sleep(1)
+        import os, time
+        open("hog.started", "w").close()
+        while not os.path.exists("hog.go"): time.sleep(0.01)  # the other agent's turn is under way
         held = []
         for mb in range(1, 385):  # the limit is 256 MB
             held.append(b"x" * (1 << 20))
@@ -57,8 +61,9 @@ HOGS = {
         print("HOG reached the end", flush=True)
     """,
     "disk": """
-        import time
-        open("hog.started", "w").close(); time.sleep(1)
+        import os, time
+        open("hog.started", "w").close()
+        while not os.path.exists("hog.go"): time.sleep(0.01)  # the other agent's turn is under way
         written, error = 0, "none"
         with open("filler.bin", "wb", buffering=0) as f:
             for _ in range(32):  # the limit is 16 MB a file
@@ -72,8 +77,9 @@ HOGS = {
     """,
     # The private /tmp is a tmpfs: its pages count against the agent's memory.
     "tmp": """
-        import time
-        open("hog.started", "w").close(); time.sleep(1)
+        import os, time
+        open("hog.started", "w").close()
+        while not os.path.exists("hog.go"): time.sleep(0.01)  # the other agent's turn is under way
         written, error = 0, "none"
         for n in range(384):  # 1 MB files (the file-size limit is 16 MB), memory limit 256 MB
             try:
@@ -127,44 +133,10 @@ def hog_env(codex_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {**codex_env, "TMPDIR": str(temporary)}
 
 
-@pytest.mark.parametrize("hog", list(HOGS))
-async def test_a_hog_ends_in_its_own_turn_while_another_agent_works(
-    codex_env: dict[str, str], tmp_path: Path, model_server: Any, hog: str, engine: str
-) -> None:
-    hogger, calm = tmp_path / "hogger", tmp_path / "calm"
-    for folder in (hogger, calm):
-        folder.mkdir()
-    (hogger / "hog.py").write_text(textwrap.dedent(HOGS[hog]))
-    model_server.script = command_script(
-        {"hog": "python3 hog.py", "calm": CALM, "after": "echo AFTER-OK"}
-    )
-    async with await PluginClient.spawn(env=hog_env(codex_env, tmp_path)) as plugin:
-        init = await plugin.initialize(host_config(agent_limits=LIMITS))
-        assert init["limits"] == {
-            **LIMITS,
-            "cpu_weight": 100,
-            "mechanism": init["limits"]["mechanism"],
-        }, init["limits"]
-        first = await plugin.start_turn("t-c1", AgentContext("calm", calm), "run calm").result()
-        assert first.status == "completed", first
-        hog_turn = plugin.start_turn("t-h", AgentContext("hogger", hogger), "run hog")
-        await wait_until(lambda: (hogger / "hog.started").exists(), timeout=60)
-        started = time.monotonic()
-        beside = await plugin.start_turn("t-c2", AgentContext("calm", calm), "run calm").result()
-        beside_s = time.monotonic() - started
-        hogged = await hog_turn.result()
-        started = time.monotonic()  # the same turn again, the hog gone: its time alone
-        alone = await plugin.start_turn("t-c3", AgentContext("calm", calm), "run calm").result()
-        alone_s = time.monotonic() - started
-        after = plugin.start_turn("t-h2", AgentContext("hogger", hogger), "run after")
-        assert (await after.result()).status == "completed"  # the hog's agent works again
-    assert beside.status == hogged.status == alone.status == "completed", (beside, hogged, alone)
-    seen = outputs(model_server.requests)
-    assert "CALM-OK 100000" in seen["calm"], seen["calm"]
-    assert "AFTER-OK" in seen["after"], seen["after"]
-    read = seen["hog"]
+def check_hog(hog: str, read: str, hogger: Path) -> None:
+    """What the hog's own output shows: it was stopped at the limit, not before, not after."""
     reached = [line for line in read.splitlines() if line.startswith("HOG reached")]
-    assert reached, read
+    assert reached, (hog, read)
     last = reached[-1]
     if hog == "fork":
         count = int(last.split()[2])
@@ -179,11 +151,65 @@ async def test_a_hog_ends_in_its_own_turn_while_another_agent_works(
         assert last.startswith(f"HOG reached {LIMITS['file_size_mb']} MB;"), last
         assert "File too large" in last, last
         assert (hogger / "filler.bin").stat().st_size == LIMITS["file_size_mb"] << 20
-    model_read = " | ".join(line for line in read.splitlines()[2:] if line.strip())
-    print(
-        f"\n{engine} {hog} hog ({init['limits']['mechanism']}): the model read: {model_read!r};"
-        f" the other agent's turn took {beside_s:.2f} s beside it, {alone_s:.2f} s alone"
-    )
+
+
+async def test_a_hog_ends_in_its_own_turn_while_another_agent_works(
+    codex_env: dict[str, str], tmp_path: Path, model_server: Any, engine: str
+) -> None:
+    # One plugin; each hog in an agent (and so a cgroup, a private /tmp) of its own, one after
+    # the other, each beside a turn of the calm agent and followed by a turn of its own agent.
+    calm = tmp_path / "calm"
+    calm.mkdir()
+    commands = {"calm": CALM}
+    for hog in HOGS:
+        (tmp_path / f"hog-{hog}").mkdir()
+        (tmp_path / f"hog-{hog}" / "hog.py").write_text(textwrap.dedent(HOGS[hog]))
+        commands[f"hog-{hog}"] = "python3 hog.py"
+        commands[f"after-{hog}"] = "echo AFTER-OK"
+    model_server.script = command_script(commands)
+    beside_s: dict[str, float] = {}
+    seen: dict[str, str] = {}
+    async with await PluginClient.spawn(env=hog_env(codex_env, tmp_path)) as plugin:
+        init = await plugin.initialize(host_config(agent_limits=LIMITS))
+        assert init["limits"] == {
+            **LIMITS,
+            "cpu_weight": 100,
+            "mechanism": init["limits"]["mechanism"],
+        }, init["limits"]
+        first = await plugin.start_turn("t-c0", AgentContext("calm", calm), "run calm").result()
+        assert first.status == "completed", first
+        for hog in HOGS:
+            hogger = tmp_path / f"hog-{hog}"
+            agent = AgentContext(f"hog-{hog}", hogger)
+            hog_turn = plugin.start_turn(f"t-h-{hog}", agent, f"run hog-{hog}")
+            await wait_until(lambda: (hogger / "hog.started").exists(), timeout=60)  # noqa: B023
+            started = time.monotonic()
+            calm_turn = plugin.start_turn(f"t-c-{hog}", AgentContext("calm", calm), "run calm")
+            await asyncio.sleep(0)  # (the request is on its way)
+            (hogger / "hog.go").touch()
+            beside = await calm_turn.result()
+            beside_s[hog] = time.monotonic() - started
+            hogged = await hog_turn.result()
+            assert beside.status == hogged.status == "completed", (hog, beside, hogged)
+            seen.update(outputs(model_server.requests))
+            assert "CALM-OK 100000" in seen["calm"], (hog, seen["calm"])
+            after = await plugin.start_turn(f"t-a-{hog}", agent, f"run after-{hog}").result()
+            assert after.status == "completed", (hog, after)  # the hog's agent works again
+        started = time.monotonic()  # the same turn again, every hog gone: its time alone
+        alone = await plugin.start_turn("t-c9", AgentContext("calm", calm), "run calm").result()
+        alone_s = time.monotonic() - started
+    assert alone.status == "completed", alone
+    seen.update(outputs(model_server.requests))
+    for hog in HOGS:
+        assert "AFTER-OK" in seen[f"after-{hog}"], (hog, seen[f"after-{hog}"])
+        read = seen[f"hog-{hog}"]
+        check_hog(hog, read, tmp_path / f"hog-{hog}")
+        model_read = " | ".join(line for line in read.splitlines()[2:] if line.strip())
+        print(
+            f"\n{engine} {hog} hog ({init['limits']['mechanism']}): the model read:"
+            f" {model_read!r}; the other agent's turn took {beside_s[hog]:.2f} s beside it,"
+            f" {alone_s:.2f} s alone"
+        )
 
 
 @pytest.mark.parametrize("helper_folder", [False, True], ids=["plugin-path", "codex-folder"])

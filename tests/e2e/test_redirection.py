@@ -6,6 +6,7 @@ were changes nothing), and a workspace with records of the older layout keeps it
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import shutil
@@ -28,13 +29,14 @@ OWN_PNG = base64.b64decode(
 VICTIM_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
-# The agent's command: while it runs, rename a forged delivery record over any temporary of the
-# plugin's it sees in its workspace; then make img.png a link to the victim's photo.
+# The agent's command: until the plugin has the host's steer (the test then makes the file
+# "steered"), rename a forged delivery record over any temporary of the plugin's it sees in its
+# workspace; then make img.png a link to the victim's photo.
 RACE = r"""
 import os, sys, time
 open("started", "w").close()
-forged, end = 0, time.monotonic() + 4
-while time.monotonic() < end:
+forged, end = 0, time.monotonic() + 60
+while time.monotonic() < end and not os.path.exists("steered"):
     for name in os.listdir("."):
         if "plexum-codex-delivered" in name and name.endswith(".tmp"):
             with open("forged", "w") as f:
@@ -49,6 +51,16 @@ os.symlink(sys.argv[1], "link.png")
 os.replace("link.png", "img.png")
 print("RACE forged", forged, "swapped", os.path.islink("img.png"))
 """
+
+
+async def wait_until_queued(plugin: PluginClient, turn_id: str) -> None:
+    """Until the plugin's status shows ``turn_id`` waiting as an agent's next turn."""
+    for _ in range(600):
+        status = await plugin.connection.request("status", {})
+        if any(turn_id in agent["queued"] for agent in status["agents"]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{turn_id} was never queued")
 
 
 def user(content: Any) -> dict[str, Any]:
@@ -97,8 +109,15 @@ async def test_a_steered_image_is_the_one_read_when_it_came_not_what_the_agent_m
         steer = plugin.start_turn(
             "t-2", agent, messages=[user("go"), user(look)], when_busy="steer"
         )
+        if engine == "app-server":  # the running turn took it
+            assert (await steer.result()).status == "steered"
+        else:  # it waits as the next turn (its image read when it came)
+            await wait_until_queued(plugin, "t-2")
+        (attacker / "steered").touch()  # the command may make its link now
         assert (await first.result()).status == "completed"
-        assert (await steer.result()).status in ("steered", "completed")
+        assert (await steer.result()).status == (
+            "steered" if engine == "app-server" else "completed"
+        )
     assert "RACE forged 0 swapped True" in outputs(model_server)  # the link was made, in time
     assert images_sent(model_server) == [OWN_PNG]
 

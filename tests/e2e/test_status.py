@@ -16,7 +16,9 @@ from plexum_openai_provider.plugin.client import PluginClient
 from plexum_openai_provider.testing import FunctionCall, Message, ScriptedModelServer
 from tests.conftest import host_config
 
-COMMAND = "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.5; done"
+# Each agent's command runs until the test has seen what it asks about and makes a stop file in the
+# agent's workspace (60 s at most).
+COMMAND = "for i in $(seq 600); do [ -e stop ] && break; echo tick $i; sleep 0.1; done"
 
 
 async def test_status_shows_three_busy_agents_to_the_host_and_the_operator(
@@ -81,6 +83,8 @@ async def test_status_shows_three_busy_agents_to_the_host_and_the_operator(
         unknown = await _cli(env, "status", "--account", "seat-9")
         assert unknown.returncode == 2 and unknown.stdout == ""
         assert "no running plugin has account 'seat-9' (default)" in unknown.stderr
+        for name in agents:
+            (tmp_path / name / "stop").touch()
         for reader in readers:
             await reader
         for turn in turns:
