@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pexpect
 import pytest
 
 from plexum_openai_provider.plugin.client import PluginClient
+from plexum_openai_provider.testing import Message, ScriptedModelServer, Wait
 from tests.conftest import host_config
 from tests.helpers import plugin_script
 from tests.login_server import USER_CODE, LoginServer
@@ -80,15 +82,6 @@ def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
         chat.expect(r"You said: 'what is this\?'\. I see 1 image\(s\)\.")
         chat.expect("you> ")
 
-        # A line typed while the agent answers joins its turn (app-server, chat's engine).
-        chat.sendline("slowly count")
-        chat.expect(r"codex> \(demo model\) Slowly, ")
-        chat.sendline("and then stop")
-        chat.expect(r"\[sent while the agent answers")
-        chat.expect(r"\[it joined the running turn chat-\d+-\d+\]")
-        chat.expect(r"You said: 'and then stop'")
-        chat.expect("you> ")
-
         chat.sendline("note buy milk")
         chat.expect(r"\[tool call (\S+)\] save_note \{\"text\": \"buy milk\"\}")
         block_id = chat.match.group(1)
@@ -128,6 +121,47 @@ def test_chat_demo_turn_tool_blocks_consume_and_resume(tmp_path: Path) -> None:
     ]
     assert [r["kind"] for r in records] == ["call", "result", "consume"]
     assert {r["block_id"] for r in records} == {block_id}
+
+
+def test_a_line_typed_while_the_agent_answers_joins_its_turn(
+    codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
+) -> None:
+    """(app-server, chat's engine.) The model holds its first answer until the chat has said
+    that the line joined the turn (no race with an answer that ends first); the line then
+    reaches the model in the same turn's next request."""
+    release = threading.Event()
+    model_server.enqueue(Wait(release, Message("counting")), Message("stopped, as you asked"))
+    chat = pexpect.spawn(
+        PLUGIN,
+        ["chat", "--workspace", str(workspace)],
+        encoding="utf-8",
+        timeout=60,
+        env=codex_env,
+        dimensions=(50, 200),
+    )
+    try:
+        chat.expect("you> ")
+        chat.sendline("slowly count")
+        deadline = time.monotonic() + 60
+        while not model_server.requests:  # the turn runs: codex has asked the model
+            assert time.monotonic() < deadline, "codex never asked the model"
+            time.sleep(0.02)
+        chat.sendline("and then stop")
+        chat.expect(r"\[sent while the agent answers: it joins the running turn, or runs next\]")
+        chat.expect(r"\[it joined the running turn chat-\d+-1\]")
+        release.set()
+        chat.expect(r"codex> stopped, as you asked")
+        chat.expect("you> ")
+        chat.sendline("/quit")
+        chat.expect(pexpect.EOF)
+    finally:
+        release.set()
+        chat.close()
+    assert chat.exitstatus == 0
+    first, second = model_server.requests
+    assert first.user_texts()[-1] == "slowly count"
+    assert second.user_texts()[-1] == "and then stop"  # the same turn's next request
+    assert sum(t == "slowly count" for t in second.user_texts()) == 1
 
 
 def test_run_demo_needs_no_login_and_a_demo_workspace_keeps_its_thread(tmp_path: Path) -> None:
