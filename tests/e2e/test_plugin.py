@@ -133,6 +133,8 @@ async def test_invalid_turn_params_name_the_field(
     assert await plugin.close() == 0
 
 
+# The plugin refuses the second before codex runs: one engine proves it.
+@pytest.mark.one_engine
 async def test_duplicate_turn_id_is_refused(
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
