@@ -50,7 +50,8 @@ class LoginServer:
 
     def answer(self, path: str) -> tuple[int, dict[str, Any]]:
         if path == "/api/accounts/deviceauth/usercode":
-            return 200, {"device_auth_id": "dev-1", "user_code": USER_CODE, "interval": "1"}
+            # Poll again at once (codex waits `interval` s between polls; the pending one is kept).
+            return 200, {"device_auth_id": "dev-1", "user_code": USER_CODE, "interval": "0"}
         if path == "/api/accounts/deviceauth/token":
             self._polls += 1
             if self._polls == 1:  # the operator has not typed the code in yet
