@@ -138,7 +138,8 @@ async def test_an_end_mid_login_shell_leaves_no_lock(
     shell: LoginShell,
     how: str,
 ) -> None:
-    shell.work(3)  # the end lands while the login shell holds the lock
+    # The end lands while the login shell holds the lock (a timeout 1.5 s into the turn, too).
+    shell.work(2)
     model_server.enqueue(Hang())
     plugin = await RawPlugin.spawn(codex_env)
     await plugin.initialize({"turn_timeout_s": 1.5} if how == "timeout" else None)

@@ -309,7 +309,7 @@ async def test_a_command_that_prints_nothing_for_longer_than_idle_timeout_is_not
     codex_env: dict[str, str], workspace: Path, model_server: ScriptedModelServer
 ) -> None:
     provider = await make_provider(codex_env, idle_timeout_s=1)
-    build = {"cmd": "sleep 2.5; echo built", "yield_time_ms": 20000}
+    build = {"cmd": "sleep 1.8; echo built", "yield_time_ms": 20000}
     model_server.enqueue(FunctionCall("exec_command", json.dumps(build)), Message("it built"))
     events, result = await run_turn(provider, workspace, "build it")
     assert result.status == "completed", result.error
