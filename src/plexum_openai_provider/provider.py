@@ -292,6 +292,10 @@ class CodexProvider:
             readable=self.policy.readable if self.policy.confined else None,
             urls=self.engine_info.name != "exec",  # codex exec takes files and data: URLs
         )
+        # Nothing for codex to answer, or over its bounds: refused before the workspace is
+        # claimed (a claim records the agent as the workspace's owner). The plan does not
+        # depend on the records for that.
+        plan_turn(request.conversation, None, None)
 
     async def start_turn(
         self, request: TurnRequest, when_busy: WhenBusy = "refuse"

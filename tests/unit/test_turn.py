@@ -17,6 +17,7 @@ from plexum_openai_provider import (
     AgentBusyError,
     AgentContext,
     BridgeError,
+    ChatMessage,
     CodexHomeError,
     CodexProcessError,
     ErrorEvent,
@@ -25,6 +26,7 @@ from plexum_openai_provider import (
     InvalidRequestError,
     Notice,
     TextDelta,
+    TextPart,
     ToolCall,
     ToolOutput,
     ToolResult,
@@ -511,3 +513,25 @@ async def test_the_model_answering_again_ends_the_reconnecting(tmp_path: Path) -
     events, result = await rig.turn()
     assert result.status == "completed", result.error
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["back", "again"]
+
+
+async def test_a_turn_with_nothing_to_answer_is_refused_before_it_claims_the_workspace(
+    tmp_path: Path,
+) -> None:
+    """Bad input changes nothing: a conversation with no user message after the agent's last
+    answer is refused before the workspace is claimed, so the workspace is no agent's yet and
+    another agent can work there."""
+    engine = FakeEngine([FakeRun(exec_lines.turn(THREAD, "ok"))])
+    provider = provider_on(engine, tmp_path)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    only_an_answer = (ChatMessage.user("do it"), ChatMessage("assistant", (TextPart("done"),)))
+    with pytest.raises(InvalidRequestError) as err:
+        await provider.start_turn(
+            TurnRequest(AgentContext("cx", workspace), messages=only_an_answer)
+        )
+    assert err.value.field == "messages" and engine.processes == []
+    assert not list(tmp_path.rglob(OWNER_FILE))  # no records made for it
+    turn = await provider.start_turn(TurnRequest(AgentContext("other", workspace), "hi"))
+    assert (await turn.result()).status == "completed"
+    await provider.close()
