@@ -92,7 +92,7 @@ def instrument() -> None:
     )
     runner.Turn._await_turn_record = timed("turn_record", runner.Turn._await_turn_record)
     runner.BlockWatcher.finish = timed("blocks", runner.BlockWatcher.finish)
-    app_server._prepare_workspace = timed("workspace", app_server._prepare_workspace)
+    app_server.prepare_workspace = timed("workspace", app_server.prepare_workspace)
     limits.Limiter.prepare = timed("limits", limits.Limiter.prepare)  # type: ignore[method-assign]
     request = app_server_server.AppServer.request
     app_server_server.AppServer.request = timed(  # type: ignore[method-assign]

@@ -47,7 +47,7 @@ from ._turn.admission import Admission, backoff_s
 from ._turn.agents import Agents, AgentSlot
 from ._turn.busy import QueuedTurn, SteeredTurn
 from ._turn.consume import Consumer, sweep_rewrites
-from ._turn.messages import plan_turn
+from ._turn.messages import check_conversation, plan_turn
 from ._turn.records import default_state_dir
 from ._turn.runner import Turn, TurnSetup, start_turn
 from ._turn.workspace import WorkspaceGuard, WorkspaceLocks, claim_workspace, default_lock_dir
@@ -292,10 +292,8 @@ class CodexProvider:
             readable=self.policy.readable if self.policy.confined else None,
             urls=self.engine_info.name != "exec",  # codex exec takes files and data: URLs
         )
-        # Nothing for codex to answer, or over its bounds: refused before the workspace is
-        # claimed (a claim records the agent as the workspace's owner). The plan does not
-        # depend on the records for that.
-        plan_turn(request.conversation, None, None)
+        # Refused before the workspace is claimed (a claim records the agent as its owner).
+        check_conversation(request.conversation)
 
     async def start_turn(
         self, request: TurnRequest, when_busy: WhenBusy = "refuse"

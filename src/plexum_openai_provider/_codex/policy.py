@@ -85,12 +85,13 @@ import functools
 import os
 import shutil
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .agent_env import AgentEnv
+from .project_docs import project_docs_possible
 from .readable import exposed
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "UNCONFINED",
     "AgentPolicy",
     "prepare_git_folder",
+    "prepare_workspace",
     "sub_agent_config",
 ]
 
@@ -202,6 +204,18 @@ class AgentPolicy:
 # What a run is given when nobody says otherwise (tests of the turn logic; embedding code that
 # builds a RunSpec by hand): codex as the seed ran it, but with the features above off.
 UNCONFINED = AgentPolicy("none", 'sandbox is "none"')
+
+
+def prepare_workspace(
+    workspace: Path, codex_home: Path, extra_args: Sequence[str]
+) -> tuple[bool, bool]:
+    """A confined run's look at its workspace before codex has it, on both engines, in one
+    worker thread (each hop to one waits behind other agents' file work): whether its ``.git``
+    is a real folder (:func:`prepare_git_folder`), and whether codex would find no project
+    instructions there (:mod:`.project_docs`: then it is told not to look)."""
+    return prepare_git_folder(workspace), not project_docs_possible(
+        workspace, codex_home, extra_args
+    )
 
 
 def prepare_git_folder(workspace: str | Path) -> bool:

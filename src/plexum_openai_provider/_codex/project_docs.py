@@ -14,11 +14,10 @@ naming it), codex looks as configured.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["NAMES", "SKIP_PROJECT_DOCS_CONFIG", "project_docs_possible", "skip_project_docs"]
+__all__ = ["NAMES", "SKIP_PROJECT_DOCS_CONFIG", "project_docs_possible"]
 
 NAMES = ("AGENTS.override.md", "AGENTS.md")
 ROOT_MARKER = ".git"
@@ -43,13 +42,3 @@ def project_docs_possible(
     depth = 0 if root is None else len(workspace.parts) - len(root.parts)
     folders = [workspace, *workspace.parents[:depth]]
     return any((folder / name).exists() for folder in folders for name in NAMES)
-
-
-async def skip_project_docs(
-    confined: bool, workspace: Path, codex_home: Path, extra_args: Sequence[str]
-) -> bool:
-    """Whether a run is to be told not to look: confined (unconfined, a look is a plain read,
-    and codex decides) and with nothing to find."""
-    if not confined:
-        return False
-    return not await asyncio.to_thread(project_docs_possible, workspace, codex_home, extra_args)

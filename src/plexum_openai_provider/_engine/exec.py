@@ -23,9 +23,8 @@ from .._codex.command import exec_argv
 from .._codex.consume import append_response_items
 from .._codex.home import codex_home
 from .._codex.limits import Limiter
-from .._codex.policy import prepare_git_folder
+from .._codex.policy import prepare_workspace
 from .._codex.process import CodexProcess
-from .._codex.project_docs import skip_project_docs
 from .._codex.records import message_item
 from .._codex.rollout import RolloutLocator
 from .._codex.sub_agents import SubAgentMessage, sub_agent_work
@@ -304,11 +303,12 @@ class ExecEngine:
         scratch = Path(tempfile.gettempdir()) / f"plexum-images-{uuid.uuid4().hex}"
         try:
             images = await asyncio.to_thread(_image_files, spec.images, scratch)
-            git_folder = spec.policy.confined and await asyncio.to_thread(
-                prepare_git_folder, spec.workspace
-            )
-            skip_docs = await skip_project_docs(
-                spec.policy.confined, spec.workspace, self.codex_home, self.extra_args
+            git_folder, skip_docs = (
+                await asyncio.to_thread(
+                    prepare_workspace, spec.workspace, self.codex_home, self.extra_args
+                )
+                if spec.policy.confined
+                else (False, False)
             )
             argv = exec_argv(
                 self.binary,

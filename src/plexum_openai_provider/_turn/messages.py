@@ -40,6 +40,7 @@ __all__ = [
     "HistoryEntry",
     "TurnInput",
     "TurnPlan",
+    "check_conversation",
     "message_digest",
     "plan_turn",
 ]
@@ -126,6 +127,41 @@ def _history(messages: Sequence[ChatMessage], room: int) -> tuple[HistoryEntry, 
     return tuple(reversed(kept))
 
 
+def check_conversation(messages: Sequence[ChatMessage]) -> None:
+    """InvalidRequestError where :func:`plan_turn` would refuse ``messages`` (nothing for codex
+    to answer, or over its bounds): whatever the records say, so before a claim."""
+    _shape(messages)
+
+
+def _shape(
+    messages: Sequence[ChatMessage],
+) -> tuple[str, int, list[ChatMessage], TurnInput]:
+    """The instructions, the index of the agent's last answer (-1: none), the user messages
+    after it and their input; InvalidRequestError as :func:`check_conversation` says."""
+    instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer"))
+    if len(instructions) > MAX_INSTRUCTIONS_CHARS:
+        raise InvalidRequestError(
+            f"the instructions (system and developer messages) are {len(instructions)} characters"
+            f" long; at most {MAX_INSTRUCTIONS_CHARS}",
+            field="messages",
+        )
+    last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+    segment = [m for m in messages[last + 1 :] if m.role == "user"]
+    if not segment:
+        raise InvalidRequestError(
+            "messages has no user message after the agent's last (assistant) message",
+            field="messages",
+        )
+    fresh = _input(segment)
+    if len(fresh.text) > MAX_PROMPT_CHARS:
+        raise InvalidRequestError(
+            f"the user messages are {len(fresh.text)} characters long; codex accepts at most"
+            f" {MAX_PROMPT_CHARS}",
+            field="messages",
+        )
+    return instructions, last, segment, fresh
+
+
 def plan_turn(
     messages: Sequence[ChatMessage],
     record: Delivery | None,
@@ -137,21 +173,8 @@ def plan_turn(
     for codex to answer or the input is over codex's bounds. ``pending``: the request came while
     the agent was busy (steered or queued), so its conversation cannot hold the answer of the
     turn that was running: what that turn took counts as taken even once it has answered."""
-    instructions = "\n\n".join(m.text for m in messages if m.role in ("system", "developer"))
-    if len(instructions) > MAX_INSTRUCTIONS_CHARS:
-        raise InvalidRequestError(
-            f"the instructions (system and developer messages) are {len(instructions)} characters"
-            f" long; at most {MAX_INSTRUCTIONS_CHARS}",
-            field="messages",
-        )
-    last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+    instructions, last, segment, fresh = _shape(messages)
     boundary = message_digest(messages[last]) if last >= 0 else None
-    segment = [m for m in messages[last + 1 :] if m.role == "user"]
-    if not segment:
-        raise InvalidRequestError(
-            "messages has no user message after the agent's last (assistant) message",
-            field="messages",
-        )
     digests = tuple(message_digest(m) for m in segment)
     ours = record is not None and stored_thread is not None and record.thread_id == stored_thread
     skip = 0
@@ -160,13 +183,6 @@ def plan_turn(
             digests[skip] == record.delivered[skip]
         ):
             skip += 1
-    fresh = _input(segment)
-    if len(fresh.text) > MAX_PROMPT_CHARS:
-        raise InvalidRequestError(
-            f"the user messages are {len(fresh.text)} characters long; codex accepts at most"
-            f" {MAX_PROMPT_CHARS}",
-            field="messages",
-        )
     digest = (
         hashlib.sha256(instructions.encode("utf-8", "surrogatepass")).hexdigest()[:24]
         if instructions

@@ -19,9 +19,9 @@ from ..._codex.command import app_server_argv
 from ..._codex.guard import guard, thread_processes
 from ..._codex.home import codex_home
 from ..._codex.limits import Limiter
-from ..._codex.policy import PROFILE, prepare_git_folder
+from ..._codex.policy import PROFILE, prepare_workspace
 from ..._codex.process import CodexProcess
-from ..._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG, project_docs_possible
+from ..._codex.project_docs import SKIP_PROJECT_DOCS_CONFIG
 from ..._codex.records import message_item
 from ..._io.procinfo import process_tree_rss, process_uptime_s
 from ..._jsonrpc import ConnectionClosed, JsonRpcError
@@ -262,7 +262,7 @@ class AppServerEngine:
                 raise AppServerError(f"the agent's limits could not be applied: {exc}") from None
         git_folder, no_docs = (
             await asyncio.to_thread(
-                _prepare_workspace, spec.workspace, self.codex_home, self.extra_args
+                prepare_workspace, spec.workspace, self.codex_home, self.extra_args
             )
             if spec.policy.confined
             else (False, False)
@@ -440,15 +440,3 @@ def _input(spec: seam.RunSpec) -> list[dict[str, Any]]:
 def _path(thread: Any) -> Path | None:
     path = thread.get("path") if isinstance(thread, dict) else None
     return Path(path) if isinstance(path, str) and path else None
-
-
-def _prepare_workspace(
-    workspace: Path, codex_home: Path, extra_args: Sequence[str]
-) -> tuple[bool, bool]:
-    """A confined run's look at its workspace before codex has it, in one worker thread (each
-    hop to one waits behind other agents' file work): whether its ``.git`` is a real folder
-    (:func:`~..._codex.policy.prepare_git_folder`), and whether codex would find no project
-    instructions there (:mod:`..._codex.project_docs`)."""
-    return prepare_git_folder(workspace), not project_docs_possible(
-        workspace, codex_home, extra_args
-    )
